@@ -1,0 +1,151 @@
+#include "common/config.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace nd {
+namespace {
+
+namespace fs = std::filesystem;
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("nd_config_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string Write(const std::string& text) {
+    std::string path = (dir_ / "pipeline.toml").string();
+    std::ofstream(path) << text;
+    return path;
+  }
+
+  static constexpr const char* kMinimal =
+      "[dataset]\npath = \"data\"\n[model]\npath = \"m.pt\"\n"
+      "[cache]\ndir = \"cache\"\n[output]\ndir = \"out\"\n";
+
+  fs::path dir_;
+};
+
+TEST_F(ConfigTest, DefaultsApplyAndRelativePathsResolveAgainstTheFile) {
+  auto c = LoadConfig(Write(kMinimal));
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->dataset.path, (dir_ / "data").string());
+  EXPECT_EQ(c->model.path, (dir_ / "m.pt").string());
+  EXPECT_EQ(c->model.layers, std::vector<std::string>{"layer4"});
+  EXPECT_EQ(c->model.input_size, 224);
+  EXPECT_EQ(c->model.preprocess, "torchvision");
+  EXPECT_EQ(c->threshold.quantiles, std::vector<double>{0.005});
+  EXPECT_DOUBLE_EQ(c->score.iou_threshold, 0.04);
+  EXPECT_EQ(c->score.union_rule, "paper");
+  EXPECT_EQ(c->cache.dtype, "float16");
+  EXPECT_EQ(RunDirectory(*c), (dir_ / "out" / ".run").string());
+}
+
+TEST_F(ConfigTest, OverridesWinOverTheFile) {
+  std::string path = Write(std::string(kMinimal) + "[threshold]\nquantile = 0.01\n");
+  auto c = LoadConfig(path, {"threshold.quantile=[0.001, 0.005]", "score.union=lite",
+                             "model.layers=[\"layer3\", \"layer4\"]", "model.device=cuda:1"});
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->threshold.quantiles, (std::vector<double>{0.001, 0.005}));
+  EXPECT_EQ(c->score.union_rule, "lite");  // bare string accepted
+  EXPECT_EQ(c->model.layers, (std::vector<std::string>{"layer3", "layer4"}));
+  EXPECT_EQ(c->model.devices, std::vector<std::string>{"cuda:1"});
+}
+
+TEST_F(ConfigTest, UnknownKeyIsRejectedWithFileSectionAndKey) {
+  auto c = LoadConfig(Write(std::string(kMinimal) + "[score]\niou_treshold = 0.05\n"));
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("pipeline.toml: [score].iou_treshold: unknown key"),
+            std::string::npos)
+      << c.status().message();
+}
+
+TEST_F(ConfigTest, UnknownSectionIsRejected) {
+  auto c = LoadConfig(Write(std::string(kMinimal) + "[scoring]\nx = 1\n"));
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("pipeline.toml: [scoring]: unknown section"),
+            std::string::npos)
+      << c.status().message();
+}
+
+TEST_F(ConfigTest, BadValuesNameTheKeyAndTheReason) {
+  struct Case {
+    const char* extra;
+    const char* expect;
+  } cases[] = {
+      {"[score]\nunion = \"both\"\n", "[score].union: \"both\" is not one of"},
+      {"[threshold]\nquantile = 1.5\n", "[threshold].quantile: quantile 1.5 is not in (0, 0.5]"},
+      {"[model]\ninput_size = \"big\"\n", "[model].input_size: expected an integer"},
+      {"[model]\ndevice = \"gpu\"\n", "[model].device: \"gpu\" is not"},
+      {"[cache]\ndtype = \"float64\"\n", "[cache].dtype: \"float64\" is not one of"},
+  };
+  for (const Case& k : cases) {
+    // Later sections with the same name are a TOML error, so build each file fresh.
+    std::string text = std::string("[dataset]\npath = \"d\"\n[output]\ndir = \"o\"\n") + k.extra;
+    if (std::string(k.extra).find("[model]") == std::string::npos)
+      text += "[model]\npath = \"m.pt\"\n";
+    else
+      text += "path = \"m.pt\"\n";
+    if (std::string(k.extra).find("[cache]") == std::string::npos)
+      text += "[cache]\ndir = \"c\"\n";
+    else
+      text += "dir = \"c\"\n";
+    auto c = LoadConfig(Write(text));
+    ASSERT_FALSE(c.ok()) << k.extra;
+    EXPECT_NE(c.status().message().find(std::string("pipeline.toml: ") + k.expect),
+              std::string::npos)
+        << c.status().message();
+  }
+}
+
+TEST_F(ConfigTest, MissingRequiredKeyIsReported) {
+  auto c = LoadConfig(Write("[dataset]\npath = \"d\"\n"));
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("[model].path: required"), std::string::npos)
+      << c.status().message();
+}
+
+TEST_F(ConfigTest, SyntaxErrorNamesLine) {
+  auto c = LoadConfig(Write("[dataset]\npath = \n"));
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("pipeline.toml:2:"), std::string::npos)
+      << c.status().message();
+}
+
+TEST_F(ConfigTest, BadOverrideIsRejected) {
+  std::string path = Write(kMinimal);
+  auto a = LoadConfig(path, {"score.iou_threshold"});
+  ASSERT_FALSE(a.ok());
+  EXPECT_NE(a.status().message().find("expected section.key=value"), std::string::npos);
+  auto b = LoadConfig(path, {"score.nope=1"});
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(b.status().message().find("--set: [score].nope: unknown key"), std::string::npos)
+      << b.status().message();
+}
+
+TEST_F(ConfigTest, MissingFileIsNotFound) {
+  auto c = LoadConfig((dir_ / "absent.toml").string());
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(ConfigTest, EffectiveConfigRoundTripsThroughToml) {
+  auto a = LoadConfig(Write(kMinimal), {"threshold.quantile=[0.001, 0.01]", "score.union=lite",
+                                        "dataset.categories=[\"object\", \"color\"]"});
+  ASSERT_TRUE(a.ok()) << a.status().message();
+  std::string text = ConfigToToml(*a);
+  auto b = LoadConfig(Write(text));
+  ASSERT_TRUE(b.ok()) << b.status().message() << "\n" << text;
+  EXPECT_EQ(ConfigToToml(*b), text);
+  EXPECT_EQ(b->dataset.categories, (std::vector<std::string>{"object", "color"}));
+}
+
+}  // namespace
+}  // namespace nd

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Shared setup for the README's commands: install missing Debian packages, configure, build.
+# Incremental: packages already present are not reinstalled; the build reuses build/.
+# Usage: tools/setup.sh [extra packages...]   (env: ND_BUILD_DIR, default <repo>/build)
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${ND_BUILD_DIR:-$repo/build}"
+
+packages=(g++ cmake ninja-build pkg-config libtorch-dev libzmq3-dev cppzmq-dev liblmdb-dev
+          libopencv-dev libboost-dev libtomlplusplus-dev libgtest-dev "$@")
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >&2
+fi
+
+if [ ! -f "$build/build.ninja" ]; then
+  cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >&2
+fi
+cmake --build "$build" -j "$(nproc)" >&2
