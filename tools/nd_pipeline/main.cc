@@ -10,8 +10,12 @@
 #include <string>
 #include <vector>
 
+#include <filesystem>
+
 #include "common/config.h"
+#include "common/log.h"
 #include "common/status.h"
+#include "tools/nd_pipeline/supervisor.h"
 
 namespace {
 
@@ -19,6 +23,7 @@ constexpr char kUsage[] =
     "usage: nd-pipeline <command> [-c pipeline.toml] [--set section.key=value ...]\n"
     "\n"
     "commands:\n"
+    "  up         run the pipeline: decode -> extract -> calibrate -> score, as processes\n"
     "  validate   print the effective configuration (defaults, file, --set) or the error\n"
     "\n"
     "options:\n"
@@ -72,6 +77,26 @@ int Validate(const CommonArgs& args) {
   return 0;
 }
 
+std::string BinDir() {
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string(".") : exe.parent_path().string();
+}
+
+int Up(const CommonArgs& args) {
+  auto config = nd::LoadConfig(args.config, args.overrides);
+  if (!config.ok()) return Fail(config.status());
+  nd::SetLogComponent("nd-pipeline");
+  nd::SupervisorOptions options;
+  options.bin_dir = BinDir();
+  nd::Supervisor supervisor(*config, options);
+  auto report = supervisor.Run();
+  if (!report.ok()) return Fail(report.status());
+  std::printf("nd-pipeline: done in %.1f s\n", report->wall_s);
+  for (const std::string& r : report->results) std::printf("results: %s\n", r.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -87,5 +112,6 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (command == "validate") return Validate(*args);
+  if (command == "up") return Up(*args);
   return Fail(nd::InvalidArgument("unknown command '" + command + "' (see --help)"));
 }

@@ -1,0 +1,203 @@
+#include "cache/activation_record.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+
+#include "common/digest.h"
+#include "common/half.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "cache records store payloads in host order, which must be little-endian"
+#endif
+
+namespace nd {
+namespace {
+
+void PutU16(char* p, uint16_t v) {
+  p[0] = static_cast<char>(v & 0xFF);
+  p[1] = static_cast<char>(v >> 8);
+}
+void PutU32(char* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+}
+uint16_t GetU16(const char* p) {
+  return static_cast<uint16_t>(static_cast<uint8_t>(p[0]) | (static_cast<uint8_t>(p[1]) << 8));
+}
+uint32_t GetU32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= uint32_t{static_cast<uint8_t>(p[i])} << (8 * i);
+  return v;
+}
+
+size_t ElementSize(DType d) { return d == DType::kFloat16 ? 2 : 4; }
+
+uint32_t RecordCrc(std::string_view record) {
+  uint32_t c = Crc32(record.data(), 20);
+  return Crc32(record.data() + kActivationRecordHeaderSize,
+               record.size() - kActivationRecordHeaderSize, c);
+}
+
+}  // namespace
+
+const char* DTypeName(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat16:
+      return "float16";
+    case DType::kFloat32:
+      return "float32";
+  }
+  return "unknown";
+}
+
+StatusOr<DType> ParseDType(std::string_view name) {
+  if (name == "float16" || name == "f16") return DType::kFloat16;
+  if (name == "float32" || name == "f32") return DType::kFloat32;
+  return InvalidArgument("unknown dtype '" + std::string(name) +
+                         "'; expected 'float16' or 'float32'");
+}
+
+StatusOr<std::string> EncodeActivation(const ActivationMap& map, DType dtype) {
+  if (map.units < 1 || map.h < 1 || map.w < 1) {
+    return InvalidArgument("activation map shape " + std::to_string(map.units) + "x" +
+                           std::to_string(map.h) + "x" + std::to_string(map.w) +
+                           " has a dimension < 1");
+  }
+  const size_t n = static_cast<size_t>(map.units) * map.plane();
+  if (map.data.size() != n) {
+    return InvalidArgument("activation map has " + std::to_string(map.data.size()) +
+                           " values, shape needs " + std::to_string(n));
+  }
+  int scale_log2 = 0;
+  if (dtype == DType::kFloat16) {
+    float max_abs = 0.0f;
+    for (float x : map.data) {
+      float a = std::fabs(x);
+      if (a > max_abs && a != std::numeric_limits<float>::infinity()) max_abs = a;
+    }
+    while (std::ldexp(max_abs, -scale_log2) >= 65520.0f) ++scale_log2;  // at most ~113 steps
+  }
+  std::string out(kActivationRecordHeaderSize + n * ElementSize(dtype), '\0');
+  char* p = out.data();
+  std::memcpy(p, kActivationRecordMagic, 4);
+  PutU16(p + 4, kActivationRecordVersion);
+  p[6] = static_cast<char>(dtype);
+  p[7] = static_cast<char>(static_cast<int8_t>(scale_log2));
+  PutU32(p + 8, static_cast<uint32_t>(map.units));
+  PutU32(p + 12, static_cast<uint32_t>(map.h));
+  PutU32(p + 16, static_cast<uint32_t>(map.w));
+  char* payload = p + kActivationRecordHeaderSize;
+  if (dtype == DType::kFloat32) {
+    std::memcpy(payload, map.data.data(), n * 4);
+  } else {
+    std::vector<uint16_t> halves(n);
+    if (scale_log2 == 0) {
+      FloatToHalfArray(map.data.data(), halves.data(), n);
+    } else {
+      std::vector<float> scaled(n);
+      const float s = std::ldexp(1.0f, -scale_log2);  // exact power of two
+      for (size_t i = 0; i < n; ++i) scaled[i] = map.data[i] * s;
+      FloatToHalfArray(scaled.data(), halves.data(), n);
+    }
+    std::memcpy(payload, halves.data(), n * 2);
+  }
+  PutU32(p + 20, RecordCrc(out));
+  return out;
+}
+
+StatusOr<ActivationRecordHeader> DecodeActivationHeader(std::string_view record) {
+  if (record.size() < kActivationRecordHeaderSize) {
+    return DataLoss("activation record: truncated header (" + std::to_string(record.size()) +
+                    " bytes, need " + std::to_string(kActivationRecordHeaderSize) + ")");
+  }
+  const char* p = record.data();
+  if (std::memcmp(p, kActivationRecordMagic, 4) != 0) {
+    return DataLoss("activation record: bad magic (not an nd-pipeline activation record)");
+  }
+  const uint16_t version = GetU16(p + 4);
+  if (version != kActivationRecordVersion) {
+    return DataLoss("activation record: unsupported format version " + std::to_string(version) +
+                    " (this build reads version " + std::to_string(kActivationRecordVersion) + ")");
+  }
+  ActivationRecordHeader h;
+  const uint8_t dtype = static_cast<uint8_t>(p[6]);
+  if (dtype != static_cast<uint8_t>(DType::kFloat16) &&
+      dtype != static_cast<uint8_t>(DType::kFloat32)) {
+    return DataLoss("activation record: unknown dtype code " + std::to_string(dtype));
+  }
+  h.dtype = static_cast<DType>(dtype);
+  h.scale_log2 = static_cast<int8_t>(p[7]);
+  h.units = GetU32(p + 8);
+  h.h = GetU32(p + 12);
+  h.w = GetU32(p + 16);
+  h.crc32 = GetU32(p + 20);
+  constexpr uint32_t kMaxDim = static_cast<uint32_t>(std::numeric_limits<int32_t>::max());
+  if (h.units < 1 || h.h < 1 || h.w < 1 || h.units > kMaxDim || h.h > kMaxDim || h.w > kMaxDim) {
+    return DataLoss("activation record: invalid shape " + std::to_string(h.units) + "x" +
+                    std::to_string(h.h) + "x" + std::to_string(h.w));
+  }
+  // The product of three dimensions < 2^31 can overflow 64 bits, so compare by division.
+  const size_t payload = record.size() - kActivationRecordHeaderSize;
+  const size_t elem = ElementSize(h.dtype);
+  const uint64_t plane = uint64_t{h.h} * h.w;  // < 2^62
+  const bool fits =
+      payload % elem == 0 && (payload / elem) % plane == 0 && (payload / elem) / plane == h.units;
+  if (!fits) {
+    return DataLoss("activation record: payload of " + std::to_string(payload) +
+                    " bytes does not match shape " + std::to_string(h.units) + "x" +
+                    std::to_string(h.h) + "x" + std::to_string(h.w) + " " + DTypeName(h.dtype));
+  }
+  return h;
+}
+
+Status DecodeActivation(std::string_view record, ActivationMap* out) {
+  ND_ASSIGN_OR_RETURN(ActivationRecordHeader h, DecodeActivationHeader(record));
+  const uint32_t crc = RecordCrc(record);
+  if (crc != h.crc32) {
+    char buf[96];
+    std::snprintf(buf, sizeof(buf), "checksum mismatch (stored %08x, computed %08x)", h.crc32, crc);
+    return DataLoss(std::string("activation record: ") + buf);
+  }
+  out->units = static_cast<int>(h.units);
+  out->h = static_cast<int>(h.h);
+  out->w = static_cast<int>(h.w);
+  const size_t n = static_cast<size_t>(h.units) * h.h * h.w;
+  out->data.resize(n);
+  const char* payload = record.data() + kActivationRecordHeaderSize;
+  if (h.dtype == DType::kFloat32) {
+    std::memcpy(out->data.data(), payload, n * 4);
+  } else if (reinterpret_cast<uintptr_t>(payload) % alignof(uint16_t) == 0) {
+    HalfToFloatArray(reinterpret_cast<const uint16_t*>(payload), out->data.data(), n);
+  } else {
+    std::vector<uint16_t> halves(n);
+    std::memcpy(halves.data(), payload, n * 2);
+    HalfToFloatArray(halves.data(), out->data.data(), n);
+  }
+  if (h.scale_log2 != 0) {
+    const float s = std::ldexp(1.0f, h.scale_log2);
+    for (float& x : out->data) x *= s;
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::string> EncodeThresholds(const std::vector<float>& thresholds) {
+  ActivationMap m;
+  m.units = static_cast<int>(thresholds.size());
+  m.h = m.w = 1;
+  m.data = thresholds;
+  return EncodeActivation(m, DType::kFloat32);
+}
+
+Status DecodeThresholds(std::string_view record, std::vector<float>* out) {
+  ActivationMap m;
+  ND_RETURN_IF_ERROR(DecodeActivation(record, &m));
+  if (m.h != 1 || m.w != 1) {
+    return DataLoss("threshold record: shape " + std::to_string(m.units) + "x" +
+                    std::to_string(m.h) + "x" + std::to_string(m.w) + " is not units x 1 x 1");
+  }
+  *out = std::move(m.data);
+  return Status::Ok();
+}
+
+}  // namespace nd

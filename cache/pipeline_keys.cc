@@ -1,0 +1,52 @@
+#include "cache/pipeline_keys.h"
+
+#include <cstring>
+
+#include "common/digest.h"
+
+namespace nd {
+
+StatusOr<std::vector<LayerId>> ConfiguredLayers(const PipelineConfig& config) {
+  auto digest = Sha256File(config.model.path);
+  if (!digest.ok()) return digest.status().WithContext("[model].path");
+  ND_ASSIGN_OR_RETURN(DType dtype, ParseDType(config.cache.dtype));
+  std::vector<LayerId> ids;
+  for (const std::string& layer : config.model.layers)
+    ids.push_back(LayerId{*digest, config.model.preprocess, config.model.input_size, layer, dtype});
+  return ids;
+}
+
+CacheOptions CacheOptionsFor(const PipelineConfig& config, bool read_only) {
+  CacheOptions o;
+  o.dir = config.cache.dir;
+  o.map_size_bytes = static_cast<uint64_t>(config.cache.map_size_mb) << 20;
+  o.read_only = read_only;
+  return o;
+}
+
+}  // namespace nd
+
+namespace nd {
+
+std::string EncodeThresholdValues(const std::vector<double>& values) {
+  std::string out = "NDT1";
+  uint32_t n = static_cast<uint32_t>(values.size());
+  out.append(reinterpret_cast<const char*>(&n), 4);
+  out.append(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(double));
+  return out;
+}
+
+Status DecodeThresholdValues(std::string_view record, std::vector<double>* values) {
+  uint32_t n = 0;
+  if (record.size() < 8 || record.substr(0, 4) != "NDT1")
+    return DataLoss("threshold record: bad magic");
+  std::memcpy(&n, record.data() + 4, 4);
+  if (record.size() != 8 + static_cast<size_t>(n) * sizeof(double))
+    return DataLoss("threshold record: " + std::to_string(record.size()) + " bytes for " +
+                    std::to_string(n) + " units");
+  values->resize(n);
+  std::memcpy(values->data(), record.data() + 8, static_cast<size_t>(n) * sizeof(double));
+  return Status::Ok();
+}
+
+}  // namespace nd

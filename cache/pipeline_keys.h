@@ -1,0 +1,29 @@
+// The cache identities of a configured pipeline: one LayerId per configured layer, from the model
+// file's digest, the preprocessing preset, the input size and cache.dtype. Every stage derives
+// them the same way, so decode's "already cached?" and extract's writes agree by construction.
+#pragma once
+
+#include <vector>
+
+#include "cache/activation_cache.h"
+#include "cache/cache_keys.h"
+#include "common/config.h"
+#include "common/status.h"
+
+namespace nd {
+
+// Reads and hashes the model file (the digest is the model's identity, not its path).
+StatusOr<std::vector<LayerId>> ConfiguredLayers(const PipelineConfig& config);
+
+CacheOptions CacheOptionsFor(const PipelineConfig& config, bool read_only = false);
+
+}  // namespace nd
+
+namespace nd {
+
+// Per-unit thresholds as stored under ThresholdKey(): "NDT1", u32 unit count, then the doubles
+// (IEEE-754, little-endian). Exact: a threshold read back equals the one computed.
+std::string EncodeThresholdValues(const std::vector<double>& values);
+Status DecodeThresholdValues(std::string_view record, std::vector<double>* values);
+
+}  // namespace nd

@@ -1,0 +1,100 @@
+// Messages between stage processes (see common/WIRE.md for the frame layout).
+//
+// Every message is a ZeroMQ multipart message:
+//   frame 0: header, 8 bytes: 'N' 'D', protocol version (u16 LE), message type (u16 LE), 0 (u16)
+//   frame 1: body, fields little-endian in the order of the struct below (strings: u32 length +
+//            bytes; vectors: u32 count + items)
+//   frame 2: only for kImageBatch: the float32 tensor [n, 3, H, W], raw, row-major
+// Decoders reject unknown versions, unknown types, short or long frames with a Status naming what
+// is wrong; they never assert.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace nd {
+
+inline constexpr uint16_t kProtocolVersion = 1;
+
+enum class MessageType : uint16_t {
+  kImageBatch = 1,   // decode → extract
+  kReady = 2,        // extract → calibrate → score: images whose activations are cached
+  kEndOfStream = 3,  // no more data on this channel, with totals
+  kEvent = 4,        // any stage → supervisor: state changes, progress, errors
+};
+
+// One image by its index.csv data row and the SHA-256 hex digest of its file's bytes.
+struct ImageRef {
+  uint32_t row = 0;
+  std::string digest;
+};
+
+// An image that could not be used, with a one-line reason naming the file.
+struct SkippedRow {
+  uint32_t row = 0;
+  std::string reason;
+};
+
+// decode → extract. `images` are in the tensor, in order; `cached` already have activations for
+// every layer and are only passed on; `skipped` failed to decode.
+struct ImageBatch {
+  uint64_t batch_id = 0;
+  std::vector<ImageRef> images;
+  std::vector<ImageRef> cached;
+  std::vector<SkippedRow> skipped;
+  uint32_t height = 0, width = 0;
+  std::string tensor;  // float32 [images.size(), 3, height, width]
+};
+
+// extract → calibrate → score.
+struct ReadyBatch {
+  uint64_t batch_id = 0;
+  std::vector<ImageRef> images;      // activations for every layer are in the cache
+  uint32_t forwarded = 0;            // how many of `images` ran through the network just now
+  std::vector<SkippedRow> skipped;
+};
+
+// Totals that travel with the end of a stream.
+struct EndOfStream {
+  uint64_t images = 0;          // images that reached this point
+  uint64_t forward_images = 0;  // images run through the network in this invocation
+  uint64_t skipped = 0;
+  // Wall seconds of each stage so far, as JSON members: "decode": 1.25, "extract": 20.5
+  std::string stage_seconds;
+};
+
+// A stage's report to the supervisor.
+struct StageEvent {
+  std::string stage;     // "decode", "extract", ...
+  std::string kind;      // "ready", "progress", "done", "error", "result"
+  std::string text;      // error reason, result path, or JSON detail
+  uint64_t done = 0;     // items processed so far
+  uint64_t total = 0;    // items expected (0 = unknown)
+};
+
+// A decoded message: type plus raw frames, for dispatching on type before parsing the body.
+struct WireMessage {
+  MessageType type = MessageType::kEvent;
+  std::vector<std::string> frames;  // frames[0] = header
+};
+
+WireMessage Encode(const ImageBatch& m);
+WireMessage Encode(const ReadyBatch& m);
+WireMessage Encode(const EndOfStream& m);
+WireMessage Encode(const StageEvent& m);
+
+// Checks the header frame and fills `out->type`. REQUIRES: frames as received.
+StatusOr<WireMessage> ParseHeader(std::vector<std::string> frames);
+
+Status Decode(const WireMessage& m, ImageBatch* out);
+Status Decode(const WireMessage& m, ReadyBatch* out);
+Status Decode(const WireMessage& m, EndOfStream* out);
+Status Decode(const WireMessage& m, StageEvent* out);
+
+const char* MessageTypeName(MessageType type);
+
+}  // namespace nd

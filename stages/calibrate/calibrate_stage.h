@@ -1,0 +1,72 @@
+// CalibrateStage: exact per-unit thresholds T_u with P(a_u > T_u) = q (SPEC.md §2 step 2).
+//
+// T_u is the linear-interpolated quantile at level 1 − q of all raw activation values of unit u
+// over the whole dataset, numpy's default `quantile` ("linear"): with the N values sorted
+// ascending v_0..v_{N-1}, pos = (N − 1)(1 − q), i = floor(pos), g = pos − i,
+// T = lerp(v_i, v_{i+1}, g) evaluated in double as numpy's _lerp does
+// (a + (b − a)·g when g < 0.5, else b − (b − a)(1 − g)).
+//
+// Memory is bounded by the tail, not the dataset: only values that can still be among the top
+// K = N_max − floor((1 − q_max)(N_max − 1)) of a unit are kept, where N_max = max_images·h·w is
+// an upper bound on the values that will be seen (q_max = the largest requested quantile). Each
+// unit keeps a buffer that is pruned to its top K with nth_element whenever it reaches 2K, and a
+// cut-off below which values are dropped on arrival; ties at the cut-off are safe to drop because
+// equal values are interchangeable in the top-K multiset.
+//
+// NaN values are counted (nan_values()) and excluded; ±Inf are ordinary values.
+// One instance per layer; not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/activation_map.h"
+#include "common/status.h"
+
+namespace nd {
+
+struct CalibrateOptions {
+  std::vector<double> quantiles{0.005};  // each in (0, 0.5]
+  int64_t max_images = 0;                // upper bound on images consumed (REQUIRES: > 0)
+};
+
+struct UnitThresholds {
+  double quantile = 0;          // q
+  std::vector<double> values;   // T_u per unit
+};
+
+class CalibrateStage {
+ public:
+  explicit CalibrateStage(const CalibrateOptions& options);
+
+  // Folds one image's activations. The first call fixes units, h and w; a later map of another
+  // shape or more than max_images maps is an error.
+  Status Consume(const ActivationMap& map);
+
+  // One UnitThresholds per requested quantile, in options order. REQUIRES: at least one image.
+  StatusOr<std::vector<UnitThresholds>> Finish();
+
+  int64_t images() const { return images_; }
+  int64_t nan_values() const { return nan_values_; }
+  // Values currently held across all units (a measure of the bounded memory).
+  int64_t held_values() const;
+
+ private:
+  void Prune(int unit);
+
+  CalibrateOptions options_;
+  int units_ = 0, h_ = 0, w_ = 0;
+  int64_t keep_ = 0;  // K
+  int64_t images_ = 0;
+  int64_t nan_values_ = 0;
+  std::vector<std::vector<float>> tail_;  // per unit, unordered
+  std::vector<float> cutoff_;             // per unit: values <= cutoff are dropped
+  std::vector<int64_t> count_;            // per unit: non-NaN values seen
+};
+
+// The numpy "linear" quantile of `sorted_desc_top` (the top values of a population of n values,
+// sorted descending) at level `level`. REQUIRES: enough top values (n − floor(level·(n−1))).
+double LinearQuantileFromTop(const std::vector<float>& sorted_desc_top, int64_t n, double level);
+
+}  // namespace nd

@@ -1,0 +1,83 @@
+// nd-stage-calibrate: folds every ready image's cached activations into exact per-unit quantiles,
+// stores the thresholds in the cache, and passes the READY notices on to score (binds `scored`).
+#include "cache/activation_cache.h"
+#include "cache/pipeline_keys.h"
+#include "common/broden/broden_dataset.h"
+#include "common/log.h"
+#include "common/stage_process.h"
+#include "stages/calibrate/calibrate_stage.h"
+
+namespace nd {
+namespace {
+
+Status Run(StageProcess& p) {
+  const PipelineConfig& c = p.config();
+  ND_ASSIGN_OR_RETURN(std::vector<LayerId> layers, ConfiguredLayers(c));
+  ND_ASSIGN_OR_RETURN(BrodenDataset dataset, BrodenDataset::Open(c.dataset.path));
+  ND_ASSIGN_OR_RETURN(ActivationCache cache, ActivationCache::Open(CacheOptionsFor(c)));
+  std::vector<std::string> prefixes;
+  std::vector<CalibrateStage> stages;
+  for (const LayerId& id : layers) {
+    prefixes.push_back(LayerKeyPrefix(id));
+    stages.emplace_back(CalibrateOptions{c.threshold.quantiles,
+                                         static_cast<int64_t>(dataset.images().size())});
+  }
+  ND_ASSIGN_OR_RETURN(Channel in, Channel::Open(p.context(), zmq::socket_type::pull,
+                                                p.endpoints().ready, /*bind=*/false));
+  ND_ASSIGN_OR_RETURN(Channel out, Channel::Open(p.context(), zmq::socket_type::push,
+                                                 p.endpoints().scored, /*bind=*/true,
+                                                 /*high_water_mark=*/4, p.timeout_ms()));
+  uint64_t seen = 0;
+  ActivationMap map;
+  for (;;) {
+    if (StageProcess::stop_requested()) return Cancelled("calibrate: stopped by signal");
+    ND_ASSIGN_OR_RETURN(auto msg, in.Receive(p.timeout_ms()));
+    if (!msg) return Unavailable("calibrate: no notice from extract for " +
+                                 std::to_string(c.run.timeout_s) + " s");
+    if (msg->type == MessageType::kEndOfStream) {
+      EndOfStream eos;
+      ND_RETURN_IF_ERROR(Decode(*msg, &eos));
+      std::vector<std::pair<std::string, std::string>> records;
+      for (size_t l = 0; l < layers.size(); ++l) {
+        if (stages[l].images() == 0) return FailedPrecondition("calibrate: no usable images");
+        auto thresholds = stages[l].Finish();
+        if (!thresholds.ok()) return thresholds.status().WithContext(layers[l].layer);
+        if (stages[l].nan_values())
+          LogWarning(layers[l].layer + ": " + std::to_string(stages[l].nan_values()) +
+                     " NaN activation values excluded from the thresholds");
+        for (const UnitThresholds& t : *thresholds)
+          records.emplace_back(ThresholdKey(layers[l], t.quantile),
+                               EncodeThresholdValues(t.values));
+      }
+      ND_RETURN_IF_ERROR(cache.PutBatch(records));
+      LogInfo("thresholds for " + std::to_string(layers.size()) + " layer(s) from " +
+              std::to_string(seen) + " images");
+      eos.stage_seconds += ", \"calibrate\": " + std::to_string(p.elapsed_s());
+      return out.Send(Encode(eos), p.timeout_ms());
+    }
+    ReadyBatch ready;
+    ND_RETURN_IF_ERROR(Decode(*msg, &ready));
+    for (const ImageRef& image : ready.images) {
+      for (size_t l = 0; l < layers.size(); ++l) {
+        Status got = cache.GetActivation(ActivationKey(prefixes[l], image.digest), &map);
+        if (!got.ok())
+          return got.WithContext("calibrate: " + layers[l].layer + ", row " +
+                                 std::to_string(image.row));
+        ND_RETURN_IF_ERROR(stages[l].Consume(map).WithContext(layers[l].layer));
+      }
+      ++seen;
+    }
+    Status sent = out.Send(Encode(ready), p.timeout_ms());
+    if (!sent.ok()) return sent.WithContext("calibrate: score is not taking notices");
+    p.Report("progress", "", seen, dataset.images().size());
+  }
+}
+
+}  // namespace
+}  // namespace nd
+
+int main(int argc, char** argv) {
+  auto process = nd::StageProcess::Start("calibrate", argc, argv);
+  if (!process.ok()) return nd::StageProcess::ExitCode(process.status());
+  return (*process)->Finish(nd::Run(**process));
+}

@@ -1,0 +1,64 @@
+// DecodeStage: turns the rows of a Broden index into normalised image batches (SPEC.md §2 step 1).
+//
+// For each row, in index.csv order: read the file once, take the SHA-256 of its bytes (the
+// image's content digest, part of the cache key), and if `is_cached(digest)` says activations for
+// every requested layer already exist, pass the image on as cached without decoding it. Otherwise
+// decode it (OpenCV), convert to RGB, resize to input_size×input_size by bilinear interpolation on
+// float values when the size differs, and normalise:
+//   torchvision: (RGB/255 − (0.485, 0.456, 0.406)) / (0.229, 0.224, 0.225)
+//   netdissect:  (RGB − (124.6901, 118.6897, 109.5388)) / 57.12
+// into a float32 [n, 3, S, S] tensor. A file that is missing, escapes the dataset root, or does
+// not decode is skipped with a one-line reason naming the file; the stream goes on.
+//
+// Decoding of one batch is spread over `workers` threads. Not thread-safe itself (one caller).
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/broden/broden_dataset.h"
+#include "common/status.h"
+#include "common/wire.h"
+
+namespace nd {
+
+struct DecodeOptions {
+  int input_size = 224;
+  std::string preprocess = "torchvision";  // or "netdissect"
+  int batch_size = 32;
+  int workers = 0;  // 0 = hardware threads
+};
+
+class DecodeStage {
+ public:
+  // `dataset` must outlive the stage. `is_cached` may be empty (nothing is cached); it is called
+  // from worker threads and must be thread-safe.
+  DecodeStage(const BrodenDataset& dataset, const DecodeOptions& options,
+              std::function<bool(const std::string& digest)> is_cached);
+
+  // The next batch (up to batch_size rows, some possibly cached or skipped), or nullopt at the
+  // end of the index.
+  std::optional<ImageBatch> Next();
+
+  size_t rows_done() const { return next_row_; }
+  size_t rows_total() const { return dataset_.images().size(); }
+
+ private:
+  struct Slot;
+  void DecodeOne(size_t row, Slot* slot) const;
+
+  const BrodenDataset& dataset_;
+  DecodeOptions options_;
+  std::function<bool(const std::string&)> is_cached_;
+  size_t next_row_ = 0;
+  uint64_t next_batch_ = 0;
+};
+
+// Normalises an 8-bit RGB (not BGR) image of any size into `out` (3×size×size floats, CHW).
+// Exposed for tests.
+Status PreprocessRgb(const unsigned char* rgb, int rows, int cols, int size,
+                     const std::string& preset, float* out);
+
+}  // namespace nd

@@ -1,0 +1,67 @@
+// nd-stage-decode: reads the dataset's images, skips those already cached for every layer, and
+// pushes normalised batches to extract (binds the `images` PUSH endpoint).
+#include <memory>
+
+#include "cache/activation_cache.h"
+#include "cache/pipeline_keys.h"
+#include "common/broden/broden_dataset.h"
+#include "common/log.h"
+#include "common/stage_process.h"
+#include "stages/decode/decode_stage.h"
+
+namespace nd {
+namespace {
+
+Status Run(StageProcess& p) {
+  const PipelineConfig& c = p.config();
+  ND_ASSIGN_OR_RETURN(BrodenDataset dataset, BrodenDataset::Open(c.dataset.path));
+  ND_ASSIGN_OR_RETURN(std::vector<LayerId> layers, ConfiguredLayers(c));
+  // decode only reads the cache (extract is its writer) but may be the first to open it.
+  ND_ASSIGN_OR_RETURN(ActivationCache cache, ActivationCache::Open(CacheOptionsFor(c)));
+  std::vector<std::string> prefixes;
+  for (const LayerId& id : layers) prefixes.push_back(LayerKeyPrefix(id));
+  auto is_cached = [&](const std::string& digest) {
+    for (const std::string& prefix : prefixes) {
+      auto hit = cache.Contains(ActivationKey(prefix, digest));
+      if (!hit.ok() || !*hit) return false;
+    }
+    return true;
+  };
+  DecodeOptions options;
+  options.input_size = c.model.input_size;
+  options.preprocess = c.model.preprocess;
+  options.batch_size = c.model.batch_size;
+  options.workers = c.decode.workers;
+  DecodeStage stage(dataset, options, is_cached);
+
+  ND_ASSIGN_OR_RETURN(Channel out, Channel::Open(p.context(), zmq::socket_type::push,
+                                                 p.endpoints().images, /*bind=*/true,
+                                                 /*high_water_mark=*/4, p.timeout_ms()));
+  EndOfStream eos;
+  uint64_t cached = 0;
+  while (auto batch = stage.Next()) {
+    if (StageProcess::stop_requested()) return Cancelled("decode: stopped by signal");
+    for (const auto& s : batch->skipped) LogWarning("skipped: " + s.reason);
+    eos.images += batch->images.size() + batch->cached.size();
+    eos.skipped += batch->skipped.size();
+    cached += batch->cached.size();
+    Status sent = out.Send(Encode(*batch), p.timeout_ms());
+    if (!sent.ok()) return sent.WithContext("decode: extract is not taking batches");
+    p.Report("progress", "", stage.rows_done(), stage.rows_total());
+  }
+  LogInfo("decoded " + std::to_string(eos.images - cached) + " images, " +
+          std::to_string(cached) + " already cached, " + std::to_string(eos.skipped) + " skipped");
+  eos.stage_seconds = "\"decode\": " + std::to_string(p.elapsed_s());
+  Status sent = out.Send(Encode(eos), p.timeout_ms());
+  if (!sent.ok()) return sent.WithContext("decode: extract is not taking batches");
+  return Status::Ok();
+}
+
+}  // namespace
+}  // namespace nd
+
+int main(int argc, char** argv) {
+  auto process = nd::StageProcess::Start("decode", argc, argv);
+  if (!process.ok()) return nd::StageProcess::ExitCode(process.status());
+  return (*process)->Finish(nd::Run(**process));
+}

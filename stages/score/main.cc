@@ -1,0 +1,123 @@
+// nd-stage-score: collects READY notices from calibrate (building each image's label index while
+// the network still runs), then, at the end of the stream, scores every layer and quantile from
+// the cached activations and writes the result files.
+#include <algorithm>
+#include <filesystem>
+#include <map>
+
+#include "cache/activation_cache.h"
+#include "cache/pipeline_keys.h"
+#include "common/broden/broden_dataset.h"
+#include "common/log.h"
+#include "common/stage_process.h"
+#include "stages/score/result_files.h"
+#include "stages/score/score_stage.h"
+
+namespace nd {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string QuantileDirName(double q) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "q%g", q);
+  return buf;
+}
+
+Status Run(StageProcess& p) {
+  const PipelineConfig& c = p.config();
+  BrodenOptions bo;
+  bo.categories = c.dataset.categories;
+  ND_ASSIGN_OR_RETURN(BrodenDataset dataset, BrodenDataset::Open(c.dataset.path, bo));
+  ND_ASSIGN_OR_RETURN(std::vector<LayerId> layers, ConfiguredLayers(c));
+  ND_ASSIGN_OR_RETURN(ActivationCache cache, ActivationCache::Open(CacheOptionsFor(c)));
+  ScoreOptions so;
+  so.union_rule = c.score.union_rule == "lite" ? UnionRule::kLite : UnionRule::kPaper;
+  so.iou_threshold = c.score.iou_threshold;
+  so.workers = c.score.workers;
+  ND_ASSIGN_OR_RETURN(std::unique_ptr<ScoreStage> stage, ScoreStage::Create(&dataset, so));
+  ND_ASSIGN_OR_RETURN(Channel in, Channel::Open(p.context(), zmq::socket_type::pull,
+                                                p.endpoints().scored, /*bind=*/false));
+
+  std::vector<size_t> rows;
+  std::map<size_t, std::string> digest_of;
+  std::vector<std::pair<uint32_t, std::string>> skipped;
+  uint64_t forwarded = 0;
+  EndOfStream eos;
+  for (;;) {
+    if (StageProcess::stop_requested()) return Cancelled("score: stopped by signal");
+    ND_ASSIGN_OR_RETURN(auto msg, in.Receive(p.timeout_ms()));
+    if (!msg) return Unavailable("score: no notice from calibrate for " +
+                                 std::to_string(c.run.timeout_s) + " s");
+    if (msg->type == MessageType::kEndOfStream) {
+      ND_RETURN_IF_ERROR(Decode(*msg, &eos));
+      break;
+    }
+    ReadyBatch ready;
+    ND_RETURN_IF_ERROR(Decode(*msg, &ready));
+    std::vector<size_t> fresh;
+    for (const ImageRef& r : ready.images) {
+      if (r.row >= dataset.images().size())
+        return DataLoss("score: row " + std::to_string(r.row) + " is not in the dataset");
+      if (digest_of.emplace(r.row, r.digest).second) fresh.push_back(r.row);
+    }
+    for (const auto& s : ready.skipped) skipped.emplace_back(s.row, s.reason);
+    forwarded += ready.forwarded;
+    // Label layers are decoded now, while the network is still busy with later batches.
+    ND_RETURN_IF_ERROR(stage->PrepareLabels(fresh));
+    rows.insert(rows.end(), fresh.begin(), fresh.end());
+    p.Report("progress", "", rows.size() + skipped.size(), dataset.images().size());
+  }
+  std::sort(rows.begin(), rows.end());
+  if (rows.empty()) return FailedPrecondition("score: no usable images");
+
+  for (const LayerId& layer : layers) {
+    const std::string prefix = LayerKeyPrefix(layer);
+    auto fetch = [&](size_t row, ActivationMap* out) {
+      return cache.GetActivation(ActivationKey(prefix, digest_of.at(row)), out);
+    };
+    for (double q : c.threshold.quantiles) {
+      std::string record;
+      ND_RETURN_IF_ERROR(cache.Get(ThresholdKey(layer, q), &record)
+                             .WithContext("score: thresholds of " + layer.layer));
+      std::vector<double> thresholds;
+      ND_RETURN_IF_ERROR(DecodeThresholdValues(record, &thresholds));
+      auto started = std::chrono::steady_clock::now();
+      ND_ASSIGN_OR_RETURN(ScoreReport report, stage->Run(rows, thresholds, fetch));
+      double score_s =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      RunFacts facts;
+      facts.model_path = c.model.path;
+      facts.dataset_path = c.dataset.path;
+      facts.layer = layer.layer;
+      facts.preprocess = c.model.preprocess;
+      facts.cache_dtype = c.cache.dtype;
+      facts.quantile = q;
+      facts.images_total = dataset.images().size();
+      facts.forward_images = eos.forward_images;
+      facts.images_from_cache = rows.size() - std::min<uint64_t>(rows.size(), forwarded);
+      facts.skipped = skipped;
+      facts.stage_seconds = eos.stage_seconds + ", \"score\": " + std::to_string(score_s);
+      fs::path dir = fs::path(c.output.dir) / layer.layer;
+      if (c.threshold.quantiles.size() > 1) dir /= QuantileDirName(q);
+      ND_RETURN_IF_ERROR(WriteLayerResultFiles(dir.string(), dataset, report, thresholds, facts));
+      const LayerResults& r = report.results;
+      LogInfo(layer.layer + " (q=" + std::to_string(q) + "): " + std::to_string(r.detectors) +
+              "/" + std::to_string(r.units) + " detectors, " +
+              std::to_string(r.unique_detectors_paper) + " unique (paper rule), " +
+              std::to_string(r.unique_detectors_top_label) + " unique (top label); " +
+              std::to_string(report.images_scored) + " images");
+      p.Report("result", dir.string());
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+}  // namespace nd
+
+int main(int argc, char** argv) {
+  auto process = nd::StageProcess::Start("score", argc, argv);
+  if (!process.ok()) return nd::StageProcess::ExitCode(process.status());
+  return (*process)->Finish(nd::Run(**process));
+}

@@ -1,0 +1,259 @@
+#include "stages/score/score_stage.h"
+
+#include <time.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <exception>
+#include <thread>
+
+namespace nd {
+namespace {
+
+double ThreadCpuSeconds() {
+  timespec ts{};
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+// Runs fn(t) for t in [0, threads) on `threads` threads (t = 0 on the calling thread).
+Status RunThreads(int threads, const std::function<void(int)>& fn) {
+  std::vector<std::thread> pool;
+  try {
+    for (int t = 1; t < threads; ++t) pool.emplace_back(fn, t);
+  } catch (const std::exception& e) {
+    for (auto& th : pool) th.join();
+    return Internal(std::string("score: cannot start worker threads: ") + e.what());
+  }
+  fn(0);
+  for (auto& th : pool) th.join();
+  return Status::Ok();
+}
+
+}  // namespace
+
+ScoreStage::ScoreStage(const BrodenDataset* dataset, const ScoreOptions& options)
+    : dataset_(dataset), options_(options) {
+  workers_ =
+      options.workers > 0 ? options.workers : std::max(1u, std::thread::hardware_concurrency());
+  primary_.resize(dataset->num_labels());
+  for (int l = 0; l < dataset->num_labels(); ++l) primary_[l] = dataset->PrimaryCategory(l);
+  num_categories_ = static_cast<int>(dataset->categories().size());
+  prepared_.resize(dataset->images().size());
+}
+
+StatusOr<std::unique_ptr<ScoreStage>> ScoreStage::Create(const BrodenDataset* dataset,
+                                                         const ScoreOptions& options) {
+  if (dataset == nullptr) return InvalidArgument("score: no dataset");
+  if (std::isnan(options.iou_threshold)) return InvalidArgument("score: iou_threshold is NaN");
+  if (options.workers < 0) {
+    return InvalidArgument("score: workers is " + std::to_string(options.workers) +
+                           ", expected >= 0 (0 = all hardware threads)");
+  }
+  return std::unique_ptr<ScoreStage>(new ScoreStage(dataset, options));
+}
+
+StatusOr<LabelIndex> ScoreStage::BuildIndex(size_t row) const {
+  StatusOr<ImageLabels> labels = dataset_->ReadLabels(row);
+  if (!labels.ok()) return labels.status();
+  return LabelIndex::Build(*labels, primary_, num_categories_);
+}
+
+Status ScoreStage::PrepareLabels(const std::vector<size_t>& rows) {
+  std::vector<size_t> todo;
+  std::vector<char> seen(prepared_.size(), 0);
+  for (size_t row : rows) {
+    if (row >= prepared_.size()) {
+      return InvalidArgument("score: row " + std::to_string(row) + " outside index.csv (" +
+                             std::to_string(prepared_.size()) + " rows)");
+    }
+    if (seen[row] || prepared_[row].index || !prepared_[row].error.empty()) continue;
+    seen[row] = 1;
+    todo.push_back(row);
+  }
+  std::atomic<size_t> next{0};
+  const int threads =
+      static_cast<int>(std::min<size_t>(workers_, std::max<size_t>(1, todo.size())));
+  return RunThreads(threads, [&](int) {
+    for (size_t k; (k = next.fetch_add(1)) < todo.size();) {
+      const size_t row = todo[k];
+      Prepared& p = prepared_[row];  // each row is written by exactly one thread
+      try {
+        StatusOr<LabelIndex> idx = BuildIndex(row);
+        if (idx.ok()) {
+          p.index = std::make_shared<const LabelIndex>(std::move(idx).value());
+        } else {
+          p.error = "labels: " + idx.status().message();
+        }
+      } catch (const std::exception& e) {
+        p.error = std::string("labels: ") + e.what();
+      }
+    }
+  });
+}
+
+Status ScoreStage::SetLabelIndex(size_t row, std::shared_ptr<const LabelIndex> index) {
+  if (row >= prepared_.size()) {
+    return InvalidArgument("score: row " + std::to_string(row) + " outside index.csv (" +
+                           std::to_string(prepared_.size()) + " rows)");
+  }
+  if (!index) return InvalidArgument("score: null label index for row " + std::to_string(row));
+  const BrodenImage& im = dataset_->images()[row];
+  if (index->sh() != im.sh || index->sw() != im.sw) {
+    return InvalidArgument("score: label index of row " + std::to_string(row) + " is " +
+                           std::to_string(index->sh()) + "x" + std::to_string(index->sw()) +
+                           ", index.csv says " + std::to_string(im.sh) + "x" +
+                           std::to_string(im.sw));
+  }
+  if (index->num_labels() != static_cast<int>(primary_.size()) ||
+      index->num_categories() != num_categories_) {
+    return InvalidArgument("score: label index of row " + std::to_string(row) +
+                           " was built for another label table");
+  }
+  prepared_[row].index = std::move(index);
+  prepared_[row].error.clear();
+  return Status::Ok();
+}
+
+std::shared_ptr<const LabelIndex> ScoreStage::PreparedLabelIndex(size_t row) const {
+  if (row >= prepared_.size()) return nullptr;
+  return prepared_[row].index;
+}
+
+size_t ScoreStage::PreparedLabelBytes() const {
+  size_t n = 0;
+  for (const Prepared& p : prepared_) {
+    if (p.index) n += p.index->MemoryBytes();
+  }
+  return n;
+}
+
+void ScoreStage::ClearPreparedLabels() {
+  for (Prepared& p : prepared_) p = Prepared{};
+}
+
+StatusOr<ScoreReport> ScoreStage::Run(const std::vector<size_t>& rows,
+                                      const std::vector<double>& thresholds, const FetchFn& fetch) {
+  if (thresholds.empty()) return InvalidArgument("score: no thresholds (zero units)");
+  for (size_t u = 0; u < thresholds.size(); ++u) {
+    if (std::isnan(thresholds[u])) {
+      return InvalidArgument("score: threshold of unit " + std::to_string(u) + " is NaN");
+    }
+  }
+  for (size_t row : rows) {
+    if (row >= prepared_.size()) {
+      return InvalidArgument("score: row " + std::to_string(row) + " outside index.csv (" +
+                             std::to_string(prepared_.size()) + " rows)");
+    }
+  }
+  const auto wall0 = std::chrono::steady_clock::now();
+  const int threads =
+      static_cast<int>(std::min<size_t>(workers_, std::max<size_t>(1, rows.size())));
+
+  struct Shard {
+    explicit Shard(const std::vector<double>& t, int labels, int cats, UnionRule rule)
+        : tally(t, labels, cats, rule) {}
+    IouTally tally;
+    UnitMaskBuilder builder;
+    ActivationMap acts;
+    std::vector<SkippedImage> skipped;
+    int64_t scored = 0, label_failures = 0, fetch_failures = 0;
+    double cpu = 0;
+    Status fatal;
+  };
+  std::vector<std::unique_ptr<Shard>> shards;
+  for (int t = 0; t < threads; ++t) {
+    shards.push_back(std::make_unique<Shard>(thresholds, static_cast<int>(primary_.size()),
+                                             num_categories_, options_.union_rule));
+  }
+  std::atomic<size_t> next{0};
+  std::atomic<bool> stop{false};
+  const size_t units = thresholds.size();
+
+  ND_RETURN_IF_ERROR(RunThreads(threads, [&](int t) {
+    Shard& s = *shards[t];
+    const double cpu0 = ThreadCpuSeconds();
+    try {
+      for (size_t k;
+           !stop.load(std::memory_order_relaxed) && (k = next.fetch_add(1)) < rows.size();) {
+        const size_t row = rows[k];
+        // Labels: prepared, remembered failure, or built now.
+        const Prepared& p = prepared_[row];
+        std::shared_ptr<const LabelIndex> shared = p.index;
+        LabelIndex local;
+        const LabelIndex* index = shared.get();
+        if (index == nullptr) {
+          if (!p.error.empty()) {
+            s.skipped.push_back(SkippedImage{row, p.error});
+            ++s.label_failures;
+            continue;
+          }
+          StatusOr<LabelIndex> built = BuildIndex(row);
+          if (!built.ok()) {
+            s.skipped.push_back(SkippedImage{row, "labels: " + built.status().message()});
+            ++s.label_failures;
+            continue;
+          }
+          local = std::move(built).value();
+          index = &local;
+        }
+        // Activations.
+        Status st;
+        try {
+          st = fetch(row, &s.acts);
+        } catch (const std::exception& e) {
+          st = Internal(std::string("fetch threw: ") + e.what());
+        }
+        if (!st.ok()) {
+          s.skipped.push_back(SkippedImage{row, "activations: " + st.message()});
+          ++s.fetch_failures;
+          continue;
+        }
+        if (s.acts.units != static_cast<int>(units)) {
+          s.fatal = FailedPrecondition("score: row " + std::to_string(row) +
+                                       ": activation map has " + std::to_string(s.acts.units) +
+                                       " units, thresholds have " + std::to_string(units));
+          stop.store(true);
+          break;
+        }
+        st = s.tally.AddImage(*index, s.acts, &s.builder);
+        if (!st.ok()) {
+          s.skipped.push_back(SkippedImage{row, "activations: " + st.message()});
+          ++s.fetch_failures;
+          continue;
+        }
+        ++s.scored;
+      }
+    } catch (const std::exception& e) {
+      s.fatal = Internal(std::string("score: worker failed: ") + e.what());
+      stop.store(true);
+    }
+    s.cpu = ThreadCpuSeconds() - cpu0;
+  }));
+
+  for (const auto& s : shards) ND_RETURN_IF_ERROR(s->fatal);
+  ScoreReport report;
+  report.workers = threads;
+  IouTally& total = shards[0]->tally;
+  for (size_t t = 0; t < shards.size(); ++t) {
+    Shard& s = *shards[t];
+    if (t > 0) ND_RETURN_IF_ERROR(total.Merge(s.tally));
+    report.images_scored += s.scored;
+    report.label_read_failures += s.label_failures;
+    report.fetch_failures += s.fetch_failures;
+    report.masks.Add(s.builder.stats());
+    report.cpu_seconds += s.cpu;
+    for (auto& sk : s.skipped) report.skipped.push_back(std::move(sk));
+  }
+  std::stable_sort(report.skipped.begin(), report.skipped.end(),
+                   [](const SkippedImage& a, const SkippedImage& b) { return a.row < b.row; });
+  report.images_skipped = static_cast<int64_t>(report.skipped.size());
+  ND_ASSIGN_OR_RETURN(report.results, ComputeLayerResults(total, primary_, options_.iou_threshold));
+  report.wall_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+  return report;
+}
+
+}  // namespace nd

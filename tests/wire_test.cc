@@ -1,0 +1,112 @@
+#include "common/wire.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "common/zmq_channel.h"
+
+namespace nd {
+namespace {
+
+TEST(WireTest, ImageBatchRoundTrips) {
+  ImageBatch b;
+  b.batch_id = 42;
+  b.images = {{3, "aa"}, {5, "bb"}};
+  b.cached = {{4, "cc"}};
+  b.skipped = {{6, "images/x.jpg: corrupt JPEG"}};
+  b.height = 2;
+  b.width = 1;
+  b.tensor.assign(2 * 3 * 2 * 1 * sizeof(float), '\x01');
+  auto parsed = ParseHeader(Encode(b).frames);
+  ASSERT_TRUE(parsed.ok());
+  ImageBatch out;
+  ASSERT_TRUE(Decode(*parsed, &out).ok());
+  EXPECT_EQ(out.batch_id, 42u);
+  ASSERT_EQ(out.images.size(), 2u);
+  EXPECT_EQ(out.images[1].row, 5u);
+  EXPECT_EQ(out.images[1].digest, "bb");
+  EXPECT_EQ(out.cached[0].digest, "cc");
+  EXPECT_EQ(out.skipped[0].reason, "images/x.jpg: corrupt JPEG");
+  EXPECT_EQ(out.tensor, b.tensor);
+}
+
+TEST(WireTest, WrongTensorSizeIsDataLoss) {
+  ImageBatch b;
+  b.images = {{0, "a"}};
+  b.height = b.width = 2;
+  b.tensor = std::string(7, '\0');
+  auto parsed = ParseHeader(Encode(b).frames);
+  ASSERT_TRUE(parsed.ok());
+  ImageBatch out;
+  Status s = Decode(*parsed, &out);
+  EXPECT_EQ(s.code(), StatusCode::kDataLoss);
+  EXPECT_NE(s.message().find("expected 48"), std::string::npos) << s.message();
+}
+
+TEST(WireTest, UnknownVersionAndTypeAndTruncatedBodyAreRejected) {
+  auto frames = Encode(EndOfStream{10, 7, 1}).frames;
+  auto bad_version = frames;
+  bad_version[0][2] = 9;
+  EXPECT_EQ(ParseHeader(bad_version).status().code(), StatusCode::kFailedPrecondition);
+  auto bad_type = frames;
+  bad_type[0][4] = 77;
+  EXPECT_EQ(ParseHeader(bad_type).status().code(), StatusCode::kDataLoss);
+  auto truncated = frames;
+  truncated[1].pop_back();
+  auto parsed = ParseHeader(truncated);
+  ASSERT_TRUE(parsed.ok());
+  EndOfStream eos;
+  EXPECT_EQ(Decode(*parsed, &eos).code(), StatusCode::kDataLoss);
+  EXPECT_EQ(ParseHeader({"garbage"}).status().code(), StatusCode::kDataLoss);
+  // A READY body decoded as END_OF_STREAM is a type error, not a misread.
+  auto ready = ParseHeader(Encode(ReadyBatch{}).frames);
+  ASSERT_TRUE(ready.ok());
+  EXPECT_FALSE(Decode(*ready, &eos).ok());
+}
+
+TEST(WireTest, HugeCountInBodyIsRejectedWithoutAllocating) {
+  ReadyBatch r;
+  auto frames = Encode(r).frames;
+  // batch_id (8 bytes) then the image count: claim 2^31 images.
+  frames[1][8 + 3] = 0x7f;
+  auto parsed = ParseHeader(frames);
+  ASSERT_TRUE(parsed.ok());
+  ReadyBatch out;
+  EXPECT_EQ(Decode(*parsed, &out).code(), StatusCode::kDataLoss);
+}
+
+TEST(ChannelTest, PushPullOverIpcWithBoundedWaits) {
+  zmq::context_t ctx;
+  std::string ep = "ipc:///tmp/nd_wire_test_" + std::to_string(::getpid()) + ".sock";
+  auto push = Channel::Open(ctx, zmq::socket_type::push, ep, /*bind=*/true);
+  ASSERT_TRUE(push.ok()) << push.status().message();
+  auto pull = Channel::Open(ctx, zmq::socket_type::pull, ep, /*bind=*/false);
+  ASSERT_TRUE(pull.ok());
+  StageEvent ev{"score", "done", "ok", 3, 4};
+  ASSERT_TRUE(push->Send(Encode(ev), 2000).ok());
+  auto got = pull->Receive(2000);
+  ASSERT_TRUE(got.ok());
+  ASSERT_TRUE(got->has_value());
+  StageEvent out;
+  ASSERT_TRUE(Decode(**got, &out).ok());
+  EXPECT_EQ(out.stage, "score");
+  EXPECT_EQ(out.done, 3u);
+  // Nothing more: the receive times out instead of blocking.
+  auto none = pull->Receive(50);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+}
+
+TEST(ChannelTest, SendWithoutPeerTimesOutAsUnavailable) {
+  zmq::context_t ctx;
+  std::string ep = "ipc:///tmp/nd_wire_test_nopeer_" + std::to_string(::getpid()) + ".sock";
+  auto push = Channel::Open(ctx, zmq::socket_type::push, ep, true);
+  ASSERT_TRUE(push.ok());
+  Status s = push->Send(Encode(EndOfStream{}), 100);
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+  EXPECT_NE(s.message().find(ep), std::string::npos);
+}
+
+}  // namespace
+}  // namespace nd
