@@ -7,9 +7,15 @@ namespace {
 
 class Writer {
  public:
+  void U8(uint8_t v) { Raw(&v, 1); }
   void U16(uint16_t v) { Raw(&v, 2); }
   void U32(uint32_t v) { Raw(&v, 4); }
   void U64(uint64_t v) { Raw(&v, 8); }
+  void F64(double v) {
+    uint64_t bits;
+    std::memcpy(&bits, &v, 8);
+    U64(bits);
+  }
   void Str(const std::string& s) {
     U32(static_cast<uint32_t>(s.size()));
     out_.append(s);
@@ -27,6 +33,13 @@ class Reader {
   bool U16(uint16_t* v) { return Raw(v, 2); }
   bool U32(uint32_t* v) { return Raw(v, 4); }
   bool U64(uint64_t* v) { return Raw(v, 8); }
+  bool U8(uint8_t* v) { return Raw(v, 1); }
+  bool F64(double* v) {
+    uint64_t bits;
+    if (!U64(&bits)) return false;
+    std::memcpy(v, &bits, 8);
+    return true;
+  }
   bool Str(std::string* s) {
     uint32_t n;
     if (!U32(&n) || n > in_.size() - pos_) return false;
@@ -125,6 +138,7 @@ const char* MessageTypeName(MessageType type) {
     case MessageType::kReady: return "READY";
     case MessageType::kEndOfStream: return "END_OF_STREAM";
     case MessageType::kEvent: return "EVENT";
+    case MessageType::kMetrics: return "METRICS";
   }
   return "UNKNOWN";
 }
@@ -168,6 +182,26 @@ WireMessage Encode(const StageEvent& m) {
   return {MessageType::kEvent, {Header(MessageType::kEvent), w.Take()}};
 }
 
+WireMessage Encode(const StageMetrics& m) {
+  Writer w;
+  w.Str(m.stage);
+  w.U64(m.pid);
+  w.U64(m.sequence);
+  w.U8(m.final ? 1 : 0);
+  w.U64(m.items_in);
+  w.U64(m.items_out);
+  w.U64(m.items_total);
+  w.U64(m.skipped);
+  w.U64(m.errors);
+  w.F64(m.rate_instant);
+  w.F64(m.rate_average);
+  w.F64(m.blocked_s);
+  w.F64(m.waiting_s);
+  w.U64(m.rss_bytes);
+  w.F64(m.uptime_s);
+  return {MessageType::kMetrics, {Header(MessageType::kMetrics), w.Take()}};
+}
+
 StatusOr<WireMessage> ParseHeader(std::vector<std::string> frames) {
   if (frames.empty() || frames[0].size() != 8 || frames[0][0] != 'N' || frames[0][1] != 'D')
     return DataLoss("not an nd-pipeline message (bad header frame)");
@@ -177,7 +211,7 @@ StatusOr<WireMessage> ParseHeader(std::vector<std::string> frames) {
   if (version != kProtocolVersion)
     return FailedPrecondition("peer speaks protocol version " + std::to_string(version) +
                               ", this build speaks " + std::to_string(kProtocolVersion));
-  if (type < 1 || type > 4) return DataLoss("unknown message type " + std::to_string(type));
+  if (type < 1 || type > 5) return DataLoss("unknown message type " + std::to_string(type));
   WireMessage m;
   m.type = static_cast<MessageType>(type);
   m.frames = std::move(frames);
@@ -223,6 +257,21 @@ Status Decode(const WireMessage& m, StageEvent* out) {
   if (!r.Str(&out->stage) || !r.Str(&out->kind) || !r.Str(&out->text) || !r.U64(&out->done) ||
       !r.U64(&out->total))
     r.Fail();
+  return r.Done();
+}
+
+Status Decode(const WireMessage& m, StageMetrics* out) {
+  ND_RETURN_IF_ERROR(CheckType(m, MessageType::kMetrics, 2));
+  Reader r(m.frames[1], "METRICS");
+  uint8_t final = 0;
+  if (!r.Str(&out->stage) || !r.U64(&out->pid) || !r.U64(&out->sequence) || !r.U8(&final) ||
+      !r.U64(&out->items_in) || !r.U64(&out->items_out) || !r.U64(&out->items_total) ||
+      !r.U64(&out->skipped) || !r.U64(&out->errors) || !r.F64(&out->rate_instant) ||
+      !r.F64(&out->rate_average) || !r.F64(&out->blocked_s) || !r.F64(&out->waiting_s) ||
+      !r.U64(&out->rss_bytes) || !r.F64(&out->uptime_s))
+    r.Fail();
+  if (final > 1) r.Fail();
+  out->final = final == 1;
   return r.Done();
 }
 

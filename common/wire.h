@@ -5,6 +5,7 @@
 //   frame 1: body, fields little-endian in the order of the struct below (strings: u32 length +
 //            bytes; vectors: u32 count + items)
 //   frame 2: only for kImageBatch: the float32 tensor [n, 3, H, W], raw, row-major
+// Doubles travel as their IEEE-754 binary64 bits (u64 LE); booleans as u8.
 // Decoders reject unknown versions, unknown types, short or long frames with a Status naming what
 // is wrong; they never assert.
 #pragma once
@@ -25,6 +26,7 @@ enum class MessageType : uint16_t {
   kReady = 2,        // extract → calibrate → score: images whose activations are cached
   kEndOfStream = 3,  // no more data on this channel, with totals
   kEvent = 4,        // any stage → supervisor: state changes, progress, errors
+  kMetrics = 5,      // any stage → supervisor, PUB/SUB once per second: a StageMetrics snapshot
 };
 
 // One image by its index.csv data row and the SHA-256 hex digest of its file's bytes.
@@ -76,6 +78,27 @@ struct StageEvent {
   uint64_t total = 0;    // items expected (0 = unknown)
 };
 
+// A stage's counters at one moment, published once per second on the `metrics` endpoint (PUB/SUB:
+// a late or absent supervisor only misses snapshots, never blocks a stage). Counters are totals
+// since the stage started, so a lost snapshot loses no information.
+struct StageMetrics {
+  std::string stage;         // "decode", "extract", ...
+  uint64_t pid = 0;
+  uint64_t sequence = 0;     // 0, 1, 2, ... per process; lets a reader notice lost snapshots
+  bool final = false;        // the last snapshot, sent when the stage finishes
+  uint64_t items_in = 0;
+  uint64_t items_out = 0;
+  uint64_t items_total = 0;  // 0 = unknown
+  uint64_t skipped = 0;
+  uint64_t errors = 0;
+  double rate_instant = 0;   // items_out per second over the last interval
+  double rate_average = 0;   // items_out per second since the stage started
+  double blocked_s = 0;      // seconds spent waiting for a slow consumer (back-pressure)
+  double waiting_s = 0;      // seconds spent waiting for input
+  uint64_t rss_bytes = 0;    // resident set size
+  double uptime_s = 0;
+};
+
 // A decoded message: type plus raw frames, for dispatching on type before parsing the body.
 struct WireMessage {
   MessageType type = MessageType::kEvent;
@@ -86,6 +109,7 @@ WireMessage Encode(const ImageBatch& m);
 WireMessage Encode(const ReadyBatch& m);
 WireMessage Encode(const EndOfStream& m);
 WireMessage Encode(const StageEvent& m);
+WireMessage Encode(const StageMetrics& m);
 
 // Checks the header frame and fills `out->type`. REQUIRES: frames as received.
 StatusOr<WireMessage> ParseHeader(std::vector<std::string> frames);
@@ -94,6 +118,7 @@ Status Decode(const WireMessage& m, ImageBatch* out);
 Status Decode(const WireMessage& m, ReadyBatch* out);
 Status Decode(const WireMessage& m, EndOfStream* out);
 Status Decode(const WireMessage& m, StageEvent* out);
+Status Decode(const WireMessage& m, StageMetrics* out);
 
 const char* MessageTypeName(MessageType type);
 

@@ -17,12 +17,14 @@ Endpoints MakeEndpoints(const PipelineConfig& config) {
     e.images = at(1);
     e.ready = at(2);
     e.scored = at(3);
+    e.metrics = at(4);
   } else {
     std::string dir = std::filesystem::absolute(RunDirectory(config)).string();
     e.events = "ipc://" + dir + "/events.sock";
     e.images = "ipc://" + dir + "/images.sock";
     e.ready = "ipc://" + dir + "/ready.sock";
     e.scored = "ipc://" + dir + "/scored.sock";
+    e.metrics = "ipc://" + dir + "/metrics.sock";
   }
   return e;
 }

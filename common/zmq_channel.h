@@ -24,6 +24,8 @@ struct Endpoints {
   std::string images;     // decode → extract (decode binds PUSH)
   std::string ready;      // extract → calibrate (extract binds PUSH)
   std::string scored;     // calibrate → score (calibrate binds PUSH)
+  std::string metrics;    // stages → supervisor, StageMetrics once per second (supervisor binds
+                          // SUB, stages connect PUB)
 };
 Endpoints MakeEndpoints(const PipelineConfig& config);
 

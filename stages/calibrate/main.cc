@@ -5,6 +5,7 @@
 #include "common/broden/broden_dataset.h"
 #include "common/log.h"
 #include "common/stage_process.h"
+#include "common/stage_release.h"
 #include "stages/calibrate/calibrate_stage.h"
 
 namespace nd {
@@ -29,9 +30,16 @@ Status Run(StageProcess& p) {
                                                  /*high_water_mark=*/4, p.timeout_ms()));
   uint64_t seen = 0;
   ActivationMap map;
+  StageCounters& counters = p.counters();
+  counters.items_total = dataset.images().size();
   for (;;) {
     if (StageProcess::stop_requested()) return Cancelled("calibrate: stopped by signal");
-    ND_ASSIGN_OR_RETURN(auto msg, in.Receive(p.timeout_ms()));
+    StatusOr<std::optional<WireMessage>> received = std::optional<WireMessage>();
+    {
+      ScopedMicros waiting(counters.waiting_us);
+      received = in.Receive(p.timeout_ms());
+    }
+    ND_ASSIGN_OR_RETURN(auto msg, std::move(received));
     if (!msg) return Unavailable("calibrate: no notice from extract for " +
                                  std::to_string(c.run.timeout_s) + " s");
     if (msg->type == MessageType::kEndOfStream) {
@@ -53,10 +61,14 @@ Status Run(StageProcess& p) {
       LogInfo("thresholds for " + std::to_string(layers.size()) + " layer(s) from " +
               std::to_string(seen) + " images");
       eos.stage_seconds += ", \"calibrate\": " + std::to_string(p.elapsed_s());
-      return out.Send(Encode(eos), p.timeout_ms());
+      ND_RETURN_IF_ERROR(out.Send(Encode(eos), p.timeout_ms()));
+      AwaitSupervisorRelease(p.timeout_ms());
+      return Status::Ok();
     }
     ReadyBatch ready;
     ND_RETURN_IF_ERROR(Decode(*msg, &ready));
+    counters.items_in += ready.images.size();
+    counters.skipped += ready.skipped.size();
     for (const ImageRef& image : ready.images) {
       for (size_t l = 0; l < layers.size(); ++l) {
         Status got = cache.GetActivation(ActivationKey(prefixes[l], image.digest), &map);
@@ -67,8 +79,13 @@ Status Run(StageProcess& p) {
       }
       ++seen;
     }
-    Status sent = out.Send(Encode(ready), p.timeout_ms());
+    Status sent;
+    {
+      ScopedMicros blocked(counters.blocked_us);
+      sent = out.Send(Encode(ready), p.timeout_ms());
+    }
     if (!sent.ok()) return sent.WithContext("calibrate: score is not taking notices");
+    counters.items_out += ready.images.size();
     p.Report("progress", "", seen, dataset.images().size());
   }
 }

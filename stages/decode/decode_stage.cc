@@ -64,6 +64,18 @@ Status PreprocessRgb(const unsigned char* rgb, int rows, int cols, int size,
   return Status::Ok();
 }
 
+bool IsTruncatedJpeg(const std::string& bytes) {
+  if (bytes.size() < 4 || static_cast<unsigned char>(bytes[0]) != 0xFF ||
+      static_cast<unsigned char>(bytes[1]) != 0xD8)
+    return false;  // not a JPEG: OpenCV's decoder reports truncation of the other formats
+  // The end-of-image marker FF D9, allowing a little trailing padding after it.
+  size_t from = bytes.size() > 64 ? bytes.size() - 64 : 2;
+  for (size_t i = bytes.size() - 1; i > from; --i)
+    if (static_cast<unsigned char>(bytes[i]) == 0xD9 && static_cast<unsigned char>(bytes[i - 1]) == 0xFF)
+      return false;
+  return true;
+}
+
 void DecodeStage::DecodeOne(size_t row, Slot* slot) const {
   const BrodenImage& image = dataset_.images()[row];
   auto path = dataset_.ResolveImagePath(image.image);
@@ -79,6 +91,11 @@ void DecodeStage::DecodeOne(size_t row, Slot* slot) const {
   }
   if (bytes.empty()) {
     slot->reason = image.image + ": missing or empty file";
+    return;
+  }
+  if (IsTruncatedJpeg(bytes)) {
+    // libjpeg "decodes" a truncated file by filling the rest with grey and only warns.
+    slot->reason = image.image + ": truncated JPEG (no end-of-image marker)";
     return;
   }
   slot->digest = Sha256Hex(bytes);

@@ -56,6 +56,9 @@ class DecodeStage {
   uint64_t next_batch_ = 0;
 };
 
+// True for a JPEG (starts with FF D8) without its end-of-image marker near the end.
+bool IsTruncatedJpeg(const std::string& bytes);
+
 // Normalises an 8-bit RGB (not BGR) image of any size into `out` (3×size×size floats, CHW).
 // Exposed for tests.
 Status PreprocessRgb(const unsigned char* rgb, int rows, int cols, int size,

@@ -7,6 +7,7 @@
 #include "common/broden/broden_dataset.h"
 #include "common/log.h"
 #include "common/stage_process.h"
+#include "common/stage_release.h"
 #include "stages/decode/decode_stage.h"
 
 namespace nd {
@@ -39,13 +40,22 @@ Status Run(StageProcess& p) {
                                                  /*high_water_mark=*/4, p.timeout_ms()));
   EndOfStream eos;
   uint64_t cached = 0;
+  StageCounters& counters = p.counters();
+  counters.items_total = dataset.images().size();
   while (auto batch = stage.Next()) {
     if (StageProcess::stop_requested()) return Cancelled("decode: stopped by signal");
     for (const auto& s : batch->skipped) LogWarning("skipped: " + s.reason);
     eos.images += batch->images.size() + batch->cached.size();
     eos.skipped += batch->skipped.size();
     cached += batch->cached.size();
-    Status sent = out.Send(Encode(*batch), p.timeout_ms());
+    counters.items_in += batch->images.size() + batch->cached.size() + batch->skipped.size();
+    counters.skipped += batch->skipped.size();
+    Status sent;
+    {
+      ScopedMicros blocked(counters.blocked_us);
+      sent = out.Send(Encode(*batch), p.timeout_ms());
+    }
+    counters.items_out += batch->images.size() + batch->cached.size();
     if (!sent.ok()) return sent.WithContext("decode: extract is not taking batches");
     p.Report("progress", "", stage.rows_done(), stage.rows_total());
   }
@@ -54,6 +64,7 @@ Status Run(StageProcess& p) {
   eos.stage_seconds = "\"decode\": " + std::to_string(p.elapsed_s());
   Status sent = out.Send(Encode(eos), p.timeout_ms());
   if (!sent.ok()) return sent.WithContext("decode: extract is not taking batches");
+  AwaitSupervisorRelease(p.timeout_ms());
   return Status::Ok();
 }
 

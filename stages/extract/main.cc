@@ -4,6 +4,7 @@
 
 #include "common/log.h"
 #include "common/stage_process.h"
+#include "common/stage_release.h"
 #include "stages/extract/extract_stage.h"
 
 namespace nd {
@@ -18,9 +19,15 @@ Status Run(StageProcess& p) {
                                                  p.endpoints().ready, /*bind=*/true,
                                                  /*high_water_mark=*/4, p.timeout_ms()));
   uint64_t images = 0;
+  StageCounters& counters = p.counters();
   for (;;) {
     if (StageProcess::stop_requested()) return Cancelled("extract: stopped by signal");
-    ND_ASSIGN_OR_RETURN(auto msg, in.Receive(p.timeout_ms()));
+    StatusOr<std::optional<WireMessage>> received = std::optional<WireMessage>();
+    {
+      ScopedMicros waiting(counters.waiting_us);
+      received = in.Receive(p.timeout_ms());
+    }
+    ND_ASSIGN_OR_RETURN(auto msg, std::move(received));
     if (!msg)
       return Unavailable("extract: no batch from decode for " +
                          std::to_string(p.config().run.timeout_s) + " s");
@@ -31,14 +38,22 @@ Status Run(StageProcess& p) {
       eos.stage_seconds += ", \"extract\": " + std::to_string(p.elapsed_s()) +
                            ", \"forward\": " + std::to_string(stage->forward_seconds());
       LogInfo("ran " + std::to_string(stage->forward_images()) + " images through the network");
-      return out.Send(Encode(eos), p.timeout_ms());
+      ND_RETURN_IF_ERROR(out.Send(Encode(eos), p.timeout_ms()));
+      AwaitSupervisorRelease(p.timeout_ms());
+      return Status::Ok();
     }
     ImageBatch batch;
     ND_RETURN_IF_ERROR(Decode(*msg, &batch));
     ReadyBatch ready;
+    counters.items_in += batch.images.size() + batch.cached.size();
     ND_RETURN_IF_ERROR(stage->Process(batch, &ready));
     images += ready.images.size() + ready.skipped.size();
-    Status sent = out.Send(Encode(ready), p.timeout_ms());
+    Status sent;
+    {
+      ScopedMicros blocked(counters.blocked_us);
+      sent = out.Send(Encode(ready), p.timeout_ms());
+    }
+    counters.items_out += ready.images.size();
     if (!sent.ok()) return sent.WithContext("extract: calibrate is not taking notices");
     p.Report("progress", "", images, 0);
   }

@@ -3,9 +3,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <numeric>
 #include <set>
@@ -240,7 +242,7 @@ Status WriteTallyCsv(const LayerResults& results, const BrodenDataset& dataset,
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) return IoError("tally.csv: cannot create " + tmp);
+    if (!f) return IoError("tally.csv: cannot create " + tmp + ": " + std::strerror(errno));
     f.write(text.data(), static_cast<std::streamsize>(text.size()));
     f.flush();
     if (!f) {
@@ -249,8 +251,9 @@ Status WriteTallyCsv(const LayerResults& results, const BrodenDataset& dataset,
     }
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string why = std::strerror(errno);
     std::remove(tmp.c_str());
-    return IoError("tally.csv: cannot rename " + tmp + " to " + path);
+    return IoError("tally.csv: cannot rename " + tmp + " to " + path + ": " + why);
   }
   return Status::Ok();
 }

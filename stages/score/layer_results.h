@@ -102,8 +102,11 @@ StatusOr<LayerResults> ComputeLayerResults(const IouTally& tally, const BrodenDa
 //  - per category: the best-in-category label's name, G, U[u,c], I and IoU;
 //  - reals as Python's repr of a float64 (shortest round-trip: `0.0`, `0.123`, `3.2e-05`); the
 //    counts, which NetDissect-Lite holds as float64, as integers with `.0` (`1234.0`);
-//  - a missing label (-1) is an empty name with 0.0 counts (NetDissect-Lite writes label 0's empty
-//    name there); fields quoted as Python's csv module does (only when they hold `,` `"` CR or LF);
+//  - a category without labels (best label -1) gets an empty name and 0.0 counts. Where all of a
+//    category's IoUs are 0, NetDissect-Lite's argmax lands on label 0 and writes its empty name;
+//    nd-pipeline writes the category's lowest label (the SPEC's first-index rule) with its real
+//    counts, so every row satisfies iou = intersect / (activation + truth - intersect);
+//  - fields quoted as Python's csv module does (only when they hold `,` `"` CR or LF);
 //    lines end with "\r\n" (csv's default).
 // Errors: results and dataset disagree (labels, categories); the file cannot be written (IoError
 // naming the path).

@@ -44,9 +44,16 @@ Status Run(StageProcess& p) {
   std::vector<std::pair<uint32_t, std::string>> skipped;
   uint64_t forwarded = 0;
   EndOfStream eos;
+  StageCounters& counters = p.counters();
+  counters.items_total = dataset.images().size();
   for (;;) {
     if (StageProcess::stop_requested()) return Cancelled("score: stopped by signal");
-    ND_ASSIGN_OR_RETURN(auto msg, in.Receive(p.timeout_ms()));
+    StatusOr<std::optional<WireMessage>> received = std::optional<WireMessage>();
+    {
+      ScopedMicros waiting(counters.waiting_us);
+      received = in.Receive(p.timeout_ms());
+    }
+    ND_ASSIGN_OR_RETURN(auto msg, std::move(received));
     if (!msg) return Unavailable("score: no notice from calibrate for " +
                                  std::to_string(c.run.timeout_s) + " s");
     if (msg->type == MessageType::kEndOfStream) {
@@ -63,6 +70,8 @@ Status Run(StageProcess& p) {
     }
     for (const auto& s : ready.skipped) skipped.emplace_back(s.row, s.reason);
     forwarded += ready.forwarded;
+    counters.items_in += fresh.size();
+    counters.skipped += ready.skipped.size();
     // Label layers are decoded now, while the network is still busy with later batches.
     ND_RETURN_IF_ERROR(stage->PrepareLabels(fresh));
     rows.insert(rows.end(), fresh.begin(), fresh.end());
@@ -84,6 +93,8 @@ Status Run(StageProcess& p) {
       ND_RETURN_IF_ERROR(DecodeThresholdValues(record, &thresholds));
       auto started = std::chrono::steady_clock::now();
       ND_ASSIGN_OR_RETURN(ScoreReport report, stage->Run(rows, thresholds, fetch));
+      counters.items_out += report.images_scored;
+      counters.skipped += report.images_skipped;
       double score_s =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       RunFacts facts;

@@ -62,7 +62,7 @@ struct ScoreReport {
   int64_t label_read_failures = 0;    // of images_skipped: labels unreadable
   int64_t fetch_failures = 0;         // of images_skipped: activations unavailable or malformed
   MaskStats masks;                    // maps, maps skipped by max <= T, cell decisions
-  double cpu_seconds = 0;             // CPU time of the worker threads (scoring only)
+  double cpu_seconds = 0;             // CPU time of the worker threads, fetch callback included
   double wall_seconds = 0;
   int workers = 0;  // threads used
 };

@@ -27,7 +27,9 @@
 //    within 1 ulp of 1 per axis, the six rounded operations put the result within (1+2^-24)^6 of
 //    the corner range, plus subnormal absolute error below 2^-146;
 //  - other cells (corner values within ~1e-6 relative of T, or straddling it) are evaluated per
-//    pixel with the exact expression of upsample.h (BilinearAt);
+//    pixel with the exact arithmetic of upsample.h (BilinearAt's operations; the per-column
+//    `top`/`bot` are computed once per cell and the last step runs 4 SSE2 lanes at a time, which
+//    are the same IEEE float32 operations);
 //  - NaN and infinite values need no special path: a NaN corner fails both bounds (NaN compares
 //    false), an infinite corner fails the all-1 rule (it requires a finite maximum, since
 //    0 * inf is NaN), and the all-0 rule stays valid with infinities (every value is then -inf,

@@ -15,16 +15,18 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "tools/nd_pipeline/monitor_commands.h"
 #include "tools/nd_pipeline/supervisor.h"
 
 namespace {
 
-constexpr char kUsage[] =
+constexpr char kUsageHead[] =
     "usage: nd-pipeline <command> [-c pipeline.toml] [--set section.key=value ...]\n"
     "\n"
     "commands:\n"
     "  up         run the pipeline: decode -> extract -> calibrate -> score, as processes\n"
-    "  validate   print the effective configuration (defaults, file, --set) or the error\n"
+    "  validate   print the effective configuration (defaults, file, --set) or the error\n";
+constexpr char kUsage[] =
     "\n"
     "options:\n"
     "  -c, --config FILE   configuration file (default: pipeline.toml in the current directory)\n"
@@ -101,13 +103,19 @@ int Up(const CommonArgs& args) {
 
 int main(int argc, char** argv) {
   if (argc < 2 || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "--help")) {
+    std::fputs(kUsageHead, argc < 2 ? stderr : stdout);
+    std::fputs(nd::kMonitorUsage, argc < 2 ? stderr : stdout);
     std::fputs(kUsage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
   std::string command = argv[1];
+  if (command == "status" || command == "top" || command == "down")
+    return nd::RunMonitorCommand(command, argc, argv, 2);
   auto args = ParseArgs(argc, argv, 2);
   if (!args.ok()) return Fail(args.status());
   if (args->help) {
+    std::fputs(kUsageHead, stdout);
+    std::fputs(nd::kMonitorUsage, stdout);
     std::fputs(kUsage, stdout);
     return 0;
   }

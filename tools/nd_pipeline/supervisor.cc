@@ -7,14 +7,17 @@
 
 #include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <thread>
 
 #include "common/log.h"
 #include "common/zmq_channel.h"
+#include "tools/nd_pipeline/http_server.h"
+#include "tools/nd_pipeline/metrics_board.h"
+#include "tools/nd_pipeline/run_files.h"
 
 namespace nd {
 namespace {
@@ -78,6 +81,45 @@ void StopAll(std::vector<Child>& children, int grace_ms) {
     }
 }
 
+// The metrics SUB socket: bound by the supervisor, subscribed to everything.
+StatusOr<Channel> OpenMetrics(zmq::context_t& context, const std::string& endpoint) {
+  ND_ASSIGN_OR_RETURN(Channel metrics, Channel::Open(context, zmq::socket_type::sub, endpoint,
+                                                     /*bind=*/true, /*high_water_mark=*/1000,
+                                                     /*linger_ms=*/0));
+  try {
+    metrics.socket().set(zmq::sockopt::subscribe, "");
+  } catch (const zmq::error_t& e) {
+    return Unavailable("subscribe " + endpoint + ": " + e.what());
+  }
+  return metrics;
+}
+
+// Takes every metrics snapshot already queued (at most `limit`, so a flood cannot starve the
+// event loop), or waits up to `wait_ms` for the first one.
+void DrainMetrics(Channel& metrics, MetricsBoard& board, double now_s, int wait_ms,
+                  int limit = 256) {
+  for (int i = 0; i < limit; ++i) {
+    auto msg = metrics.Receive(i == 0 ? wait_ms : 0);
+    if (!msg.ok()) {
+      LogWarning(msg.status().message());
+      continue;
+    }
+    if (!msg->has_value()) return;
+    StageMetrics m;
+    Status decoded = Decode(**msg, &m);
+    if (decoded.ok()) {
+      board.Update(m, now_s);
+    } else {
+      LogWarning("metrics: " + decoded.message());
+    }
+  }
+}
+
+std::string ExitState(const Child& c, bool stopped_by_us) {
+  if (c.exit_code == 0) return "done";
+  return stopped_by_us ? "stopped" : "failed";
+}
+
 }  // namespace
 
 Supervisor::Supervisor(PipelineConfig config, SupervisorOptions options)
@@ -98,10 +140,32 @@ StatusOr<RunReport> Supervisor::Run() {
         << ConfigToToml(config_);
     if (!out) return IoError(config_path + ": cannot write");
   }
+  ND_ASSIGN_OR_RETURN(PidFile pid_file, PidFile::Create(SupervisorPidPath(config_)));
   zmq::context_t context;
   Endpoints endpoints = MakeEndpoints(config_);
   ND_ASSIGN_OR_RETURN(Channel events, Channel::Open(context, zmq::socket_type::pull,
                                                     endpoints.events, /*bind=*/true, 10000));
+  ND_ASSIGN_OR_RETURN(Channel metrics, OpenMetrics(context, endpoints.metrics));
+  auto seconds = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  MetricsBoard board(options_.stages, config_.source, run_dir, ::getpid(), config_.run.http_port);
+  std::unique_ptr<HttpServer> http;
+  if (config_.run.http_port != 0) {
+    // Started before any stage, so that a taken port fails the run before it costs anything.
+    ND_ASSIGN_OR_RETURN(
+        http,
+        HttpServer::Start(config_.run.http_port, [&board, &seconds](const HttpRequest& request) {
+          return ServeBoard(board.Snapshot(seconds()), request);
+        }));
+  }
+  const std::string status_path = StatusFilePath(config_);
+  bool status_write_failed = false;
+  auto write_status = [&] {
+    Status s = WriteFileAtomically(status_path, BoardToJson(board.Snapshot(seconds())));
+    if (!s.ok() && !status_write_failed) LogWarning(s.message());
+    status_write_failed = !s.ok();
+  };
   struct sigaction sa {};
   sa.sa_handler = OnInterrupt;
   ::sigaction(SIGINT, &sa, nullptr);
@@ -118,18 +182,21 @@ StatusOr<RunReport> Supervisor::Run() {
     child.stage = stage;
     child.pid = *pid;
     children.push_back(child);
+    board.SetStageProcess(stage, *pid, "starting");
   }
+  write_status();
 
   RunReport report;
   Status failure;
   const bool tty = options_.progress_on_terminal && ::isatty(2);
   auto last_print = std::chrono::steady_clock::now();
+  auto last_status = last_print;
   for (;;) {
     if (g_interrupted) {
       failure = Cancelled("interrupted; stages stopped, committed batches stay in the cache");
       break;
     }
-    auto msg = events.Receive(200);
+    auto msg = events.Receive(100);
     if (!msg.ok()) LogWarning(msg.status().message());
     if (msg.ok() && msg->has_value()) {
       StageEvent ev;
@@ -153,51 +220,67 @@ StatusOr<RunReport> Supervisor::Run() {
       if (::waitpid(c.pid, &status, WNOHANG) == c.pid) {
         c.exited = true;
         c.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        board.SetStageProcess(c.stage, c.pid, ExitState(c, false), c.exit_code);
         if (c.exit_code != 0 && failure.ok()) {
           // Drain events briefly: the stage's own reason usually arrives just before it exits.
           for (int i = 0; i < 5 && c.error.empty(); ++i) {
             auto late = events.Receive(50);
             StageEvent ev;
-            if (late.ok() && late->has_value() && Decode(**late, &ev).ok() &&
-                ev.kind == "error")
+            if (late.ok() && late->has_value() && Decode(**late, &ev).ok() && ev.kind == "error")
               for (auto& d : children)
                 if (d.stage == ev.stage) d.error = ev.text;
           }
-          std::string why = c.error.empty()
-                                ? (WIFSIGNALED(status)
-                                       ? "killed by signal " + std::to_string(WTERMSIG(status))
-                                       : "exited with code " + std::to_string(c.exit_code))
-                                : c.error;
+          std::string why =
+              c.error.empty()
+                  ? (WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status))
+                                         : "exited with code " + std::to_string(c.exit_code))
+                  : c.error;
           failure = Unavailable("stage " + c.stage + " failed: " + why);
         }
       }
     }
     if (!failure.ok()) break;
-    bool all_done = true;
-    for (auto& c : children) all_done = all_done && c.exited;
-    if (all_done) break;
+    // The run is complete when the last stage has finished: the producers before it wait for
+    // their release after END_OF_STREAM (common/stage_release.h) and are stopped below.
+    if (children.back().exited) break;
+    DrainMetrics(metrics, board, seconds(), 0);
     auto now = std::chrono::steady_clock::now();
+    if (now - last_status >= std::chrono::seconds(1)) {
+      last_status = now;
+      write_status();
+    }
     if (now - last_print > std::chrono::milliseconds(tty ? 250 : 5000)) {
       last_print = now;
-      std::string line;
-      for (auto& c : children)
-        if (c.total)
-          line += c.stage + " " + std::to_string(c.done) + "/" + std::to_string(c.total) + "  ";
-      double t = std::chrono::duration<double>(now - start).count();
-      char head[32];
-      std::snprintf(head, sizeof(head), "[%6.1fs] ", t);
-      if (!line.empty()) {
-        if (tty)
-          std::fprintf(stderr, "\r%s%s\033[K", head, line.c_str());
-        else
-          LogInfo(line);
-      }
+      std::string line = ProgressLine(board.Snapshot(seconds()));
+      if (tty)
+        std::fprintf(stderr, "\r%s\033[K", line.c_str());
+      else
+        LogInfo(line);
     }
   }
   if (tty) std::fprintf(stderr, "\r\033[K");
+  std::vector<bool> exited_before(children.size());
+  for (size_t i = 0; i < children.size(); ++i) exited_before[i] = children[i].exited;
   StopAll(children, 5000);
-  report.wall_s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  for (size_t i = 0; i < children.size(); ++i)
+    if (!exited_before[i])
+      board.SetStageProcess(children[i].stage, children[i].pid, ExitState(children[i], true),
+                            children[i].exit_code);
+  // The stages' final snapshots were sent before they exited; take them (bounded: a stage that
+  // was killed never sends one) so that status.json ends with the final counters.
+  auto drain_until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  while (!board.AllFinal() && std::chrono::steady_clock::now() < drain_until)
+    DrainMetrics(metrics, board, seconds(), 50);
+  DrainMetrics(metrics, board, seconds(), 0);
+  if (failure.ok()) {
+    board.SetRunState("done");
+  } else {
+    board.SetRunState(failure.code() == StatusCode::kCancelled ? "stopped" : "failed",
+                      failure.message());
+  }
+  write_status();
+  if (http) http->Stop();
+  report.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!failure.ok()) return failure;
   return report;
 }

@@ -1,0 +1,232 @@
+// End-to-end runs through the real launcher: `nd-pipeline up` starts the four stage processes,
+// which talk over ZeroMQ (ipc://) and share a real LMDB cache, on a generated Broden dataset and
+// real TorchScript models written by tests/fixtures/make_planted_model.py.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int code = -1;
+  std::string output;
+};
+
+// Runs a shell command with a hard time limit, capturing stdout and stderr.
+Result Sh(const std::string& command, int limit_s = 240) {
+  std::string full = "timeout -k 5 " + std::to_string(limit_s) + " " + command + " 2>&1";
+  Result r;
+  FILE* pipe = ::popen(full.c_str(), "r");
+  if (!pipe) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) r.output.append(buf.data(), n);
+  int status = ::pclose(pipe);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::string Read(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::vector<std::string> Split(const std::string& line, char sep) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : line) {
+    if (c == sep) {
+      out.push_back(cur);
+      cur.clear();
+    } else if (c != '\r') {
+      cur += c;
+    }
+  }
+  out.push_back(cur);
+  return out;
+}
+
+// tally.csv rows keyed by 1-based unit, each a column-name → cell map.
+std::map<int, std::map<std::string, std::string>> ReadTally(const fs::path& p) {
+  std::istringstream in(Read(p));
+  std::string line;
+  std::getline(in, line);
+  std::vector<std::string> header = Split(line, ',');
+  std::map<int, std::map<std::string, std::string>> rows;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    auto cells = Split(line, ',');
+    std::map<std::string, std::string> row;
+    for (size_t i = 0; i < header.size() && i < cells.size(); ++i) row[header[i]] = cells[i];
+    rows[std::stoi(row["unit"])] = row;
+  }
+  return rows;
+}
+
+// A number from summary.json: the text after "\"key\": ".
+double JsonNumber(const std::string& json, const std::string& key) {
+  size_t at = json.find("\"" + key + "\": ");
+  if (at == std::string::npos) return -1;
+  return std::stod(json.substr(at + key.size() + 4));
+}
+
+class PipelineE2eTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = fs::temp_directory_path() / ("nd_e2e_" + std::to_string(::getpid()));
+    fs::create_directories(root_);
+    Result gen = Sh(std::string(ND_BIN_DIR) + "/nd-make-broden --out " + (root_ / "broden").string() +
+                    " --images 48 --seed 11 --size 224");
+    ASSERT_EQ(gen.code, 0) << gen.output;
+    Result model = Sh("/usr/bin/python3 " + std::string(ND_SOURCE_DIR) +
+                      "/tests/fixtures/make_planted_model.py " + (root_ / "planted.pt").string());
+    ASSERT_EQ(model.code, 0) << model.output;
+  }
+  static void TearDownTestSuite() { fs::remove_all(root_); }
+
+  // Writes a config for `name` (its own cache and output unless shared) and runs `up`.
+  Result Up(const std::string& name, const std::string& extra = "",
+            const std::string& dataset = "broden", const std::string& cache = "") {
+    fs::path dir = root_ / name;
+    fs::create_directories(dir);
+    std::ofstream(dir / "pipeline.toml")
+        << "[dataset]\npath = \"" << (root_ / dataset).string() << "\"\n"
+        << "[model]\npath = \"" << (root_ / "planted.pt").string() << "\"\n"
+        << "layers = [\"detect\"]\nbatch_size = 8\n"
+        << "[cache]\ndir = \"" << (cache.empty() ? (dir / "cache").string() : cache) << "\"\n"
+        << "[output]\ndir = \"" << (dir / "out").string() << "\"\n"
+        << "[run]\ntimeout_s = 60\n"
+        << extra;
+    return Sh(std::string(ND_BIN_DIR) + "/nd-pipeline up -c " + (dir / "pipeline.toml").string());
+  }
+
+  // Fraction of all segmentation pixels carrying a colour label: coverage / images (c_color.csv).
+  static double ColourFraction(const std::string& label) {
+    std::istringstream in(Read(root_ / "broden" / "c_color.csv"));
+    std::string line;
+    std::getline(in, line);
+    auto header = Split(line, ',');
+    while (std::getline(in, line)) {
+      auto cells = Split(line, ',');
+      std::map<std::string, std::string> row;
+      for (size_t i = 0; i < header.size(); ++i) row[header[i]] = cells[i];
+      if (row["name"] == label) return std::stod(row["coverage"]) / 48.0;
+    }
+    return 0;
+  }
+
+  static fs::path root_;
+};
+
+fs::path PipelineE2eTest::root_;
+
+TEST_F(PipelineE2eTest, PlantedColourDetectorsAreRecovered) {
+  // Each planted unit is scored at the quantile that equals its colour's pixel share, so that its
+  // mask can cover exactly that colour; one result set per quantile, from one pass.
+  struct Planted {
+    int unit;  // 1-based, as in tally.csv
+    const char* label;
+    double min_iou;
+  } planted[] = {{1, "green-c", 0.5}, {2, "blue-c", 0.5}, {3, "red-c", 0.25},
+                 {4, "white-c", 0.4}, {5, "black-c", 0.4}};
+  std::string quantiles;
+  std::vector<double> qs;
+  for (const Planted& p : planted) {
+    char q[32];
+    std::snprintf(q, sizeof(q), "%.4f", std::min(0.5, ColourFraction(p.label)));
+    qs.push_back(std::stod(q));
+    quantiles += std::string(quantiles.empty() ? "" : ", ") + q;
+  }
+  Result r = Up("planted", "[threshold]\nquantile = [" + quantiles + "]\n");
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (size_t k = 0; k < qs.size(); ++k) {
+    char dir[32];
+    std::snprintf(dir, sizeof(dir), "q%g", qs[k]);
+    auto tally = ReadTally(root_ / "planted" / "out" / "detect" / dir / "tally.csv");
+    ASSERT_EQ(tally.size(), 5u) << dir;
+    const auto& row = tally[planted[k].unit];
+    EXPECT_EQ(row.at("color-label"), planted[k].label) << "unit " << planted[k].unit;
+    double iou = std::stod(row.at("color-iou"));
+    EXPECT_GT(iou, planted[k].min_iou) << planted[k].label;
+    // No other unit matches this colour as well as the unit built for it.
+    for (const auto& [unit, other] : tally)
+      if (unit != planted[k].unit && other.at("color-label") == planted[k].label)
+        EXPECT_LT(std::stod(other.at("color-iou")), iou) << planted[k].label << " unit " << unit;
+  }
+}
+
+TEST_F(PipelineE2eTest, SecondRunTakesEverythingFromTheCacheWithIdenticalResults) {
+  Result first = Up("twice");
+  ASSERT_EQ(first.code, 0) << first.output;
+  std::string tally1 = Read(root_ / "twice" / "out" / "detect" / "tally.csv");
+  std::string summary1 = Read(root_ / "twice" / "out" / "detect" / "summary.json");
+  EXPECT_EQ(JsonNumber(summary1, "forward_images"), 48);
+  EXPECT_EQ(JsonNumber(summary1, "images"), 48);
+  Result second = Up("twice");
+  ASSERT_EQ(second.code, 0) << second.output;
+  std::string summary2 = Read(root_ / "twice" / "out" / "detect" / "summary.json");
+  EXPECT_EQ(JsonNumber(summary2, "forward_images"), 0);
+  EXPECT_EQ(JsonNumber(summary2, "images_from_cache"), 48);
+  EXPECT_EQ(Read(root_ / "twice" / "out" / "detect" / "tally.csv"), tally1);
+}
+
+TEST_F(PipelineE2eTest, UnknownLayerFailsAtStartupListingModulePaths) {
+  Result r = Up("unknown_layer", "", "broden");
+  ASSERT_EQ(r.code, 0) << r.output;  // the same config with a good layer works
+  fs::path cfg = root_ / "unknown_layer" / "pipeline.toml";
+  Result bad = Sh(std::string(ND_BIN_DIR) + "/nd-pipeline up -c " + cfg.string() +
+                  " --set 'model.layers=[\"detect\", \"layer9\"]'");
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.output.find("nd-pipeline: stage extract failed:"), std::string::npos) << bad.output;
+  EXPECT_NE(bad.output.find("layer 'layer9' not found"), std::string::npos) << bad.output;
+  EXPECT_NE(bad.output.find("pool, detect, unused"), std::string::npos) << bad.output;
+}
+
+TEST_F(PipelineE2eTest, GarbageModelFileIsAOneLineErrorNamingIt) {
+  fs::create_directories(root_ / "garbage");
+  std::ofstream(root_ / "garbage" / "model.pt") << "this is not a zip archive";
+  Result r = Up("garbage_run", "");
+  ASSERT_EQ(r.code, 0) << r.output;
+  Result bad = Sh(std::string(ND_BIN_DIR) + "/nd-pipeline up -c " +
+                  (root_ / "garbage_run" / "pipeline.toml").string() + " --set model.path=" +
+                  (root_ / "garbage" / "model.pt").string());
+  EXPECT_NE(bad.code, 0);
+  // The supervisor's last line names the stage, the file and the reason.
+  std::string last = bad.output.substr(bad.output.rfind("nd-pipeline:"));
+  EXPECT_NE(last.find("model.pt: not a TorchScript file"), std::string::npos) << bad.output;
+  EXPECT_EQ(last.find('\n'), last.size() - 1) << "one line: " << last;
+}
+
+TEST_F(PipelineE2eTest, CorruptImageMidRunIsSkippedCountedAndReported) {
+  // A copy of the dataset whose 6th photo is truncated to half its bytes.
+  fs::copy(root_ / "broden", root_ / "corrupt", fs::copy_options::recursive);
+  std::istringstream index(Read(root_ / "corrupt" / "index.csv"));
+  std::string line;
+  std::getline(index, line);
+  for (int i = 0; i < 6; ++i) std::getline(index, line);
+  std::string image = Split(line, ',')[0];
+  fs::path photo = root_ / "corrupt" / "images" / image;
+  std::string bytes = Read(photo);
+  std::ofstream(photo, std::ios::binary | std::ios::trunc) << bytes.substr(0, bytes.size() / 3);
+  Result r = Up("corrupt_run", "", "corrupt");
+  ASSERT_EQ(r.code, 0) << r.output;
+  std::string summary = Read(root_ / "corrupt_run" / "out" / "detect" / "summary.json");
+  EXPECT_EQ(JsonNumber(summary, "skipped"), 1) << summary;
+  EXPECT_EQ(JsonNumber(summary, "images"), 47) << summary;
+  EXPECT_NE(summary.find("{\"row\": 5, \"reason\": \"" + image), std::string::npos) << summary;
+  EXPECT_NE(r.output.find(image), std::string::npos) << "the skip is logged: " << r.output;
+}
+
+}  // namespace

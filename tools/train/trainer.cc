@@ -1,0 +1,563 @@
+#include "tools/train/trainer.h"
+
+#include <torch/csrc/jit/runtime/graph_executor.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <numeric>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <random>
+#include <sstream>
+#include <thread>
+#include <utility>
+
+#include "common/broden/broden_dataset.h"
+#include "stages/decode/decode_stage.h"
+#include "stages/extract/torch_status.h"
+
+namespace nd {
+
+const char kTrainUsage[] =
+    "usage: nd-train --data DIR --out MODEL.pt [options]\n"
+    "\n"
+    "Trains a small CNN to classify the scene label of a Broden-format dataset (nd-make-broden\n"
+    "writes one) and saves it as a TorchScript file for nd-pipeline. Prints train and validation\n"
+    "accuracy (index.csv split column) after every epoch and at the end.\n"
+    "\n"
+    "options:\n"
+    "  --data DIR              Broden-format dataset (required)\n"
+    "  --out FILE              TorchScript file to write (required)\n"
+    "  --arch A                resnet (layer1..layer4) or alexnet (features.N); default resnet\n"
+    "  --width W               base channel width (default 32; resnet layer4 has 8W units)\n"
+    "  --blocks N              resnet: basic blocks per stage, 1 or 2 (default 1)\n"
+    "  --stem-pool on|off      resnet: maxpool after conv1 (default on; off doubles map sizes)\n"
+    "  --batchnorm on|off      BatchNorm after convolutions (default on)\n"
+    "  --dropout on|off        dropout (p=0.5) before the classifier (default off)\n"
+    "  --epochs E              passes over the training images (default 10)\n"
+    "  --seed S                seed of weights, order and flips (default 1)\n"
+    "  --input-size N          images are resized to NxN (default 128); use the same\n"
+    "                          model.input_size when dissecting\n"
+    "  --batch-size B          images per iteration (default 32)\n"
+    "  --lr LR                 peak learning rate, cosine decay to 0 (default 0.05)\n"
+    "  --optimizer sgd|adam    SGD with momentum 0.9, wd 5e-4, or Adam (default sgd)\n"
+    "  --checkpoint-every K    also save FILE.ckpt-<iteration>.pt every K iterations (default 0)\n"
+    "  --threads T             LibTorch and decode threads (default 0 = all cores)\n"
+    "  --preprocess P          torchvision or netdissect normalisation (default torchvision)\n"
+    "  --flip on|off           random horizontal flips (default on)\n"
+    "  -h, --help              this help\n";
+
+namespace {
+
+namespace fs = std::filesystem;
+
+StatusOr<int64_t> ParseInt(const std::string& flag, const std::string& text) {
+  errno = 0;
+  char* end = nullptr;
+  const long long v = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || errno == ERANGE) {
+    return InvalidArgument(flag + ": '" + text + "' is not an integer");
+  }
+  return static_cast<int64_t>(v);
+}
+
+StatusOr<int> ParseIntIn(const std::string& flag, const std::string& text, int64_t lo, int64_t hi) {
+  ND_ASSIGN_OR_RETURN(int64_t v, ParseInt(flag, text));
+  if (v < lo || v > hi) {
+    return InvalidArgument(flag + ": must be in " + std::to_string(lo) + ".." + std::to_string(hi) +
+                           ", got " + text);
+  }
+  return static_cast<int>(v);
+}
+
+StatusOr<double> ParseReal(const std::string& flag, const std::string& text) {
+  errno = 0;
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || errno == ERANGE || !std::isfinite(v)) {
+    return InvalidArgument(flag + ": '" + text + "' is not a number");
+  }
+  return v;
+}
+
+StatusOr<bool> ParseOnOff(const std::string& flag, const std::string& text) {
+  if (text == "on") return true;
+  if (text == "off") return false;
+  return InvalidArgument(flag + ": '" + text + "' is not on or off");
+}
+
+std::string JsonString(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+// The extra file saved with the model: what a user needs to run it on new images.
+std::string DescribeModel(const TrainOptions& o, const SceneImages& data) {
+  std::ostringstream j;
+  j << "{\"tool\": \"nd-train\", \"arch\": " << JsonString(o.model.arch)
+    << ", \"width\": " << o.model.width << ", \"blocks\": " << o.model.blocks
+    << ", \"stem_pool\": " << (o.model.stem_pool ? "true" : "false")
+    << ", \"batchnorm\": " << (o.model.batchnorm ? "true" : "false")
+    << ", \"dropout\": " << (o.model.dropout ? "true" : "false")
+    << ", \"input_size\": " << o.input_size << ", \"preprocess\": " << JsonString(o.preprocess)
+    << ", \"seed\": " << o.seed << ", \"epochs\": " << o.epochs << ", \"classes\": [";
+  for (size_t k = 0; k < data.class_names.size(); ++k) {
+    j << (k ? ", " : "") << JsonString(data.class_names[k]);
+  }
+  j << "], \"class_labels\": [";
+  for (size_t k = 0; k < data.class_labels.size(); ++k) {
+    j << (k ? ", " : "") << data.class_labels[k];
+  }
+  j << "]}\n";
+  return j.str();
+}
+
+// Saves `module` in eval mode to `path` through "<path>.partial" and a rename; leaves the module
+// in training mode.
+Status SaveModel(torch::jit::Module& module, const std::string& path, const std::string& json) {
+  const std::string partial = path + ".partial";
+  ND_RETURN_IF_ERROR(GuardTorch(
+      path + ": cannot save the model",
+      [&]() -> Status {
+        module.eval();
+        torch::jit::ExtraFilesMap extra{{"nd_train.json", json}};
+        module.save(partial, extra);
+        module.train();
+        return Status::Ok();
+      },
+      StatusCode::kIoError));
+  std::error_code ec;
+  fs::rename(partial, path, ec);
+  if (ec) {
+    fs::remove(partial, ec);
+    return IoError(path + ": cannot rename " + partial + " (" + ec.message() + ")");
+  }
+  return Status::Ok();
+}
+
+// Fraction of `x` that `module` (in eval mode) classifies as `y`.
+double Accuracy(torch::jit::Module& module, const torch::Tensor& x, const torch::Tensor& y,
+                int batch_size) {
+  const int64_t n = x.size(0);
+  if (n == 0) return 0;
+  torch::NoGradGuard no_grad;
+  module.eval();
+  int64_t correct = 0;
+  for (int64_t begin = 0; begin < n; begin += batch_size) {
+    const int64_t end = std::min<int64_t>(n, begin + batch_size);
+    const torch::Tensor logits = module.forward({x.slice(0, begin, end)}).toTensor();
+    correct += logits.argmax(1).eq(y.slice(0, begin, end)).sum().item<int64_t>();
+  }
+  module.train();
+  return static_cast<double>(correct) / static_cast<double>(n);
+}
+
+// The parent directory of --out must exist (checked before the long part).
+Status CheckOutputDir(const std::string& out) {
+  const fs::path parent = fs::path(out).parent_path();
+  std::error_code ec;
+  if (!parent.empty() && !fs::is_directory(parent, ec)) {
+    return NotFound("--out " + out + ": directory " + parent.string() + " does not exist");
+  }
+  if (fs::is_directory(out, ec)) return InvalidArgument("--out " + out + ": is a directory");
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ValidateTrainOptions(const TrainOptions& o) {
+  if (o.data_dir.empty()) return InvalidArgument("--data DIR is required (see --help)");
+  if (o.out_path.empty()) return InvalidArgument("--out FILE is required (see --help)");
+  ND_RETURN_IF_ERROR(ValidateModelSpec(o.model));
+  if (o.epochs < 1) return InvalidArgument("--epochs: must be >= 1");
+  if (o.input_size < 32 || o.input_size > 1024) {
+    return InvalidArgument("--input-size: must be in 32..1024, got " +
+                           std::to_string(o.input_size));
+  }
+  if (o.batch_size < 2) return InvalidArgument("--batch-size: must be >= 2");
+  if (!(o.lr > 0)) return InvalidArgument("--lr: must be > 0");
+  if (o.optimizer != "sgd" && o.optimizer != "adam") {
+    return InvalidArgument("--optimizer: '" + o.optimizer + "' is not one of sgd, adam");
+  }
+  if (o.checkpoint_every < 0) return InvalidArgument("--checkpoint-every: must be >= 0");
+  if (o.threads < 0) return InvalidArgument("--threads: must be >= 0");
+  if (o.preprocess != "torchvision" && o.preprocess != "netdissect") {
+    return InvalidArgument("--preprocess: '" + o.preprocess +
+                           "' is not one of torchvision, netdissect");
+  }
+  return Status::Ok();
+}
+
+StatusOr<TrainOptions> ParseTrainArgs(const std::vector<std::string>& args, bool* help) {
+  TrainOptions o;
+  *help = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string flag = args[i], value;
+    bool inline_value = false;
+    if (const size_t eq = flag.find('='); flag.rfind("--", 0) == 0 && eq != std::string::npos) {
+      value = flag.substr(eq + 1);
+      flag = flag.substr(0, eq);
+      inline_value = true;
+    }
+    auto next = [&]() -> StatusOr<std::string> {
+      if (inline_value) return value;
+      if (i + 1 >= args.size()) return InvalidArgument(flag + " needs a value");
+      return args[++i];
+    };
+    if ((flag == "-h" || flag == "--help") && !inline_value) {
+      *help = true;
+      continue;
+    }
+    if (flag.rfind("--", 0) != 0) {
+      return InvalidArgument("unexpected argument '" + args[i] + "' (see --help)");
+    }
+    StatusOr<std::string> v_or = next();
+    if (!v_or.ok()) {
+      // An unknown flag is reported as such even when it is the last argument.
+      static const char* const kKnown[] = {
+          "--data",       "--out",        "--arch",    "--width",     "--blocks",
+          "--stem-pool",  "--batchnorm",  "--dropout", "--epochs",    "--seed",
+          "--input-size", "--batch-size", "--lr",      "--optimizer", "--checkpoint-every",
+          "--threads",    "--preprocess", "--flip"};
+      if (std::find(std::begin(kKnown), std::end(kKnown), flag) == std::end(kKnown)) {
+        return InvalidArgument("unknown option '" + args[i] + "' (see --help)");
+      }
+      return v_or.status();
+    }
+    const std::string v = *v_or;
+    if (flag == "--data") {
+      o.data_dir = v;
+    } else if (flag == "--out") {
+      o.out_path = v;
+    } else if (flag == "--arch") {
+      o.model.arch = v;
+    } else if (flag == "--width") {
+      ND_ASSIGN_OR_RETURN(o.model.width, ParseIntIn(flag, v, 1, 512));
+    } else if (flag == "--blocks") {
+      ND_ASSIGN_OR_RETURN(o.model.blocks, ParseIntIn(flag, v, 1, 2));
+    } else if (flag == "--stem-pool") {
+      ND_ASSIGN_OR_RETURN(o.model.stem_pool, ParseOnOff(flag, v));
+    } else if (flag == "--batchnorm") {
+      ND_ASSIGN_OR_RETURN(o.model.batchnorm, ParseOnOff(flag, v));
+    } else if (flag == "--dropout") {
+      ND_ASSIGN_OR_RETURN(o.model.dropout, ParseOnOff(flag, v));
+    } else if (flag == "--epochs") {
+      ND_ASSIGN_OR_RETURN(o.epochs, ParseIntIn(flag, v, 1, 100000));
+    } else if (flag == "--seed") {
+      ND_ASSIGN_OR_RETURN(int64_t seed, ParseInt(flag, v));
+      if (seed < 0) return InvalidArgument("--seed: must be >= 0, got " + v);
+      o.seed = static_cast<uint64_t>(seed);
+    } else if (flag == "--input-size") {
+      ND_ASSIGN_OR_RETURN(o.input_size, ParseIntIn(flag, v, 32, 1024));
+    } else if (flag == "--batch-size") {
+      ND_ASSIGN_OR_RETURN(o.batch_size, ParseIntIn(flag, v, 2, 65536));
+    } else if (flag == "--lr") {
+      ND_ASSIGN_OR_RETURN(o.lr, ParseReal(flag, v));
+      if (!(o.lr > 0)) return InvalidArgument("--lr: must be > 0, got " + v);
+    } else if (flag == "--optimizer") {
+      o.optimizer = v;
+    } else if (flag == "--checkpoint-every") {
+      ND_ASSIGN_OR_RETURN(o.checkpoint_every, ParseInt(flag, v));
+      if (o.checkpoint_every < 0) return InvalidArgument("--checkpoint-every: must be >= 0");
+    } else if (flag == "--threads") {
+      ND_ASSIGN_OR_RETURN(o.threads, ParseIntIn(flag, v, 0, 1024));
+    } else if (flag == "--preprocess") {
+      o.preprocess = v;
+    } else if (flag == "--flip") {
+      ND_ASSIGN_OR_RETURN(o.flip, ParseOnOff(flag, v));
+    } else {
+      return InvalidArgument("unknown option '" + args[i] + "' (see --help)");
+    }
+  }
+  if (*help) return o;
+  ND_RETURN_IF_ERROR(ValidateTrainOptions(o));
+  return o;
+}
+
+StatusOr<SceneImages> LoadSceneImages(const TrainOptions& options) {
+  const std::string& dir = options.data_dir;
+  auto opened = BrodenDataset::Open(dir);
+  if (!opened.ok()) return opened.status().WithContext("--data " + dir);
+  const BrodenDataset& dataset = *opened;
+  const int scene = dataset.CategoryIndex("scene");
+  if (scene < 0) {
+    return InvalidArgument("--data " + dir + ": category.csv has no 'scene' category");
+  }
+  SceneImages data;
+  std::vector<int> class_of_label(dataset.num_labels(), -1);
+  for (const BrodenLabel& label : dataset.labels()) {
+    if (!label.defined || label.coverage[scene] < 0) continue;
+    class_of_label[label.number] = static_cast<int>(data.class_names.size());
+    data.class_names.push_back(label.name);
+    data.class_labels.push_back(label.number);
+  }
+  if (data.class_names.size() < 2) {
+    return InvalidArgument("--data " + dir + ": c_scene.csv names " +
+                           std::to_string(data.class_names.size()) +
+                           " scene label(s); need at least 2 classes");
+  }
+
+  // Rows to decode, in index.csv order, and their class.
+  std::vector<size_t> train_rows, val_rows;
+  std::vector<int64_t> train_y, val_y;
+  for (size_t i = 0; i < dataset.images().size(); ++i) {
+    const BrodenImage& image = dataset.images()[i];
+    const std::vector<int>& scalars = image.scalar_labels[scene];
+    if (scalars.empty() || class_of_label[scalars[0]] < 0) {
+      ++data.skipped_unlabelled;
+      continue;
+    }
+    const bool val = image.split == "val";
+    (val ? val_rows : train_rows).push_back(i);
+    (val ? val_y : train_y).push_back(class_of_label[scalars[0]]);
+  }
+  if (train_rows.size() < 2) {
+    return InvalidArgument("--data " + dir + ": " + std::to_string(train_rows.size()) +
+                           " training image(s) with a scene label; need at least 2");
+  }
+
+  const int s = options.input_size;
+  const int64_t per_image = 3LL * s * s;
+  auto decode = [&](const std::vector<size_t>& rows, torch::Tensor* out) -> Status {
+    *out = torch::empty({static_cast<int64_t>(rows.size()), 3, s, s}, torch::kFloat);
+    float* base = out->data_ptr<float>();
+    const int threads =
+        std::max<int>(1, std::min<int>(options.threads > 0
+                                           ? options.threads
+                                           : static_cast<int>(std::thread::hardware_concurrency()),
+                                       static_cast<int>(rows.size())));
+    std::vector<Status> errors(threads);
+    std::atomic<size_t> next{0};
+    auto work = [&](int t) {
+      std::string bytes;
+      for (size_t k = next++; k < rows.size(); k = next++) {
+        const BrodenImage& image = dataset.images()[rows[k]];
+        auto path = dataset.ResolveImagePath(image.image);
+        if (!path.ok()) {
+          errors[t] = path.status().WithContext("--data " + dir);
+          return;
+        }
+        std::ifstream in(*path, std::ios::binary);
+        bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+        if (bytes.empty()) {
+          errors[t] = NotFound(*path + ": missing or empty image file (index.csv line " +
+                               std::to_string(image.line) + ")");
+          return;
+        }
+        cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8UC1, bytes.data());
+        cv::Mat bgr;
+        try {
+          bgr = cv::imdecode(raw, cv::IMREAD_COLOR);
+        } catch (const cv::Exception&) {
+          bgr.release();
+        }
+        if (bgr.empty()) {
+          errors[t] = DataLoss(*path + ": not a decodable image (index.csv line " +
+                               std::to_string(image.line) + ")");
+          return;
+        }
+        cv::Mat rgb;
+        cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+        Status st = PreprocessRgb(rgb.data, rgb.rows, rgb.cols, s, options.preprocess,
+                                  base + static_cast<int64_t>(k) * per_image);
+        if (!st.ok()) {
+          errors[t] = st.WithContext(*path);
+          return;
+        }
+      }
+    };
+    std::vector<std::thread> pool;
+    for (int t = 1; t < threads; ++t) pool.emplace_back(work, t);
+    work(0);
+    for (auto& th : pool) th.join();
+    for (const Status& st : errors) ND_RETURN_IF_ERROR(st);
+    return Status::Ok();
+  };
+  ND_RETURN_IF_ERROR(decode(train_rows, &data.train_x));
+  ND_RETURN_IF_ERROR(decode(val_rows, &data.val_x));
+  data.train_y = torch::tensor(train_y, torch::kLong);
+  data.val_y = torch::tensor(val_y, torch::kLong);
+  return data;
+}
+
+StatusOr<TrainReport> TrainOn(const SceneImages& data, const TrainOptions& options,
+                              const TrainCallbacks& callbacks) {
+  ND_RETURN_IF_ERROR(ValidateTrainOptions(options));
+  ND_RETURN_IF_ERROR(CheckOutputDir(options.out_path));
+  if (data.train_x.size(0) < 2) return InvalidArgument("need at least 2 training images");
+  if (data.train_x.size(2) != options.input_size) {
+    return InvalidArgument("images were loaded at " + std::to_string(data.train_x.size(2)) +
+                           " px, --input-size is " + std::to_string(options.input_size));
+  }
+  const auto start = std::chrono::steady_clock::now();
+  auto seconds_since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  };
+  const auto message = [&](const std::string& line) {
+    if (callbacks.on_message) callbacks.on_message(line);
+  };
+
+  TrainReport report;
+  report.class_names = data.class_names;
+  report.train_images = data.train_x.size(0);
+  report.val_images = data.val_x.defined() ? data.val_x.size(0) : 0;
+  report.skipped_images = data.skipped_unlabelled;
+
+  ModelSpec spec = options.model;
+  spec.num_classes = static_cast<int>(data.class_names.size());
+  const std::string json = DescribeModel(options, data);
+
+  torch::set_num_threads(options.threads > 0
+                             ? options.threads
+                             : std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
+  torch::manual_seed(options.seed);
+  ND_ASSIGN_OR_RETURN(torch::jit::Module module, BuildModel(spec));
+
+  const std::string out = options.out_path;
+  Status status = GuardTorch("training", [&]() -> Status {
+    // Plain interpretation of each op (as eager mode): no profiling runs, no graph rewrites
+    // between iterations, so every iteration computes the same way.
+    torch::jit::GraphOptimizerEnabledGuard no_optimizer(false);
+    std::vector<torch::Tensor> params;
+    for (torch::Tensor p : module.parameters()) {
+      p.requires_grad_(true);
+      params.push_back(p);
+      report.parameters += p.numel();
+    }
+    std::unique_ptr<torch::optim::Optimizer> optimizer;
+    if (options.optimizer == "sgd") {
+      optimizer = std::make_unique<torch::optim::SGD>(
+          params, torch::optim::SGDOptions(options.lr).momentum(0.9).weight_decay(5e-4));
+    } else {
+      optimizer =
+          std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(options.lr));
+    }
+    module.train();
+
+    const int64_t n = data.train_x.size(0);
+    const int64_t b = options.batch_size;
+    // Batches per epoch; a last batch of a single image is dropped (BatchNorm needs two).
+    const int64_t batches = n / b + (n % b >= 2 ? 1 : 0);
+    const int64_t total = batches * options.epochs;
+    std::mt19937_64 rng(options.seed);
+    std::vector<int64_t> order(n);
+    int64_t iteration = 0;
+    for (int epoch = 1; epoch <= options.epochs; ++epoch) {
+      const auto epoch_start = std::chrono::steady_clock::now();
+      std::iota(order.begin(), order.end(), 0);
+      std::shuffle(order.begin(), order.end(), rng);
+      double loss_sum = 0;
+      int64_t correct = 0, seen = 0;
+      for (int64_t k = 0; k < batches; ++k) {
+        const int64_t begin = k * b, end = std::min(n, begin + b);
+        std::vector<int64_t> idx(order.begin() + begin, order.begin() + end);
+        std::vector<uint8_t> flips(idx.size(), 0);
+        if (options.flip) {
+          for (auto& f : flips) f = static_cast<uint8_t>(rng() >> 63);
+        }
+        const torch::Tensor index = torch::tensor(idx, torch::kLong);
+        torch::Tensor x = data.train_x.index_select(0, index);
+        const torch::Tensor y = data.train_y.index_select(0, index);
+        if (options.flip) {
+          const torch::Tensor mask =
+              torch::tensor(std::vector<int64_t>(flips.begin(), flips.end()), torch::kLong)
+                  .to(torch::kBool)
+                  .view({-1, 1, 1, 1});
+          x = torch::where(mask, x.flip({3}), x);
+        }
+        const double lr =
+            0.5 * options.lr * (1 + std::cos(M_PI * static_cast<double>(iteration) / total));
+        for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
+
+        const torch::Tensor logits = module.forward({x}).toTensor();
+        const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, y);
+        optimizer->zero_grad();
+        loss.backward();
+        optimizer->step();
+        ++iteration;
+
+        const double l = loss.item<double>();
+        if (!std::isfinite(l)) {
+          return FailedPrecondition("the loss diverged (" + std::to_string(l) + ") at iteration " +
+                                    std::to_string(iteration) + "; try a smaller --lr");
+        }
+        report.iteration_loss.push_back(l);
+        loss_sum += l;
+        correct += logits.argmax(1).eq(y).sum().item<int64_t>();
+        seen += static_cast<int64_t>(idx.size());
+        if (options.checkpoint_every > 0 && iteration % options.checkpoint_every == 0) {
+          const std::string path = out + ".ckpt-" + std::to_string(iteration) + ".pt";
+          ND_RETURN_IF_ERROR(SaveModel(module, path, json));
+          report.checkpoints.push_back(path);
+        }
+      }
+      EpochReport e;
+      e.epoch = epoch;
+      e.iterations = iteration;
+      e.train_loss = loss_sum / static_cast<double>(batches);
+      e.train_accuracy = static_cast<double>(correct) / static_cast<double>(seen);
+      if (report.val_images > 0) {
+        e.val_accuracy = Accuracy(module, data.val_x, data.val_y, 2 * options.batch_size);
+      }
+      e.seconds = seconds_since(epoch_start);
+      report.epochs.push_back(e);
+      if (callbacks.on_epoch) callbacks.on_epoch(e);
+    }
+    for (torch::Tensor p : params) p.requires_grad_(false);
+    report.final_train_accuracy =
+        Accuracy(module, data.train_x, data.train_y, 2 * options.batch_size);
+    report.final_val_accuracy = report.val_images > 0 ? report.epochs.back().val_accuracy : 0.0;
+    return SaveModel(module, out, json);
+  });
+  ND_RETURN_IF_ERROR(status);
+  report.train_seconds = seconds_since(start);
+  message("saved " + out);
+  return report;
+}
+
+StatusOr<TrainReport> Train(const TrainOptions& options, const TrainCallbacks& callbacks) {
+  ND_RETURN_IF_ERROR(ValidateTrainOptions(options));
+  ND_RETURN_IF_ERROR(CheckOutputDir(options.out_path));
+  const auto start = std::chrono::steady_clock::now();
+  ND_ASSIGN_OR_RETURN(SceneImages data, LoadSceneImages(options));
+  const double load_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (callbacks.on_message) {
+    char line[256];
+    std::snprintf(line, sizeof(line),
+                  "loaded %lld train + %lld val images at %dx%d (%zu classes; %lld rows without "
+                  "a scene label skipped) in %.1f s",
+                  static_cast<long long>(data.train_x.size(0)),
+                  static_cast<long long>(data.val_x.size(0)), options.input_size,
+                  options.input_size, data.class_names.size(),
+                  static_cast<long long>(data.skipped_unlabelled), load_seconds);
+    callbacks.on_message(line);
+  }
+  ND_ASSIGN_OR_RETURN(TrainReport report, TrainOn(data, options, callbacks));
+  report.load_seconds = load_seconds;
+  return report;
+}
+
+}  // namespace nd

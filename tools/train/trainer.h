@@ -1,0 +1,125 @@
+// nd-train's logic: trains one of the networks of model_builder.h to classify the scenes of a
+// Broden-format dataset (the whole-image label of the `scene` category in index.csv) and saves it
+// as a TorchScript file that the pipeline dissects like any user's model.
+//
+// Data: every index.csv row with a scene label is used (the first one when a row has several);
+// rows without one (texture images, scenes no rule named) are skipped and counted. The `split`
+// column decides train vs. validation ("val" is validation, anything else is training). The
+// classes are the labels of c_scene.csv in label-number order, so class k of the network is the
+// same scene for every dataset the generator writes. Every used image is decoded once (OpenCV) and
+// preprocessed by PreprocessRgb (stages/decode), the pipeline's own preprocessing, into one float
+// tensor in memory (n·3·S·S·4 bytes: 2,000 images at S = 128 take ~400 MB). A file that is missing
+// or does not decode is an error naming it.
+//
+// Training: mini-batch SGD with momentum 0.9 and weight decay 5e-4 (or Adam), cross-entropy, the
+// learning rate following a cosine from --lr to 0 over all iterations; each epoch visits the
+// training images in a fresh random order and flips each image horizontally with probability 1/2.
+// A final partial batch of one image is dropped (BatchNorm needs two). After every epoch the
+// validation accuracy is measured in eval mode; at the end, train and validation accuracy are both
+// measured in eval mode without augmentation.
+//
+// Determinism: for the same options (threads included) and dataset, the saved parameters are
+// bit-identical: weights come from torch::manual_seed(seed), the order and flips from a
+// std::mt19937_64 seeded with seed, dropout from LibTorch's generator, and the TorchScript graph
+// executor's optimisations are off while training (each op runs as in eager mode).
+//
+// Files: --out is written through "<out>.partial" and renamed; checkpoints (every K iterations)
+// go to "<out>.ckpt-<iteration>.pt" (iteration counted from 1 over the whole run). Both are saved
+// in eval mode, with an extra file "extra/nd_train.json" naming the classes, input size,
+// preprocessing and options.
+//
+// Process-wide effects: sets LibTorch's intra-op thread count (torch::set_num_threads) and the
+// global seed. Not thread-safe: one Train at a time per process.
+#pragma once
+
+#include <torch/script.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "tools/train/model_builder.h"
+
+namespace nd {
+
+struct TrainOptions {
+  std::string data_dir;           // --data: a Broden-format directory (required)
+  std::string out_path;           // --out: the TorchScript file to write (required)
+  ModelSpec model;                // --arch, --width, --blocks, --stem-pool, --batchnorm, --dropout
+  int epochs = 10;                // --epochs, >= 1
+  uint64_t seed = 1;              // --seed
+  int input_size = 128;           // --input-size: images are resized to this square size, 32..1024
+  int batch_size = 32;            // --batch-size, >= 2
+  double lr = 0.05;               // --lr: peak learning rate, > 0
+  std::string optimizer = "sgd";  // --optimizer: "sgd" or "adam"
+  int64_t checkpoint_every = 0;   // --checkpoint-every K iterations; 0 = none
+  int threads = 0;                // --threads: LibTorch and decode threads; 0 = all cores
+  std::string preprocess = "torchvision";  // --preprocess: "torchvision" or "netdissect"
+  bool flip = true;                        // --flip: random horizontal flips
+};
+
+// Checks every option and the model spec; errors name the flag.
+[[nodiscard]] Status ValidateTrainOptions(const TrainOptions& options);
+
+// Parses nd-train's command line (argv without the program name) on top of the defaults above.
+// `--flag value` and `--flag=value` both work; on/off flags take "on" or "off". Errors (one line,
+// naming the flag): unknown flag, missing or malformed value, value out of range, missing --data
+// or --out. Sets *help when -h/--help is given (then nothing is required).
+[[nodiscard]] StatusOr<TrainOptions> ParseTrainArgs(const std::vector<std::string>& args,
+                                                    bool* help);
+
+// nd-train's --help text.
+extern const char kTrainUsage[];
+
+// The images of a dataset that carry a scene label, decoded and preprocessed.
+struct SceneImages {
+  std::vector<std::string> class_names;  // class k = the k-th label of c_scene.csv
+  std::vector<int> class_labels;         // their global label numbers
+  // Train and validation sets: [n, 3, S, S] float32 and [n] int64 class indices.
+  torch::Tensor train_x, train_y, val_x, val_y;
+  int64_t skipped_unlabelled = 0;  // index.csv rows without a scene label
+};
+
+// Reads the dataset at options.data_dir and decodes the images. Errors name the directory or the
+// file: missing dataset ("--data /x: /x/index.csv: no such file"), no scene category, no labelled
+// training image, an image that does not decode.
+[[nodiscard]] StatusOr<SceneImages> LoadSceneImages(const TrainOptions& options);
+
+struct EpochReport {
+  int epoch = 0;              // 1-based
+  int64_t iterations = 0;     // total iterations done so far
+  double train_loss = 0;      // mean loss over the epoch's batches
+  double train_accuracy = 0;  // running accuracy over the epoch (train mode, augmented)
+  double val_accuracy = 0;    // eval mode; 0 when there are no validation images
+  double seconds = 0;         // wall time of the epoch, validation included
+};
+
+struct TrainReport {
+  std::vector<std::string> class_names;
+  int64_t train_images = 0, val_images = 0, skipped_images = 0;
+  int64_t parameters = 0;              // number of trainable scalars
+  std::vector<double> iteration_loss;  // the loss of every iteration, in order
+  std::vector<EpochReport> epochs;
+  double final_train_accuracy = 0;       // eval mode, no augmentation, all training images
+  double final_val_accuracy = 0;         // eval mode; 0 when there are no validation images
+  std::vector<std::string> checkpoints;  // paths written, in order
+  double load_seconds = 0, train_seconds = 0;
+};
+
+// Called after data loading (with a one-line summary) and after every epoch; may be empty.
+struct TrainCallbacks {
+  std::function<void(const std::string& line)> on_message;
+  std::function<void(const EpochReport& epoch)> on_epoch;
+};
+
+// Loads the data, builds, trains and saves the network (see the top of this file).
+[[nodiscard]] StatusOr<TrainReport> Train(const TrainOptions& options,
+                                          const TrainCallbacks& callbacks = {});
+
+// Same, on images already loaded by LoadSceneImages (the options must match those used there).
+[[nodiscard]] StatusOr<TrainReport> TrainOn(const SceneImages& data, const TrainOptions& options,
+                                            const TrainCallbacks& callbacks = {});
+
+}  // namespace nd
