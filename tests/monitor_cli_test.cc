@@ -16,7 +16,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Run {
+struct CliRun {
   int code = -1;
   std::string output;
 };
@@ -47,12 +47,12 @@ class MonitorCliTest : public ::testing::Test {
   }
 
   // Runs nd-pipeline with `args`, at most 60 s.
-  Run Pipeline(const std::vector<std::string>& args) {
+  CliRun Pipeline(const std::vector<std::string>& args) {
     std::vector<std::string> argv{std::string(ND_BIN_DIR) + "/nd-pipeline"};
     argv.insert(argv.end(), args.begin(), args.end());
     const std::string log = (dir_ / "log.txt").string();
     fs::remove(log);
-    Run r;
+    CliRun r;
     r.code = testing::WaitExit(testing::Spawn(argv, log), 60);
     std::ifstream in(log);
     std::stringstream s;
@@ -99,7 +99,7 @@ class MonitorCliTest : public ::testing::Test {
 };
 
 TEST_F(MonitorCliTest, StatusWithoutARunSaysNoPipelineIsRunning) {
-  Run r = Pipeline({"status", "-c", config_});
+  CliRun r = Pipeline({"status", "-c", config_});
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.output, "nd-pipeline: no pipeline is running for " + config_ + "\n");
 }
@@ -108,19 +108,19 @@ TEST_F(MonitorCliTest, StatusOfADeadSupervisorIsStale) {
   pid_t gone = testing::Spawn({"/bin/true"}, "/dev/null");
   ASSERT_EQ(testing::WaitExit(gone, 10), 0);  // reaped: its pid names no live process
   WriteStatus(gone);
-  Run r = Pipeline({"status", "-c", config_});
+  CliRun r = Pipeline({"status", "-c", config_});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.output.find("no pipeline is running for"), std::string::npos) << r.output;
 }
 
 TEST_F(MonitorCliTest, StatusPrintsTheTableOrTheJson) {
   WriteStatus(StartFakeSupervisor());
-  Run table = Pipeline({"status", "-c", config_});
+  CliRun table = Pipeline({"status", "-c", config_});
   ASSERT_EQ(table.code, 0) << table.output;
   EXPECT_NE(table.output.find("STAGE"), std::string::npos) << table.output;
   EXPECT_NE(table.output.find("40/40"), std::string::npos) << table.output;
   EXPECT_NE(table.output.find("12/40"), std::string::npos) << "extract gets the pipeline total";
-  Run json = Pipeline({"status", "-c", config_, "--json"});
+  CliRun json = Pipeline({"status", "-c", config_, "--json"});
   ASSERT_EQ(json.code, 0) << json.output;
   std::ifstream in(StatusPath());
   std::stringstream file;
@@ -130,7 +130,7 @@ TEST_F(MonitorCliTest, StatusPrintsTheTableOrTheJson) {
 
 TEST_F(MonitorCliTest, TopWithoutATerminalPrintsBoundedSnapshots) {
   WriteStatus(StartFakeSupervisor());
-  Run r = Pipeline({"top", "-c", config_, "--iterations", "2"});
+  CliRun r = Pipeline({"top", "-c", config_, "--iterations", "2"});
   ASSERT_EQ(r.code, 0) << r.output;
   size_t first = r.output.find("STAGE");
   ASSERT_NE(first, std::string::npos) << r.output;
@@ -141,7 +141,7 @@ TEST_F(MonitorCliTest, TopWithoutATerminalPrintsBoundedSnapshots) {
 }
 
 TEST_F(MonitorCliTest, TopRejectsABadIterationCount) {
-  Run r = Pipeline({"top", "-c", config_, "--iterations", "0"});
+  CliRun r = Pipeline({"top", "-c", config_, "--iterations", "0"});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.output.find("--iterations"), std::string::npos) << r.output;
 }
@@ -149,12 +149,12 @@ TEST_F(MonitorCliTest, TopRejectsABadIterationCount) {
 TEST_F(MonitorCliTest, DownSignalsTheSupervisorAndWaits) {
   pid_t pid = StartFakeSupervisor();
   std::ofstream(PidPath()) << pid << "\n";
-  Run r = Pipeline({"down", "-c", config_});
+  CliRun r = Pipeline({"down", "-c", config_});
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("stopped the pipeline"), std::string::npos) << r.output;
   EXPECT_EQ(testing::WaitExit(pid, 10), 128 + SIGTERM);
   fake_ = -1;
-  Run again = Pipeline({"down", "-c", config_});
+  CliRun again = Pipeline({"down", "-c", config_});
   EXPECT_EQ(again.code, 1);
   EXPECT_NE(again.output.find("no pipeline is running for"), std::string::npos) << again.output;
 }
@@ -162,7 +162,7 @@ TEST_F(MonitorCliTest, DownSignalsTheSupervisorAndWaits) {
 TEST_F(MonitorCliTest, UpRefusesASecondSupervisorForTheSameRunDirectory) {
   pid_t pid = StartFakeSupervisor();
   std::ofstream(PidPath()) << pid << "\n";
-  Run r = Pipeline({"up", "-c", config_});
+  CliRun r = Pipeline({"up", "-c", config_});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.output.find("already running"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find(std::to_string(pid)), std::string::npos) << r.output;
@@ -172,7 +172,7 @@ TEST_F(MonitorCliTest, UpWithTheHttpPortInUseFailsAtStartWithOneLine) {
   testing::Listener taken;
   ASSERT_GT(taken.port(), 0);
   WriteConfig("[run]\nhttp_port = " + std::to_string(taken.port()) + "\n");
-  Run r = Pipeline({"up", "-c", config_});
+  CliRun r = Pipeline({"up", "-c", config_});
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.output, "nd-pipeline: run.http_port " + std::to_string(taken.port()) +
                           ": address already in use\n");

@@ -230,3 +230,32 @@ TEST_F(PipelineE2eTest, CorruptImageMidRunIsSkippedCountedAndReported) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(PipelineE2eTest, CacheStatsVerifyAndGcSeeWhatTheRunWrote) {
+  Result r = Up("cache_cmds");
+  ASSERT_EQ(r.code, 0) << r.output;
+  std::string cfg = " -c " + (root_ / "cache_cmds" / "pipeline.toml").string();
+  std::string bin = std::string(ND_BIN_DIR) + "/nd-pipeline cache ";
+  Result stats = Sh(bin + "stats" + cfg);
+  ASSERT_EQ(stats.code, 0) << stats.output;
+  // One activation record per image for the one layer, named through its manifest.
+  EXPECT_NE(stats.output.find("activ.   detect"), std::string::npos) << stats.output;
+  EXPECT_NE(stats.output.find(" 48 "), std::string::npos) << stats.output;
+  Result verify = Sh(bin + "verify" + cfg);
+  EXPECT_EQ(verify.code, 0) << verify.output;
+  EXPECT_NE(verify.output.find("0 bad"), std::string::npos) << verify.output;
+  // Keeping only another model deletes this model's records; keeping this one deletes nothing.
+  fs::path other = root_ / "cache_cmds" / "other.pt";
+  std::ofstream(other) << "another model's bytes";
+  Result keep = Sh(bin + "gc --keep-model " + (root_ / "planted.pt").string() + cfg);
+  EXPECT_NE(keep.output.find("deleted 0 records"), std::string::npos) << keep.output;
+  Result gc = Sh(bin + "gc --keep-model " + other.string() + cfg);
+  ASSERT_EQ(gc.code, 0) << gc.output;
+  EXPECT_NE(gc.output.find("deleted 50 records"), std::string::npos) << gc.output;  // 48 + t + m
+  Result after = Sh(bin + "stats" + cfg);
+  EXPECT_EQ(after.output.find("detect"), std::string::npos) << after.output;
+}
+
+}  // namespace

@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "tools/nd_pipeline/monitor_commands.h"
+#include "tools/nd_pipeline/cache_command.h"
 #include "tools/nd_pipeline/supervisor.h"
 
 namespace {
@@ -25,6 +26,8 @@ constexpr char kUsageHead[] =
     "\n"
     "commands:\n"
     "  up         run the pipeline: decode -> extract -> calibrate -> score, as processes\n"
+    "  rescore    the same as up: only what the cache lacks runs through the network\n"
+    "  cache stats|verify|gc [--keep-model FILE]   inspect and maintain the activation cache\n"
     "  validate   print the effective configuration (defaults, file, --set) or the error\n";
 constexpr char kUsage[] =
     "\n"
@@ -57,6 +60,10 @@ nd::StatusOr<CommonArgs> ParseArgs(int argc, char** argv, int first) {
       args.overrides.push_back(kv);
     } else if (a.rfind("--set=", 0) == 0) {
       args.overrides.push_back(a.substr(6));
+    } else if (a == "--keep-model") {  // cache gc's own option, passed through with its value
+      args.rest.push_back(a);
+      ND_ASSIGN_OR_RETURN(std::string file, next("--keep-model"));
+      args.rest.push_back(file);
     } else if (!a.empty() && a[0] == '-') {
       return nd::InvalidArgument("unknown option " + a + " (see --help)");
     } else {
@@ -120,6 +127,11 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (command == "validate") return Validate(*args);
-  if (command == "up") return Up(*args);
+  if (command == "up" || command == "rescore") return Up(*args);
+  if (command == "cache") {
+    auto config = nd::LoadConfig(args->config, args->overrides);
+    if (!config.ok()) return Fail(config.status());
+    return nd::RunCacheCommand(*config, args->rest);
+  }
   return Fail(nd::InvalidArgument("unknown command '" + command + "' (see --help)"));
 }

@@ -1,0 +1,219 @@
+// nd-bench: measures a configured dissection the way a user runs it.
+//
+//   nd-bench -c pipeline.toml [--set k=v ...] [--work DIR] [--skip-bare] [--rescore]
+//
+// 1. bare forward: decodes every image of the dataset (batch by batch, same preprocessing) and
+//    times only plain `module.forward` on them, as a lower bound for phase 1;
+// 2. cold run: `nd-pipeline up` with a fresh cache and output under --work, timed end to end,
+//    while every nd-stage-* process's peak RSS (VmHWM) is sampled from /proc;
+// 3. with --rescore: `nd-pipeline up` again with a new quantile (phase 2 only: no forward pass).
+// It prints one table: per-stage images/s, bare forward time, end-to-end wall time and the ratio,
+// score CPU per image, peak RSS per stage.
+#include <dirent.h>
+#include <sys/wait.h>
+#include <torch/script.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/broden/broden_dataset.h"
+#include "common/config.h"
+#include "stages/decode/decode_stage.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+std::string BinDir() {
+  std::error_code ec;
+  auto exe = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string(".") : exe.parent_path().string();
+}
+
+std::string Read(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+double JsonNumber(const std::string& json, const std::string& key) {
+  size_t at = json.find("\"" + key + "\": ");
+  if (at == std::string::npos) return -1;
+  return std::atof(json.c_str() + at + key.size() + 4);
+}
+
+// Peak RSS (kB) of every running nd-stage-* process, merged into `peak` by stage name.
+void SampleStageRss(std::map<std::string, long>* peak) {
+  DIR* proc = ::opendir("/proc");
+  if (!proc) return;
+  while (dirent* e = ::readdir(proc)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    std::string base = std::string("/proc/") + e->d_name;
+    std::string comm = Read(base + "/comm");
+    if (comm.rfind("nd-stage-", 0) != 0) continue;
+    comm = comm.substr(9, comm.find('\n') - 9);
+    std::string status = Read(base + "/status");
+    size_t at = status.find("VmHWM:");
+    if (at == std::string::npos) continue;
+    long kb = std::atol(status.c_str() + at + 6);
+    long& slot = (*peak)[comm];
+    slot = std::max(slot, kb);
+  }
+  ::closedir(proc);
+}
+
+struct RunResult {
+  int code = -1;
+  double wall_s = 0;
+  std::map<std::string, long> peak_kb;
+};
+
+RunResult RunUp(const std::string& config, const std::vector<std::string>& sets) {
+  std::vector<std::string> args = {BinDir() + "/nd-pipeline", "up", "-c", config};
+  for (const auto& s : sets) {
+    args.push_back("--set");
+    args.push_back(s);
+  }
+  RunResult r;
+  auto start = Clock::now();
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
+    SampleStageRss(&r.peak_kb);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  r.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path = "pipeline.toml", work = "bench-work";
+  std::vector<std::string> sets;
+  bool skip_bare = false, rescore = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if ((a == "-c" || a == "--config") && i + 1 < argc) config_path = argv[++i];
+    else if (a == "--set" && i + 1 < argc) sets.push_back(argv[++i]);
+    else if (a == "--work" && i + 1 < argc) work = argv[++i];
+    else if (a == "--skip-bare") skip_bare = true;
+    else if (a == "--rescore") rescore = true;
+    else {
+      std::fprintf(stderr,
+                   "usage: nd-bench -c pipeline.toml [--set k=v ...] [--work DIR] [--skip-bare] "
+                   "[--rescore]\n");
+      return 2;
+    }
+  }
+  work = fs::absolute(work).string();
+  sets.push_back("cache.dir=" + work + "/cache");
+  sets.push_back("output.dir=" + work + "/out");
+  auto config = nd::LoadConfig(config_path, sets);
+  if (!config.ok()) {
+    std::fprintf(stderr, "nd-bench: %s\n", config.status().message().c_str());
+    return 2;
+  }
+  fs::remove_all(work);
+  fs::create_directories(work);
+  auto dataset = nd::BrodenDataset::Open(config->dataset.path);
+  if (!dataset.ok()) {
+    std::fprintf(stderr, "nd-bench: %s\n", dataset.status().message().c_str());
+    return 1;
+  }
+  const size_t images = dataset->images().size();
+  std::printf("nd-bench: %s, layers %s, %zu images, batch %d, %u cores\n",
+              config->model.path.c_str(), config->model.layers.front().c_str(), images,
+              config->model.batch_size, std::thread::hardware_concurrency());
+
+  double bare_s = 0;
+  if (!skip_bare) {
+    torch::set_num_threads(static_cast<int>(std::thread::hardware_concurrency()));
+    torch::jit::Module module;
+    try {
+      module = torch::jit::load(config->model.path);
+      module.eval();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "nd-bench: %s: cannot load\n", config->model.path.c_str());
+      return 1;
+    }
+    nd::DecodeOptions d;
+    d.input_size = config->model.input_size;
+    d.preprocess = config->model.preprocess;
+    d.batch_size = config->model.batch_size;
+    nd::DecodeStage decode(*dataset, d, nullptr);
+    torch::InferenceMode guard;
+    while (auto batch = decode.Next()) {
+      int64_t n = static_cast<int64_t>(batch->images.size());
+      if (!n) continue;
+      auto input = torch::from_blob(batch->tensor.data(),
+                                    {n, 3, static_cast<int64_t>(batch->height),
+                                     static_cast<int64_t>(batch->width)},
+                                    torch::kFloat32);
+      auto t0 = Clock::now();
+      auto out = module.forward({input});
+      bare_s += std::chrono::duration<double>(Clock::now() - t0).count();
+    }
+    std::printf("bare forward: %.2f s (%.1f images/s)\n", bare_s, images / bare_s);
+  }
+
+  RunResult cold = RunUp(config_path, sets);
+  if (cold.code != 0) {
+    std::fprintf(stderr, "nd-bench: nd-pipeline up failed (exit %d)\n", cold.code);
+    return 1;
+  }
+  const std::string layer = config->model.layers.back();
+  fs::path layer_dir = fs::path(config->output.dir) / layer;
+  if (config->threshold.quantiles.size() > 1) {
+    char q[32];
+    std::snprintf(q, sizeof(q), "q%g", config->threshold.quantiles.front());
+    layer_dir /= q;
+  }
+  std::string summary = Read(layer_dir / "summary.json");
+  std::printf("\n%-34s %12s\n", "measure (cold run)", "value");
+  for (const char* stage : {"decode", "extract", "calibrate", "score"}) {
+    double s = JsonNumber(summary, stage);
+    std::printf("%-34s %12.1f\n", (std::string(stage) + " images/s (stage wall)").c_str(),
+                s > 0 ? images / s : 0.0);
+  }
+  double forward_in_pipeline = JsonNumber(summary, "forward");
+  std::printf("%-34s %12.2f\n", "forward inside extract, s", forward_in_pipeline);
+  if (!skip_bare) std::printf("%-34s %12.2f\n", "bare forward, s", bare_s);
+  std::printf("%-34s %12.2f\n", "end-to-end nd-pipeline up, s", cold.wall_s);
+  if (!skip_bare) std::printf("%-34s %12.3f\n", "end-to-end / bare forward", cold.wall_s / bare_s);
+  std::printf("%-34s %12.3f\n", "score CPU ms / image (last layer)",
+              JsonNumber(summary, "score_cpu_ms_per_image"));
+  for (const auto& [stage, kb] : cold.peak_kb)
+    std::printf("%-34s %12.1f\n", ("peak RSS " + stage + ", MB").c_str(), kb / 1024.0);
+
+  if (rescore) {
+    double q = config->threshold.quantiles.front() * 2;
+    auto rescore_sets = sets;
+    rescore_sets.push_back("threshold.quantile=" + std::to_string(q));
+    RunResult again = RunUp(config_path, rescore_sets);
+    std::string s2 = Read(fs::path(config->output.dir) / layer / "summary.json");
+    std::printf("\n%-34s %12.2f\n", "rescore (new quantile) wall, s", again.wall_s);
+    std::printf("%-34s %12.0f\n", "rescore forward_images", JsonNumber(s2, "forward_images"));
+    std::printf("%-34s %12.3f\n", "rescore / cold", again.wall_s / cold.wall_s);
+  }
+  return 0;
+}
