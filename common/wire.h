@@ -82,20 +82,20 @@ struct StageEvent {
 // a late or absent supervisor only misses snapshots, never blocks a stage). Counters are totals
 // since the stage started, so a lost snapshot loses no information.
 struct StageMetrics {
-  std::string stage;         // "decode", "extract", ...
+  std::string stage;  // "decode", "extract", ...
   uint64_t pid = 0;
-  uint64_t sequence = 0;     // 0, 1, 2, ... per process; lets a reader notice lost snapshots
-  bool final = false;        // the last snapshot, sent when the stage finishes
+  uint64_t sequence = 0;  // 0, 1, 2, ... per process; lets a reader notice lost snapshots
+  bool final = false;     // the last snapshot, sent when the stage finishes
   uint64_t items_in = 0;
   uint64_t items_out = 0;
   uint64_t items_total = 0;  // 0 = unknown
   uint64_t skipped = 0;
   uint64_t errors = 0;
-  double rate_instant = 0;   // items_out per second over the last interval
-  double rate_average = 0;   // items_out per second since the stage started
-  double blocked_s = 0;      // seconds spent waiting for a slow consumer (back-pressure)
-  double waiting_s = 0;      // seconds spent waiting for input
-  uint64_t rss_bytes = 0;    // resident set size
+  double rate_instant = 0;  // items_out per second over the last interval
+  double rate_average = 0;  // items_out per second since the stage started
+  double blocked_s = 0;     // seconds spent waiting for a slow consumer (back-pressure)
+  double waiting_s = 0;     // seconds spent waiting for input
+  uint64_t rss_bytes = 0;   // resident set size
   double uptime_s = 0;
 };
 

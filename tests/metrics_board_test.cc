@@ -72,6 +72,20 @@ TEST(MetricsBoardTest, DerivesBusyShareEtaAndBottleneck) {
   EXPECT_EQ(b.supervisor_pid, 77);
 }
 
+TEST(MetricsBoardTest, AStageThatPassedOnEverythingIsNotTheBottleneck) {
+  // decode has sent all 40 images and is busy only flushing its last message; extract is busy
+  // with real work.
+  MetricsBoard board({"decode", "extract"}, "c", "r", 1, 0);
+  board.Update(Metrics("decode", 0, 1, 40, 40, 0, 0), 1);
+  board.Update(Metrics("decode", 1, 2, 40, 40, 0, 0), 2);  // busy 100%, nothing left to do
+  board.Update(Metrics("extract", 0, 1, 8, 0, 0, 0), 1);
+  board.Update(Metrics("extract", 1, 2, 16, 0, 0, 0.3), 2);  // busy 70%
+  BoardSnapshot b = board.Snapshot(2);
+  EXPECT_EQ(b.Find("decode")->busy_share, 1.0);
+  EXPECT_EQ(b.bottleneck, "extract");
+  EXPECT_FALSE(b.Find("decode")->bottleneck);
+}
+
 TEST(MetricsBoardTest, LateAndDuplicateSnapshotsAreIgnored) {
   MetricsBoard board({"decode"}, "c", "r", 1, 0);
   board.Update(Metrics("decode", 5, 5, 30, 40, 0, 0), 5);

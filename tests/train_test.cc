@@ -138,12 +138,11 @@ TEST_F(TrainTest, OneEpochLearnsAnEasySubsetWellAboveChance) {
   TrainOptions o = BaseOptions();
   o.input_size = 32;
   o.out_path = Out("easy.pt");
-  o.epochs = std::getenv("EASY_EPOCHS") ? std::atoi(std::getenv("EASY_EPOCHS")) : 1;
+  // Without BatchNorm, eval mode computes what training saw: after 8 iterations BatchNorm's
+  // running statistics would still lag behind the fast-moving weights.
+  o.model.batchnorm = false;
   auto report = TrainOn(easy, o);
   ASSERT_TRUE(report.ok()) << report.status().ToString();
-  for (auto& e : report->epochs) printf("epoch %d loss %f train %f val %f\n", e.epoch, e.train_loss, e.train_accuracy, e.val_accuracy);
-  for (double l : report->iteration_loss) printf("%f ", l);
-  printf("\n");
   EXPECT_EQ(report->iteration_loss.size(), 8u);
   EXPECT_GE(report->final_train_accuracy, 0.9);
   EXPECT_GE(report->final_val_accuracy, 0.9);
@@ -361,11 +360,17 @@ TEST(TrainFlagsTest, MissingDatasetIsAOneLineErrorNamingIt) {
   auto report = Train(o);
   ASSERT_FALSE(report.ok());
   EXPECT_EQ(report.status().code(), StatusCode::kNotFound);
-  const std::string& m = report.status().message();
-  EXPECT_EQ(m.rfind("--data " + o.data_dir + ": ", 0), 0u) << m;
-  EXPECT_NE(m.find("index.csv"), std::string::npos) << m;
-  EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+  EXPECT_EQ(report.status().message(), "--data " + o.data_dir + ": no such directory");
   EXPECT_FALSE(fs::exists(o.out_path));
+
+  o.data_dir =
+      (fs::path(::testing::TempDir()) / ("nd_train_empty_" + std::to_string(getpid()))).string();
+  fs::create_directories(o.data_dir);
+  report = Train(o);
+  fs::remove_all(o.data_dir);
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.status().message(),
+            "--data " + o.data_dir + ": not a Broden dataset (no index.csv)");
 
   o.out_path = "/nonexistent_nd_dir/model.pt";
   report = Train(o);

@@ -40,6 +40,8 @@ Status Run(StageProcess& p) {
       received = in.Receive(p.timeout_ms());
     }
     ND_ASSIGN_OR_RETURN(auto msg, std::move(received));
+    if (!msg && StageProcess::stop_requested())
+      return Cancelled("calibrate: stopped by signal");
     if (!msg) return Unavailable("calibrate: no notice from extract for " +
                                  std::to_string(c.run.timeout_s) + " s");
     if (msg->type == MessageType::kEndOfStream) {
@@ -61,6 +63,7 @@ Status Run(StageProcess& p) {
       LogInfo("thresholds for " + std::to_string(layers.size()) + " layer(s) from " +
               std::to_string(seen) + " images");
       eos.stage_seconds += ", \"calibrate\": " + std::to_string(p.elapsed_s());
+      ScopedMicros waiting(counters.waiting_us);  // done: from here on the stage is idle
       ND_RETURN_IF_ERROR(out.Send(Encode(eos), p.timeout_ms()));
       AwaitSupervisorRelease(p.timeout_ms());
       return Status::Ok();

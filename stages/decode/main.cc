@@ -55,14 +55,23 @@ Status Run(StageProcess& p) {
       ScopedMicros blocked(counters.blocked_us);
       sent = out.Send(Encode(*batch), p.timeout_ms());
     }
+    if (!sent.ok() && StageProcess::stop_requested()) return Cancelled("decode: stopped by signal");
     counters.items_out += batch->images.size() + batch->cached.size();
     if (!sent.ok()) return sent.WithContext("decode: extract is not taking batches");
     p.Report("progress", "", stage.rows_done(), stage.rows_total());
   }
   LogInfo("decoded " + std::to_string(eos.images - cached) + " images, " +
           std::to_string(cached) + " already cached, " + std::to_string(eos.skipped) + " skipped");
+  // Which model the cache was asked about: a changed model file is a new digest, hence 0 cached.
+  std::string layer_names;
+  for (const LayerId& id : layers) layer_names += (layer_names.empty() ? "" : ", ") + id.layer;
+  LogInfo(std::to_string(cached) + " of " + std::to_string(dataset.images().size()) +
+          " images cached for model " + layers.front().model_digest_hex.substr(0, 12) +
+          (layers.size() == 1 ? " (layer " : " (layers ") + layer_names + ")");
   eos.stage_seconds = "\"decode\": " + std::to_string(p.elapsed_s());
+  ScopedMicros waiting(counters.waiting_us);  // done: from here on the stage is idle
   Status sent = out.Send(Encode(eos), p.timeout_ms());
+  if (!sent.ok() && StageProcess::stop_requested()) return Cancelled("decode: stopped by signal");
   if (!sent.ok()) return sent.WithContext("decode: extract is not taking batches");
   AwaitSupervisorRelease(p.timeout_ms());
   return Status::Ok();

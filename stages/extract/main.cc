@@ -28,6 +28,8 @@ Status Run(StageProcess& p) {
       received = in.Receive(p.timeout_ms());
     }
     ND_ASSIGN_OR_RETURN(auto msg, std::move(received));
+    if (!msg && StageProcess::stop_requested())
+      return Cancelled("extract: stopped by signal");
     if (!msg)
       return Unavailable("extract: no batch from decode for " +
                          std::to_string(p.config().run.timeout_s) + " s");
@@ -38,6 +40,7 @@ Status Run(StageProcess& p) {
       eos.stage_seconds += ", \"extract\": " + std::to_string(p.elapsed_s()) +
                            ", \"forward\": " + std::to_string(stage->forward_seconds());
       LogInfo("ran " + std::to_string(stage->forward_images()) + " images through the network");
+      ScopedMicros waiting(counters.waiting_us);  // done: from here on the stage is idle
       ND_RETURN_IF_ERROR(out.Send(Encode(eos), p.timeout_ms()));
       AwaitSupervisorRelease(p.timeout_ms());
       return Status::Ok();

@@ -54,6 +54,8 @@ Status Run(StageProcess& p) {
       received = in.Receive(p.timeout_ms());
     }
     ND_ASSIGN_OR_RETURN(auto msg, std::move(received));
+    if (!msg && StageProcess::stop_requested())
+      return Cancelled("score: stopped by signal");
     if (!msg) return Unavailable("score: no notice from calibrate for " +
                                  std::to_string(c.run.timeout_s) + " s");
     if (msg->type == MessageType::kEndOfStream) {
@@ -93,8 +95,11 @@ Status Run(StageProcess& p) {
       ND_RETURN_IF_ERROR(DecodeThresholdValues(record, &thresholds));
       auto started = std::chrono::steady_clock::now();
       ND_ASSIGN_OR_RETURN(ScoreReport report, stage->Run(rows, thresholds, fetch));
-      counters.items_out += report.images_scored;
-      counters.skipped += report.images_skipped;
+      if (&layer == &layers.front() && q == c.threshold.quantiles.front()) {
+        // Each image counts once, however many layers and quantiles it is scored for.
+        counters.items_out += report.images_scored;
+        counters.skipped += report.images_skipped;
+      }
       double score_s =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       RunFacts facts;

@@ -1,4 +1,5 @@
-// nd-make-broden: writes a synthetic dataset in the Broden layout (see broden_generator.h).
+// nd-make-broden: writes a synthetic dataset in the Broden layout (see broden_generator.h), or,
+// with --expand-from, an expanded concept set of an existing one (see expand_dataset.h).
 // Exit code 0 on success; 2 with one line "nd-make-broden: <reason>" for bad flags; 1 for
 // failures while generating (unwritable directory, full disk).
 #include <cerrno>
@@ -10,11 +11,13 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "tools/make_broden/broden_generator.h"
+#include "tools/make_broden/expand_dataset.h"
 
 namespace {
 
 constexpr char kUsage[] =
     "usage: nd-make-broden --out DIR --images N [options]\n"
+    "       nd-make-broden --expand-from SRC --out DIR [--threads T] [--overwrite]\n"
     "\n"
     "Writes a synthetic Broden dataset (index.csv, category.csv, label.csv, c_*.csv, images/)\n"
     "to DIR, deterministic for a seed and independent of the thread count.\n"
@@ -30,6 +33,10 @@ constexpr char kUsage[] =
     "  --jpeg-quality Q     JPEG quality 1..100 (default 90)\n"
     "  --overwrite          replace DIR if it holds a previous dataset (has index.csv)\n"
     "  --progress           log progress every 10%\n"
+    "  --expand-from SRC    write SRC's images (hard links, else copies) with more labels:\n"
+    "                       part upper-half/lower-half and a new category edge\n"
+    "                       (horizontal-edge, vertical-edge), derived from SRC's object layers\n"
+    "                       (README.md, \"Expanded concept sets\")\n"
     "  -h, --help           this help\n";
 
 nd::StatusOr<int64_t> ParseInt(const std::string& flag, const std::string& text) {
@@ -54,6 +61,8 @@ nd::StatusOr<double> ParseReal(const std::string& flag, const std::string& text)
 
 struct Args {
   nd::BrodenGeneratorOptions options;
+  std::string expand_from;     // --expand-from: expand instead of generating
+  std::string generator_flag;  // the first flag that only generating uses
   bool help = false;
 };
 
@@ -74,8 +83,15 @@ nd::StatusOr<Args> ParseArgs(int argc, char** argv) {
       if (i + 1 >= argc) return nd::InvalidArgument(flag + " needs a value");
       return std::string(argv[++i]);
     };
+    const bool generator_only = flag == "--images" || flag == "--seed" || flag == "--size" ||
+                                flag == "--texture-fraction" || flag == "--val-fraction" ||
+                                flag == "--jpeg-quality" || flag == "--progress";
+    if (generator_only && args.generator_flag.empty()) args.generator_flag = flag;
     if (flag == "-h" || flag == "--help") {
       args.help = true;
+    } else if (flag == "--expand-from") {
+      ND_ASSIGN_OR_RETURN(args.expand_from, next());
+      if (args.expand_from.empty()) return nd::InvalidArgument("--expand-from needs a directory");
     } else if (flag == "--out") {
       ND_ASSIGN_OR_RETURN(o.out_dir, next());
       have_out = true;
@@ -123,6 +139,14 @@ nd::StatusOr<Args> ParseArgs(int argc, char** argv) {
   }
   if (args.help) return args;
   if (!have_out) return nd::InvalidArgument("--out DIR is required (see --help)");
+  if (!args.expand_from.empty()) {
+    // The new labels are derived from SRC alone: a generator setting would silently do nothing.
+    if (!args.generator_flag.empty()) {
+      return nd::InvalidArgument(args.generator_flag +
+                                 " has no effect with --expand-from (the images are SRC's)");
+    }
+    return args;
+  }
   if (!have_images) return nd::InvalidArgument("--images N is required (see --help)");
   return args;
 }
@@ -143,6 +167,19 @@ int main(int argc, char** argv) {
     return 0;
   }
   cv::setNumThreads(0);  // we run our own workers; keep OpenCV single-threaded inside each
+  if (!args->expand_from.empty()) {
+    nd::ExpandOptions eo;
+    eo.source_dir = args->expand_from;
+    eo.out_dir = args->options.out_dir;
+    eo.threads = args->options.threads;
+    eo.overwrite = args->options.overwrite;
+    nd::DatasetExpander expander(eo);
+    auto expanded = expander.Run();
+    if (!expanded.ok()) return Fail(expanded.status());
+    std::printf("nd-make-broden: wrote %s\n%s", eo.out_dir.c_str(),
+                nd::FormatExpandSummary(eo, *expanded).c_str());
+    return 0;
+  }
   nd::BrodenGenerator generator(args->options);
   auto summary = generator.Run();
   if (!summary.ok()) return Fail(summary.status());

@@ -58,7 +58,7 @@ std::string JsonString(const std::string& s) {
 std::string Num(double v) {
   if (!std::isfinite(v)) return "0";
   char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.10g", v);
+  std::snprintf(buf, sizeof(buf), "%.15g", v);  // 15: unix seconds keep their milliseconds
   return buf;
 }
 
@@ -211,7 +211,10 @@ void DeriveBoard(BoardSnapshot* board) {
     all_finished = all_finished && Finished(r.state);
     if (!Finished(r.state)) board->eta_s = std::max(board->eta_s, r.eta_s);
     r.bottleneck = false;
-    if (r.state == "running" && r.has_metrics && r.busy_share >= busiest) {
+    // A stage that has passed on all its items is finishing (draining, flushing, writing
+    // results), not holding the others up.
+    const bool has_work = r.total == 0 || r.metrics.items_out < r.total;
+    if (r.state == "running" && r.has_metrics && has_work && r.busy_share >= busiest) {
       busiest = r.busy_share;
       board->bottleneck = r.stage;
     }

@@ -233,20 +233,15 @@ StatusOr<TrainOptions> ParseTrainArgs(const std::vector<std::string>& args, bool
     if (flag.rfind("--", 0) != 0) {
       return InvalidArgument("unexpected argument '" + args[i] + "' (see --help)");
     }
-    StatusOr<std::string> v_or = next();
-    if (!v_or.ok()) {
-      // An unknown flag is reported as such even when it is the last argument.
-      static const char* const kKnown[] = {
-          "--data",       "--out",        "--arch",    "--width",     "--blocks",
-          "--stem-pool",  "--batchnorm",  "--dropout", "--epochs",    "--seed",
-          "--input-size", "--batch-size", "--lr",      "--optimizer", "--checkpoint-every",
-          "--threads",    "--preprocess", "--flip"};
-      if (std::find(std::begin(kKnown), std::end(kKnown), flag) == std::end(kKnown)) {
-        return InvalidArgument("unknown option '" + args[i] + "' (see --help)");
-      }
-      return v_or.status();
+    static const char* const kFlags[] = {
+        "--data",       "--out",        "--arch",    "--width",     "--blocks",
+        "--stem-pool",  "--batchnorm",  "--dropout", "--epochs",    "--seed",
+        "--input-size", "--batch-size", "--lr",      "--optimizer", "--checkpoint-every",
+        "--threads",    "--preprocess", "--flip"};
+    if (std::find(std::begin(kFlags), std::end(kFlags), flag) == std::end(kFlags)) {
+      return InvalidArgument("unknown option '" + args[i] + "' (see --help)");
     }
-    const std::string v = *v_or;
+    ND_ASSIGN_OR_RETURN(const std::string v, next());
     if (flag == "--data") {
       o.data_dir = v;
     } else if (flag == "--out") {
@@ -287,8 +282,6 @@ StatusOr<TrainOptions> ParseTrainArgs(const std::vector<std::string>& args, bool
       o.preprocess = v;
     } else if (flag == "--flip") {
       ND_ASSIGN_OR_RETURN(o.flip, ParseOnOff(flag, v));
-    } else {
-      return InvalidArgument("unknown option '" + args[i] + "' (see --help)");
     }
   }
   if (*help) return o;
@@ -298,6 +291,11 @@ StatusOr<TrainOptions> ParseTrainArgs(const std::vector<std::string>& args, bool
 
 StatusOr<SceneImages> LoadSceneImages(const TrainOptions& options) {
   const std::string& dir = options.data_dir;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return NotFound("--data " + dir + ": no such directory");
+  if (!fs::exists(fs::path(dir) / "index.csv", ec)) {
+    return NotFound("--data " + dir + ": not a Broden dataset (no index.csv)");
+  }
   auto opened = BrodenDataset::Open(dir);
   if (!opened.ok()) return opened.status().WithContext("--data " + dir);
   const BrodenDataset& dataset = *opened;

@@ -1,0 +1,391 @@
+// Incremental re-dissection through the real launcher: after one run has filled the activation
+// cache, `nd-pipeline rescore` under a new quantile, IoU cut-off, union rule, category selection,
+// an expanded concept set (nd-make-broden --expand-from) or several quantiles at once runs no
+// forward pass, and its tally.csv / thresholds.csv are byte-identical to a cold run of the same
+// settings in a fresh cache. A dataset with more images runs only the new ones; a changed model
+// file runs everything. Datasets are generated here (nd-make-broden, 128 px) and the model is
+// tests/fixtures/make_planted_model.py's colour-detector network (layer `detect`, 5 units).
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int kImages = 40;      // the base dataset
+constexpr int kMoreImages = 48;  // the same seed, more images
+constexpr int kSegPixels = 64 * 64;
+
+struct Result {
+  int code = -1;
+  std::string output;
+};
+
+// Runs a shell command with a hard time limit, capturing stdout and stderr.
+Result Sh(const std::string& command, int limit_s = 240) {
+  std::string full = "timeout -k 5 " + std::to_string(limit_s) + " " + command + " 2>&1";
+  Result r;
+  FILE* pipe = ::popen(full.c_str(), "r");
+  if (!pipe) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) r.output.append(buf.data(), n);
+  int status = ::pclose(pipe);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::string Read(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::vector<std::string> Split(const std::string& line, char sep) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : line) {
+    if (c == sep) {
+      out.push_back(cur);
+      cur.clear();
+    } else if (c != '\r') {
+      cur += c;
+    }
+  }
+  out.push_back(cur);
+  return out;
+}
+
+// Rows of a simple (unquoted) CSV, each a column-name → cell map.
+std::vector<std::map<std::string, std::string>> ReadCsv(const fs::path& p) {
+  std::istringstream in(Read(p));
+  std::string line;
+  std::getline(in, line);
+  std::vector<std::string> header = Split(line, ',');
+  std::vector<std::map<std::string, std::string>> rows;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    auto cells = Split(line, ',');
+    std::map<std::string, std::string> row;
+    for (size_t i = 0; i < header.size() && i < cells.size(); ++i) row[header[i]] = cells[i];
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+std::string FirstLine(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+// A number from summary.json: the text after "\"key\": ".
+double JsonNumber(const std::string& json, const std::string& key) {
+  size_t at = json.find("\"" + key + "\": ");
+  if (at == std::string::npos) return -1;
+  return std::stod(json.substr(at + key.size() + 4));
+}
+
+// summary.json without the lines that describe this invocation rather than the result (what ran
+// through the network, timings) and without `also_drop` keys.
+std::string StableSummary(const fs::path& dir, const std::vector<std::string>& also_drop = {}) {
+  std::vector<std::string> drop = {"forward_images", "images_from_cache", "score_cpu_s",
+                                   "score_cpu_ms_per_image", "stage_seconds"};
+  drop.insert(drop.end(), also_drop.begin(), also_drop.end());
+  std::istringstream in(Read(dir / "summary.json"));
+  std::string line, out;
+  while (std::getline(in, line)) {
+    bool keep = true;
+    for (const std::string& key : drop)
+      if (line.find("  \"" + key + "\": ") == 0) keep = false;
+    if (keep) out += line + "\n";
+  }
+  return out;
+}
+
+// SHA-256 of a file's bytes by coreutils (independent of nd's digest code): 64 hex digits.
+std::string Sha256(const fs::path& p) {
+  Result r = Sh("sha256sum " + p.string());
+  return r.code == 0 ? r.output.substr(0, 64) : "";
+}
+
+class RescoreTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = fs::temp_directory_path() / ("nd_rescore_" + std::to_string(::getpid()));
+    fs::create_directories(root_);
+    ASSERT_EQ(Generate("broden", kImages), 0);
+    Result model = Sh("/usr/bin/python3 " + std::string(ND_SOURCE_DIR) +
+                      "/tests/fixtures/make_planted_model.py " + (root_ / "planted.pt").string());
+    ASSERT_EQ(model.code, 0) << model.output;
+  }
+  static void TearDownTestSuite() { fs::remove_all(root_); }
+
+  static int Generate(const std::string& name, int images) {
+    Result gen = Sh(std::string(ND_BIN_DIR) + "/nd-make-broden --out " + (root_ / name).string() +
+                    " --images " + std::to_string(images) + " --seed 11 --size 128 --threads 2");
+    EXPECT_EQ(gen.code, 0) << gen.output;
+    return gen.code;
+  }
+
+  // Runs `nd-pipeline <command>` (up or rescore) with a config for `name`: dataset and model under
+  // root_, the cache root_/caches/<cache>, results in root_/<name>/out; `sets` are extra
+  // command-line arguments (--set key=value ...).
+  static Result Pipeline(const std::string& command, const std::string& name,
+                         const std::string& dataset, const std::string& cache,
+                         const std::string& sets = "") {
+    fs::path dir = root_ / name;
+    fs::create_directories(dir);
+    std::ofstream(dir / "pipeline.toml")
+        << "[dataset]\npath = \"" << (root_ / dataset).string() << "\"\n"
+        << "[model]\npath = \"" << (root_ / "planted.pt").string() << "\"\n"
+        << "layers = [\"detect\"]\nbatch_size = 8\ninput_size = 128\n"
+        << "[cache]\ndir = \"" << (root_ / "caches" / cache).string() << "\"\n"
+        << "[output]\ndir = \"" << (dir / "out").string() << "\"\n"
+        << "[run]\ntimeout_s = 60\n";
+    return Sh(std::string(ND_BIN_DIR) + "/nd-pipeline " + command + " -c " +
+              (dir / "pipeline.toml").string() + " " + sets);
+  }
+
+  // The results of run `name` (one quantile): root_/<name>/out/detect.
+  static fs::path Out(const std::string& name) { return root_ / name / "out" / "detect"; }
+  static std::string Summary(const std::string& name) { return Read(Out(name) / "summary.json"); }
+
+  // The decode log line that says how much of the dataset the cache held for this model.
+  static std::string CachedLine(int cached, int total, const fs::path& model) {
+    return "decode: " + std::to_string(cached) + " of " + std::to_string(total) +
+           " images cached for model " + Sha256(model).substr(0, 12) + " (layer detect)";
+  }
+
+  // tally.csv, thresholds.csv and the result part of summary.json are identical.
+  static void ExpectSameResults(const fs::path& a, const fs::path& b,
+                                const std::vector<std::string>& also_drop = {}) {
+    const std::string tally = Read(a / "tally.csv");
+    EXPECT_GT(std::count(tally.begin(), tally.end(), '\n'), 5) << a << ": header + 5 units";
+    EXPECT_EQ(tally, Read(b / "tally.csv")) << a << " vs " << b;
+    const std::string thresholds = Read(a / "thresholds.csv");
+    EXPECT_GT(std::count(thresholds.begin(), thresholds.end(), '\n'), 5) << a;
+    EXPECT_EQ(thresholds, Read(b / "thresholds.csv")) << a << " vs " << b;
+    EXPECT_EQ(StableSummary(a, also_drop), StableSummary(b, also_drop)) << a << " vs " << b;
+  }
+
+  static fs::path root_;
+};
+
+fs::path RescoreTest::root_;
+
+TEST_F(RescoreTest, NewQuantileRescoresFromTheCacheLikeAColdRun) {
+  Result base = Pipeline("up", "q_base", "broden", "q_shared");  // quantile 0.005
+  ASSERT_EQ(base.code, 0) << base.output;
+  EXPECT_EQ(JsonNumber(Summary("q_base"), "forward_images"), kImages);
+  EXPECT_NE(base.output.find(CachedLine(0, kImages, root_ / "planted.pt")), std::string::npos)
+      << base.output;
+
+  Result re =
+      Pipeline("rescore", "q_rescore", "broden", "q_shared", "--set threshold.quantile=0.01");
+  ASSERT_EQ(re.code, 0) << re.output;
+  const std::string summary = Summary("q_rescore");
+  EXPECT_EQ(JsonNumber(summary, "forward_images"), 0) << summary;
+  EXPECT_EQ(JsonNumber(summary, "images_from_cache"), kImages) << summary;
+  EXPECT_EQ(JsonNumber(summary, "quantile"), 0.01) << summary;
+  EXPECT_NE(re.output.find(CachedLine(kImages, kImages, root_ / "planted.pt")), std::string::npos)
+      << re.output;
+  // The new quantile took effect: other thresholds than the first run's.
+  EXPECT_NE(Read(Out("q_rescore") / "thresholds.csv"), Read(Out("q_base") / "thresholds.csv"));
+
+  Result cold = Pipeline("up", "q_cold", "broden", "q_cold", "--set threshold.quantile=0.01");
+  ASSERT_EQ(cold.code, 0) << cold.output;
+  EXPECT_EQ(JsonNumber(Summary("q_cold"), "forward_images"), kImages);
+  ExpectSameResults(Out("q_rescore"), Out("q_cold"));
+}
+
+TEST_F(RescoreTest, IouCutoffUnionRuleAndCategoriesRescoreFromTheCacheLikeColdRuns) {
+  Result base = Pipeline("up", "s_base", "broden", "s_shared");
+  ASSERT_EQ(base.code, 0) << base.output;
+  ASSERT_EQ(JsonNumber(Summary("s_base"), "forward_images"), kImages);
+  const std::string base_tally = Read(Out("s_base") / "tally.csv");
+  struct Variant {
+    const char* name;
+    const char* sets;
+    const char* summary_has;  // proof that the setting reached score
+  } variants[] = {
+      {"iou", "--set score.iou_threshold=0.1", "\"iou_threshold\": 0.10000000000000001"},
+      {"lite", "--set score.union=lite", "\"union\": \"lite\""},
+      {"cats", "--set 'dataset.categories=[\"color\",\"object\"]'", "\"object\": {\"detectors\""},
+  };
+  for (const Variant& v : variants) {
+    SCOPED_TRACE(v.name);
+    const std::string re_name = std::string(v.name) + "_rescore";
+    const std::string cold_name = std::string(v.name) + "_cold";
+    Result re = Pipeline("rescore", re_name, "broden", "s_shared", v.sets);
+    ASSERT_EQ(re.code, 0) << re.output;
+    const std::string summary = Summary(re_name);
+    EXPECT_EQ(JsonNumber(summary, "forward_images"), 0) << summary;
+    EXPECT_EQ(JsonNumber(summary, "images_from_cache"), kImages) << summary;
+    EXPECT_NE(summary.find(v.summary_has), std::string::npos) << summary;
+    Result cold = Pipeline("up", cold_name, "broden", cold_name, v.sets);
+    ASSERT_EQ(cold.code, 0) << cold.output;
+    EXPECT_EQ(JsonNumber(Summary(cold_name), "forward_images"), kImages);
+    ExpectSameResults(Out(re_name), Out(cold_name));
+    // Same activations, same quantile: the thresholds of the first run.
+    EXPECT_EQ(Read(Out(re_name) / "thresholds.csv"), Read(Out("s_base") / "thresholds.csv"));
+  }
+  // Category selection: only the selected categories' columns, in category.csv order.
+  EXPECT_EQ(FirstLine(Read(Out("cats_rescore") / "tally.csv")),
+            "unit,category,label,score,color-label,color-truth,color-activation,"
+            "color-intersect,color-iou,object-label,object-truth,object-activation,"
+            "object-intersect,object-iou");
+  EXPECT_NE(FirstLine(base_tally).find("part-label"), std::string::npos) << base_tally;
+  EXPECT_EQ(Summary("cats_rescore").find("\"part\": {"), std::string::npos);
+  // The lite union changes the union counts, so some tally cell differs from the paper run.
+  EXPECT_NE(Read(Out("lite_rescore") / "tally.csv"), base_tally);
+}
+
+TEST_F(RescoreTest, ExpandedConceptSetRescoresFromTheCacheLikeAColdRun) {
+  Result base = Pipeline("up", "x_base", "broden", "x_shared");
+  ASSERT_EQ(base.code, 0) << base.output;
+  ASSERT_EQ(JsonNumber(Summary("x_base"), "forward_images"), kImages);
+  Result expand = Sh(std::string(ND_BIN_DIR) + "/nd-make-broden --expand-from " +
+                     (root_ / "broden").string() + " --out " + (root_ / "broden_x").string());
+  ASSERT_EQ(expand.code, 0) << expand.output;
+
+  Result re = Pipeline("rescore", "x_rescore", "broden_x", "x_shared");
+  ASSERT_EQ(re.code, 0) << re.output;
+  const std::string summary = Summary("x_rescore");
+  EXPECT_EQ(JsonNumber(summary, "forward_images"), 0) << summary;
+  EXPECT_EQ(JsonNumber(summary, "images_from_cache"), kImages) << summary;
+  Result cold = Pipeline("up", "x_cold", "broden_x", "x_cold");
+  ASSERT_EQ(cold.code, 0) << cold.output;
+  EXPECT_EQ(JsonNumber(Summary("x_cold"), "forward_images"), kImages);
+  ExpectSameResults(Out("x_rescore"), Out("x_cold"));
+  // Same images, same activations: the thresholds of the original dataset's run.
+  EXPECT_EQ(Read(Out("x_rescore") / "thresholds.csv"), Read(Out("x_base") / "thresholds.csv"));
+
+  // The new category is the last group of columns; each unit's best edge label is one of the two
+  // new labels, and its truth (G) is that label's pixel count from c_edge.csv's coverage.
+  const std::string header = FirstLine(Read(Out("x_rescore") / "tally.csv"));
+  const std::string edge_columns = ",edge-label,edge-truth,edge-activation,edge-intersect,edge-iou";
+  ASSERT_GE(header.size(), edge_columns.size());
+  EXPECT_EQ(header.substr(header.size() - edge_columns.size()), edge_columns);
+  EXPECT_EQ(FirstLine(Read(Out("x_base") / "tally.csv")).find("edge-label"), std::string::npos);
+  std::map<std::string, long> edge_pixels;
+  for (const auto& row : ReadCsv(root_ / "broden_x" / "c_edge.csv"))
+    edge_pixels[row.at("name")] = std::lround(std::stod(row.at("coverage")) * kSegPixels);
+  ASSERT_EQ(edge_pixels.size(), 2u);
+  std::set<std::string> new_part_labels_seen;
+  const auto tally = ReadCsv(Out("x_rescore") / "tally.csv");
+  ASSERT_EQ(tally.size(), 5u);
+  for (const auto& row : tally) {
+    const std::string& label = row.at("edge-label");
+    ASSERT_TRUE(edge_pixels.count(label)) << "unit " << row.at("unit") << ": " << label;
+    EXPECT_EQ(std::stol(row.at("edge-truth")), edge_pixels[label]) << label;
+    EXPECT_GT(std::stod(row.at("edge-iou")), 0) << "unit " << row.at("unit");
+    const std::string& part = row.at("part-label");
+    if (part == "upper-half" || part == "lower-half") new_part_labels_seen.insert(part);
+  }
+  // upper-half / lower-half cover every labelled object pixel: for colour units they overlap
+  // far more than any small part does.
+  EXPECT_FALSE(new_part_labels_seen.empty()) << Read(Out("x_rescore") / "tally.csv");
+}
+
+TEST_F(RescoreTest, MoreImagesRunOnlyTheNewImagesThroughTheNetwork) {
+  ASSERT_EQ(Generate("broden_more", kMoreImages), 0);
+  // The generator's first images do not depend on the image count: same files, same bytes.
+  const auto small = ReadCsv(root_ / "broden" / "index.csv");
+  const auto more = ReadCsv(root_ / "broden_more" / "index.csv");
+  ASSERT_EQ(small.size(), static_cast<size_t>(kImages));
+  ASSERT_EQ(more.size(), static_cast<size_t>(kMoreImages));
+  for (int i = 0; i < kImages; ++i) {
+    ASSERT_EQ(small[i].at("image"), more[i].at("image"));
+    ASSERT_EQ(Read(root_ / "broden" / "images" / small[i].at("image")),
+              Read(root_ / "broden_more" / "images" / more[i].at("image")))
+        << small[i].at("image");
+  }
+
+  Result base = Pipeline("up", "m_base", "broden", "m_shared");
+  ASSERT_EQ(base.code, 0) << base.output;
+  ASSERT_EQ(JsonNumber(Summary("m_base"), "forward_images"), kImages);
+  Result re = Pipeline("rescore", "m_rescore", "broden_more", "m_shared");
+  ASSERT_EQ(re.code, 0) << re.output;
+  const std::string summary = Summary("m_rescore");
+  EXPECT_EQ(JsonNumber(summary, "forward_images"), kMoreImages - kImages) << summary;
+  EXPECT_EQ(JsonNumber(summary, "images_from_cache"), kImages) << summary;
+  EXPECT_EQ(JsonNumber(summary, "images"), kMoreImages) << summary;
+  EXPECT_NE(re.output.find(CachedLine(kImages, kMoreImages, root_ / "planted.pt")),
+            std::string::npos)
+      << re.output;
+  Result cold = Pipeline("up", "m_cold", "broden_more", "m_cold");
+  ASSERT_EQ(cold.code, 0) << cold.output;
+  EXPECT_EQ(JsonNumber(Summary("m_cold"), "forward_images"), kMoreImages);
+  ExpectSameResults(Out("m_rescore"), Out("m_cold"));
+}
+
+TEST_F(RescoreTest, ChangedModelFileMissesTheCacheAndSaysSo) {
+  // The same network saved again with an extra archive member: other bytes, same function.
+  const fs::path v2 = root_ / "planted_v2.pt";
+  Result save =
+      Sh("/usr/bin/python3 -c \"import sys, torch; m = torch.jit.load(sys.argv[1]); "
+         "torch.jit.save(m, sys.argv[2], _extra_files={'note.txt': 're-saved'})\" " +
+         (root_ / "planted.pt").string() + " " + v2.string());
+  ASSERT_EQ(save.code, 0) << save.output;
+  ASSERT_EQ(Sha256(v2).size(), 64u);
+  ASSERT_NE(Sha256(v2), Sha256(root_ / "planted.pt"));
+
+  Result base = Pipeline("up", "model_base", "broden", "model_shared");
+  ASSERT_EQ(base.code, 0) << base.output;
+  ASSERT_EQ(JsonNumber(Summary("model_base"), "forward_images"), kImages);
+  Result re =
+      Pipeline("rescore", "model_v2", "broden", "model_shared", "--set model.path=" + v2.string());
+  ASSERT_EQ(re.code, 0) << re.output;
+  const std::string summary = Summary("model_v2");
+  EXPECT_EQ(JsonNumber(summary, "forward_images"), kImages) << summary;
+  EXPECT_EQ(JsonNumber(summary, "images_from_cache"), 0) << summary;
+  EXPECT_NE(re.output.find(CachedLine(0, kImages, v2)), std::string::npos) << re.output;
+  // The network computes the same function, so the results are the first model's.
+  ExpectSameResults(Out("model_v2"), Out("model_base"), {"model"});
+}
+
+TEST_F(RescoreTest, SeveralQuantilesInOneRescoreEqualSingleQuantileColdRuns) {
+  Result q005 = Pipeline("up", "mq_005", "broden", "mq_shared");
+  ASSERT_EQ(q005.code, 0) << q005.output;
+  Result q01 = Pipeline("up", "mq_01", "broden", "mq_01", "--set threshold.quantile=0.01");
+  ASSERT_EQ(q01.code, 0) << q01.output;
+  Result both = Pipeline("rescore", "mq_both", "broden", "mq_shared",
+                         "--set 'threshold.quantile=[0.005, 0.01]'");
+  ASSERT_EQ(both.code, 0) << both.output;
+  for (const char* q : {"q0.005", "q0.01"}) {
+    SCOPED_TRACE(q);
+    const fs::path dir = root_ / "mq_both" / "out" / "detect" / q;
+    const std::string summary = Read(dir / "summary.json");
+    EXPECT_EQ(JsonNumber(summary, "forward_images"), 0) << summary;
+    EXPECT_EQ(JsonNumber(summary, "images_from_cache"), kImages) << summary;
+  }
+  ExpectSameResults(root_ / "mq_both" / "out" / "detect" / "q0.005", Out("mq_005"));
+  ExpectSameResults(root_ / "mq_both" / "out" / "detect" / "q0.01", Out("mq_01"));
+}
+
+TEST_F(RescoreTest, ExpandFromRejectsGeneratorFlagsAndExpandedSources) {
+  const std::string bin = std::string(ND_BIN_DIR) + "/nd-make-broden --expand-from ";
+  Result seed =
+      Sh(bin + (root_ / "broden").string() + " --out " + (root_ / "y").string() + " --seed 3");
+  EXPECT_EQ(seed.code, 2) << seed.output;
+  EXPECT_EQ(seed.output,
+            "nd-make-broden: --seed has no effect with --expand-from (the images are SRC's)\n");
+  Result once = Sh(bin + (root_ / "broden").string() + " --out " + (root_ / "y1").string());
+  ASSERT_EQ(once.code, 0) << once.output;
+  Result twice = Sh(bin + (root_ / "y1").string() + " --out " + (root_ / "y2").string());
+  EXPECT_EQ(twice.code, 2) << twice.output;
+  EXPECT_NE(twice.output.find("category 'edge' already exists"), std::string::npos) << twice.output;
+  EXPECT_FALSE(fs::exists(root_ / "y2"));
+}
+
+}  // namespace

@@ -1,0 +1,125 @@
+// nd-report: writes <output.dir>/report/index.html for a finished dissection, from the result
+// files and the activation cache (no forward pass). See report_builder.h for what it reads and
+// writes. Exit code 0 on success; 2 with one line "nd-report: <reason>" for bad flags or
+// configuration; 1 for other failures (missing results, unreadable cache, unwritable output).
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "tools/report/report_builder.h"
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage: nd-report [-c pipeline.toml] [--set section.key=value ...] [options]\n"
+    "\n"
+    "Writes a static HTML report of a finished dissection to <output.dir>/report/index.html:\n"
+    "per layer the detector counts and charts, and one card per unit (1-based, as tally.csv)\n"
+    "with its labels and the top images by max activation, dimmed outside the unit's mask.\n"
+    "Reads tally.csv and thresholds.csv of every configured layer and the activation cache.\n"
+    "\n"
+    "options:\n"
+    "  -c, --config FILE    configuration file (default: pipeline.toml)\n"
+    "  --set KEY=VALUE      override one configuration key (as nd-pipeline)\n"
+    "  --top K              images per unit (default 10)\n"
+    "  --tile PX            tile size in pixels (default 112)\n"
+    "  --jpeg-quality Q     1..100 (default 85)\n"
+    "  --workers N          threads (default: all cores)\n"
+    "  --out DIR            report directory (default: <output.dir>/report)\n"
+    "  -h, --help           this help\n";
+
+struct Args {
+  std::string config = "pipeline.toml";
+  std::vector<std::string> overrides;
+  nd::ReportOptions options;
+  bool help = false;
+};
+
+nd::StatusOr<int> ParseInt(const std::string& flag, const std::string& text) {
+  errno = 0;
+  char* end = nullptr;
+  const long v = std::strtol(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || errno == ERANGE || v < -1000000 || v > 1000000)
+    return nd::InvalidArgument(flag + ": '" + text + "' is not an integer");
+  return static_cast<int>(v);
+}
+
+nd::StatusOr<Args> ParseArgs(int argc, char** argv) {
+  Args args;
+  for (int i = 1; i < argc; ++i) {
+    std::string flag = argv[i], value;
+    bool inline_value = false;
+    if (const size_t eq = flag.find('='); flag.rfind("--", 0) == 0 && eq != std::string::npos) {
+      value = flag.substr(eq + 1);
+      flag = flag.substr(0, eq);
+      inline_value = true;
+    }
+    auto next = [&]() -> nd::StatusOr<std::string> {
+      if (inline_value) return value;
+      if (i + 1 >= argc) return nd::InvalidArgument(flag + " needs a value");
+      return std::string(argv[++i]);
+    };
+    if (flag == "-h" || flag == "--help") {
+      args.help = true;
+    } else if (flag == "-c" || flag == "--config") {
+      ND_ASSIGN_OR_RETURN(args.config, next());
+    } else if (flag == "--set") {
+      ND_ASSIGN_OR_RETURN(std::string kv, next());
+      args.overrides.push_back(kv);
+    } else if (flag == "--top") {
+      ND_ASSIGN_OR_RETURN(std::string v, next());
+      ND_ASSIGN_OR_RETURN(args.options.top_images, ParseInt(flag, v));
+    } else if (flag == "--tile") {
+      ND_ASSIGN_OR_RETURN(std::string v, next());
+      ND_ASSIGN_OR_RETURN(args.options.tile_size, ParseInt(flag, v));
+    } else if (flag == "--jpeg-quality") {
+      ND_ASSIGN_OR_RETURN(std::string v, next());
+      ND_ASSIGN_OR_RETURN(args.options.jpeg_quality, ParseInt(flag, v));
+    } else if (flag == "--workers") {
+      ND_ASSIGN_OR_RETURN(std::string v, next());
+      ND_ASSIGN_OR_RETURN(args.options.workers, ParseInt(flag, v));
+    } else if (flag == "--out") {
+      ND_ASSIGN_OR_RETURN(args.options.out_dir, next());
+    } else {
+      return nd::InvalidArgument("unknown argument " + flag + " (see --help)");
+    }
+  }
+  return args;
+}
+
+int Fail(const nd::Status& s) {
+  std::fprintf(stderr, "nd-report: %s\n", s.message().c_str());
+  return s.code() == nd::StatusCode::kInvalidArgument ? 2 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  nd::SetLogComponent("report");
+  auto args = ParseArgs(argc, argv);
+  if (!args.ok()) return Fail(args.status());
+  if (args->help) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  auto config = nd::LoadConfig(args->config, args->overrides);
+  if (!config.ok()) return Fail(config.status());
+  auto stats = nd::BuildReport(*config, args->options);
+  if (!stats.ok()) return Fail(stats.status());
+  std::printf("nd-report: wrote %s: %d section(s), %lld units, %lld strips, %.1f s",
+              stats->index_path.c_str(), stats->sections, static_cast<long long>(stats->units),
+              static_cast<long long>(stats->strips), stats->seconds);
+  if (stats->images_missing > 0)
+    std::printf("; %lld image(s) without cached activations left out",
+                static_cast<long long>(stats->images_missing));
+  if (stats->photos_unreadable > 0)
+    std::printf("; %lld tile(s) of unreadable photos left grey",
+                static_cast<long long>(stats->photos_unreadable));
+  std::printf("\n");
+  return 0;
+}
