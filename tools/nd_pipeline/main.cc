@@ -4,7 +4,10 @@
 //   validate  print the effective configuration or the first error
 //   status, top, down, cache stats|verify|gc
 // Exit code 0 on success; non-zero with one line "nd-pipeline: <reason>" on failure.
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -25,7 +28,8 @@ constexpr char kUsageHead[] =
     "usage: nd-pipeline <command> [-c pipeline.toml] [--set section.key=value ...]\n"
     "\n"
     "commands:\n"
-    "  up         run the pipeline: decode -> extract -> calibrate -> score, as processes\n"
+    "  up         run the pipeline: decode -> extract -> calibrate -> score, as processes,\n"
+    "             then write the HTML report (--no-report to skip it)\n"
     "  rescore    the same as up: only what the cache lacks runs through the network\n"
     "  cache stats|verify|gc [--keep-model FILE]   inspect and maintain the activation cache\n"
     "  validate   print the effective configuration (defaults, file, --set) or the error\n";
@@ -41,6 +45,7 @@ struct CommonArgs {
   std::vector<std::string> overrides;
   std::vector<std::string> rest;
   bool help = false;
+  bool no_report = false;  // up/rescore: skip the HTML report
 };
 
 nd::StatusOr<CommonArgs> ParseArgs(int argc, char** argv, int first) {
@@ -60,6 +65,8 @@ nd::StatusOr<CommonArgs> ParseArgs(int argc, char** argv, int first) {
       args.overrides.push_back(kv);
     } else if (a.rfind("--set=", 0) == 0) {
       args.overrides.push_back(a.substr(6));
+    } else if (a == "--no-report") {
+      args.no_report = true;
     } else if (a == "--keep-model") {  // cache gc's own option, passed through with its value
       args.rest.push_back(a);
       ND_ASSIGN_OR_RETURN(std::string file, next("--keep-model"));
@@ -103,6 +110,18 @@ int Up(const CommonArgs& args) {
   if (!report.ok()) return Fail(report.status());
   std::printf("nd-pipeline: done in %.1f s\n", report->wall_s);
   for (const std::string& r : report->results) std::printf("results: %s\n", r.c_str());
+  if (!args.no_report) {
+    // The HTML report is rendered from the cache and the result files (no forward pass). The
+    // results are already complete: a report failure is a warning, not a failed run.
+    std::string exe = BinDir() + "/nd-report";
+    std::string run_config = nd::RunDirectory(*config) + "/config.toml";
+    std::string command = "'" + exe + "' --config '" + run_config + "'";
+    if (::access(exe.c_str(), X_OK) == 0 && std::system(command.c_str()) == 0) {
+      std::printf("report: %s/report/index.html\n", config->output.dir.c_str());
+    } else {
+      std::fprintf(stderr, "nd-pipeline: warning: the HTML report was not written (see above)\n");
+    }
+  }
   return 0;
 }
 

@@ -11,10 +11,10 @@
 #include <limits>
 #include <map>
 #include <mutex>
-#include <set>
-#include <thread>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <set>
+#include <thread>
 
 #include "cache/activation_cache.h"
 #include "cache/pipeline_keys.h"
@@ -193,11 +193,18 @@ StatusOr<LayerScan> ScanLayer(const ActivationCache& cache, const std::string& p
   std::atomic<size_t> next{0};
   std::mutex mu;
   Status first_error;
+  std::atomic<bool> stop{false};
   std::atomic<int> warned{0};
+  auto fail = [&](Status s) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (first_error.ok()) first_error = std::move(s);
+    stop = true;
+  };
   auto body = [&](int id) {
     Shard& sh = shard[id];
     ActivationMap map;
     for (;;) {
+      if (stop.load(std::memory_order_relaxed)) return;
       const size_t row = next.fetch_add(1);
       if (row >= n) return;
       if (digests[row].empty()) {
@@ -210,12 +217,11 @@ StatusOr<LayerScan> ScanLayer(const ActivationCache& cache, const std::string& p
         ++sh.missing;
         if (s.code() == StatusCode::kNotFound) continue;
         if (s.code() == StatusCode::kDataLoss) {
-          if (warned.fetch_add(1) < 5) LogWarning("report: skipping row " + std::to_string(row) +
-                                                  ": " + s.message());
+          if (warned.fetch_add(1) < 5)
+            LogWarning("skipping row " + std::to_string(row) + ": " + s.message());
           continue;
         }
-        std::lock_guard<std::mutex> lock(mu);
-        if (first_error.ok()) first_error = s;
+        fail(s);
         return;
       }
       if (sh.units < 0) {
@@ -224,22 +230,18 @@ StatusOr<LayerScan> ScanLayer(const ActivationCache& cache, const std::string& p
         sh.w = map.w;
         sh.first_key = key;
         if (map.units != expected_units) {
-          std::lock_guard<std::mutex> lock(mu);
-          if (first_error.ok())
-            first_error = DataLoss("report: layer '" + layer_name + "': the cache has " +
-                                   std::to_string(map.units) + " units (" + key +
-                                   "), thresholds.csv has " + std::to_string(expected_units));
+          fail(DataLoss("layer '" + layer_name + "': the cache has " + std::to_string(map.units) +
+                        " units (" + key + "), thresholds.csv has " +
+                        std::to_string(expected_units)));
           return;
         }
         sh.top.assign(map.units, UnitTopImages(k));
       } else if (map.units != sh.units || map.h != sh.h || map.w != sh.w) {
-        std::lock_guard<std::mutex> lock(mu);
-        if (first_error.ok())
-          first_error = DataLoss("report: layer '" + layer_name + "': record " + key +
-                                 " has shape " + std::to_string(map.units) + "x" +
-                                 std::to_string(map.h) + "x" + std::to_string(map.w) + ", " +
-                                 sh.first_key + " has " + std::to_string(sh.units) + "x" +
-                                 std::to_string(sh.h) + "x" + std::to_string(sh.w));
+        fail(DataLoss("layer '" + layer_name + "': record " + key + " has shape " +
+                      std::to_string(map.units) + "x" + std::to_string(map.h) + "x" +
+                      std::to_string(map.w) + ", " + sh.first_key + " has " +
+                      std::to_string(sh.units) + "x" + std::to_string(sh.h) + "x" +
+                      std::to_string(sh.w)));
         return;
       }
       ++sh.scanned;
@@ -269,13 +271,15 @@ StatusOr<LayerScan> ScanLayer(const ActivationCache& cache, const std::string& p
       continue;
     }
     if (sh.units != base->units || sh.h != base->h || sh.w != base->w)
-      return DataLoss("report: layer '" + layer_name + "': records " + sh.first_key + " and " +
+      return DataLoss("layer '" + layer_name + "': records " + sh.first_key + " and " +
                       base->first_key + " differ in shape");
     for (int u = 0; u < sh.units; ++u) base->top[u].Merge(std::move(sh.top[u]));
   }
   if (!base)
-    return NotFound("report: layer '" + layer_name + "': no image of the dataset has a cached "
-                    "activation in " + cache.dir() + "; run nd-pipeline up first");
+    return NotFound("layer '" + layer_name +
+                    "': no image of the dataset has a cached "
+                    "activation in " +
+                    cache.dir() + "; run nd-pipeline up first");
   out.units = base->units;
   out.h = base->h;
   out.w = base->w;
@@ -312,7 +316,8 @@ Status WriteStrips(const BrodenDataset& dataset, const LayerScan& scan,
     for (int u = start; u < end; ++u) {
       const auto& top = scan.top[u];
       if (top.empty()) continue;
-      const int w = static_cast<int>(top.size()) * tile + (static_cast<int>(top.size()) - 1) * kTileGap;
+      const int w =
+          static_cast<int>(top.size()) * tile + (static_cast<int>(top.size()) - 1) * kTileGap;
       strips[u - start] = cv::Mat(tile, w, CV_8UC3, background);
       for (size_t r = 0; r < top.size(); ++r) jobs[top[r].row].emplace_back(u, static_cast<int>(r));
     }
@@ -372,7 +377,7 @@ StatusOr<std::vector<std::string>> ImageDigests(const BrodenDataset& dataset, in
     if (!path.ok()) return Status::Ok();  // Open() already rejected such rows
     auto digest = Sha256File(*path);
     if (!digest.ok()) {
-      if (warned.fetch_add(1) < 5) LogWarning("report: " + digest.status().message());
+      if (warned.fetch_add(1) < 5) LogWarning(digest.status().message());
       return Status::Ok();  // left out, counted as missing by the scan
     }
     digests[i] = std::move(*digest);
@@ -490,7 +495,8 @@ StatusOr<TallyFile> ReadTallyFile(const std::string& path) {
   std::vector<int> cl, ci;
   for (const std::string& h : t.header()) {
     const std::string suffix = "-label";
-    if (h.size() > suffix.size() && h.compare(h.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    if (h.size() > suffix.size() &&
+        h.compare(h.size() - suffix.size(), suffix.size(), suffix) == 0) {
       const std::string cat = h.substr(0, h.size() - suffix.size());
       ND_ASSIGN_OR_RETURN(int iou, t.RequireColumn(cat + "-iou"));
       out.categories.push_back(cat);
@@ -554,8 +560,8 @@ StatusOr<ReportStats> BuildReport(const PipelineConfig& config, const ReportOpti
   if (o.workers < 0) return InvalidArgument("--workers: must be >= 0");
   if (o.workers == 0) o.workers = std::max(1u, std::thread::hardware_concurrency());
   if (config.output.dir.empty()) return InvalidArgument("[output].dir is required");
-  const fs::path out_dir = o.out_dir.empty() ? fs::path(config.output.dir) / "report"
-                                             : fs::path(o.out_dir);
+  const fs::path out_dir =
+      o.out_dir.empty() ? fs::path(config.output.dir) / "report" : fs::path(o.out_dir);
 
   BrodenOptions bo;
   bo.categories = config.dataset.categories;
@@ -606,7 +612,8 @@ StatusOr<ReportStats> BuildReport(const PipelineConfig& config, const ReportOpti
   std::error_code ec;
   const fs::path img_root = out_dir / "img";
   fs::remove_all(img_root, ec);
-  if (ec) return IoError(img_root.string() + ": cannot remove the previous images: " + ec.message());
+  if (ec)
+    return IoError(img_root.string() + ": cannot remove the previous images: " + ec.message());
   fs::create_directories(img_root, ec);
   if (ec) return IoError(img_root.string() + ": cannot create: " + ec.message());
 
@@ -616,9 +623,8 @@ StatusOr<ReportStats> BuildReport(const PipelineConfig& config, const ReportOpti
     const LayerId& layer = layers[l];
     const int expected = static_cast<int>(inputs[l * quantiles.size()].thresholds.size());
     const auto scan_started = std::chrono::steady_clock::now();
-    ND_ASSIGN_OR_RETURN(LayerScan scan,
-                        ScanLayer(cache, LayerKeyPrefix(layer), layer.layer, digests, expected,
-                                  o.top_images, o.workers));
+    ND_ASSIGN_OR_RETURN(LayerScan scan, ScanLayer(cache, LayerKeyPrefix(layer), layer.layer,
+                                                  digests, expected, o.top_images, o.workers));
     stats.images_scanned += scan.scanned;
     stats.images_missing += scan.missing;
     const double scan_s =
@@ -634,8 +640,8 @@ StatusOr<ReportStats> BuildReport(const PipelineConfig& config, const ReportOpti
       s.quantile = in.quantile;
       s.images = in.images;
       s.id = quantiles.size() > 1 ? layer.layer + "-q" + FormatG(in.quantile) : layer.layer;
-      s.title = quantiles.size() > 1 ? layer.layer + " (q = " + FormatG(in.quantile) + ")"
-                                     : layer.layer;
+      s.title =
+          quantiles.size() > 1 ? layer.layer + " (q = " + FormatG(in.quantile) + ")" : layer.layer;
       Summarise(in.tally, page.categories, config.score.iou_threshold, &s);
 
       // Cards by unit, then in tally order.
@@ -650,8 +656,7 @@ StatusOr<ReportStats> BuildReport(const PipelineConfig& config, const ReportOpti
         c.detector = t.iou > config.score.iou_threshold;
         c.threshold = in.thresholds[u];
         for (size_t k = 0; k < in.tally.categories.size(); ++k) {
-          if (in.tally.categories[k] == t.category || t.cat_label[k].empty() ||
-              !(t.cat_iou[k] > 0))
+          if (in.tally.categories[k] == t.category || t.cat_label[k].empty() || !(t.cat_iou[k] > 0))
             continue;
           c.runners.push_back(RunnerUp{t.cat_label[k], in.tally.categories[k], t.cat_iou[k]});
         }
@@ -680,13 +685,12 @@ StatusOr<ReportStats> BuildReport(const PipelineConfig& config, const ReportOpti
       std::stable_sort(order.begin(), order.end(),
                        [&](int a, int b) { return by_unit[a].iou > by_unit[b].iou; });
       for (int u : order) s.cards.push_back(std::move(by_unit[u]));
-      LogInfo("report: " + s.title + ": " + std::to_string(scan.units) + " units, " +
-              std::to_string(scan.scanned) + " images scanned in " + FormatG(scan_s) +
-              " s, strips in " +
-              FormatG(std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                                    strips_started)
-                          .count()) +
-              " s");
+      LogInfo(
+          s.title + ": " + std::to_string(scan.units) + " units, " + std::to_string(scan.scanned) +
+          " images scanned in " + FormatG(scan_s) + " s, strips in " +
+          FormatG(std::chrono::duration<double>(std::chrono::steady_clock::now() - strips_started)
+                      .count()) +
+          " s");
       stats.units += scan.units;
       page.sections.push_back(std::move(s));
     }
@@ -697,8 +701,7 @@ StatusOr<ReportStats> BuildReport(const PipelineConfig& config, const ReportOpti
   const fs::path index_path = out_dir / "index.html";
   ND_RETURN_IF_ERROR(WriteFileAtomically(index_path, RenderReportHtml(page)));
   stats.index_path = index_path.string();
-  stats.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return stats;
 }
 

@@ -3,8 +3,8 @@
 //
 // What BuildReport() reads, for every configured layer (and every quantile when
 // threshold.quantile is a list, as nd-stage-score writes them):
-//   <output.dir>/<layer>[/q<q>]/tally.csv       labels, IoUs, per-category best labels (unit 1-based)
-//   <output.dir>/<layer>[/q<q>]/thresholds.csv  T_u (unit 0-based)
+//   <output.dir>/<layer>[/q<q>]/tally.csv       labels, IoUs, per-category best labels (unit
+//   1-based) <output.dir>/<layer>[/q<q>]/thresholds.csv  T_u (unit 0-based)
 //   <output.dir>/<layer>[/q<q>]/summary.json    optional; only "images" is shown from it
 //   the LMDB cache (read-only): one GetActivation per image and layer, keyed by the SHA-256 of the
 //   image file, exactly as decode/extract wrote them; the dataset's index.csv and its photos.
@@ -37,10 +37,9 @@
 #pragma once
 
 #include <cstdint>
+#include <opencv2/core.hpp>
 #include <string>
 #include <vector>
-
-#include <opencv2/core.hpp>
 
 #include "common/config.h"
 #include "common/status.h"
@@ -79,8 +78,8 @@ struct ReportStats {
 
 // One image among a unit's top images.
 struct TopImage {
-  float max = 0;      // max activation of the unit on this image (NaN values ignored)
-  uint32_t row = 0;   // 0-based index.csv data row
+  float max = 0;           // max activation of the unit on this image (NaN values ignored)
+  uint32_t row = 0;        // 0-based index.csv data row
   std::vector<float> map;  // the unit's h×w activation map on this image
 };
 

@@ -169,7 +169,7 @@ std::string ByLayerSvg(const ReportPage& page) {
     longest = std::max(longest, s.title.size());
   }
   const int axis_top = NiceCeiling(top);
-  const double bar = 54, gap = 34, left = 40, plot_h = 190, pad_top = 22;
+  const double bar = 54, gap = 34, left = 40, plot_h = 160, pad_top = 22;
   const bool rotate = longest > 9;
   const double label_h = rotate ? std::min<double>(140, 12 + 6.5 * longest) : 26;
   const double width = std::max(320.0, left + n * (bar + gap) + 20);
@@ -182,8 +182,8 @@ std::string ByLayerSvg(const ReportPage& page) {
   for (int k = 0; k <= 4; ++k) {
     const double v = axis_top * k / 4.0;
     const double y = base - plot_h * k / 4.0;
-    o << "<line x1=\"" << N(left) << "\" x2=\"" << N(width - 10) << "\" y1=\"" << N(y)
-      << "\" y2=\"" << N(y) << "\" stroke=\"" << (k == 0 ? "#94a3b8" : "#e2e8f0") << "\"/>";
+    o << "<line x1=\"" << N(left) << "\" x2=\"" << N(width - 10) << "\" y1=\"" << N(y) << "\" y2=\""
+      << N(y) << "\" stroke=\"" << (k == 0 ? "#94a3b8" : "#e2e8f0") << "\"/>";
     if (v == std::floor(v))
       o << "<text x=\"" << N(left - 6) << "\" y=\"" << N(y + 4)
         << "\" text-anchor=\"end\" fill=\"#64748b\" font-size=\"11\">" << static_cast<int>(v)
@@ -268,7 +268,7 @@ svg.chart a{fill:var(--accent)}
 .card{background:var(--card);border:1px solid var(--line);border-left:5px solid var(--cat);border-radius:10px;padding:10px 14px 12px;scroll-margin-top:64px}
 .card.nodet{border-left-color:#cbd5e1}
 .card:target,.card.hl{box-shadow:0 0 0 3px rgba(37,99,235,.35)}
-.card>header{display:flex;flex-wrap:wrap;align-items:baseline;gap:4px 12px;margin-bottom:8px}
+.card>header{display:flex;flex-wrap:wrap;align-items:baseline;gap:4px 12px;margin-bottom:2px}
 .card .unit{font-weight:650;color:var(--fg);min-width:64px}
 .card .label{font-size:16px;font-weight:650}
 .card.nodet .label{color:var(--muted);font-weight:500}
@@ -277,8 +277,9 @@ svg.chart a{fill:var(--accent)}
 .card.nodet .iou{color:var(--muted);font-weight:400}
 .runners{color:var(--muted);font-size:12.5px}
 .runners b{color:#334155;font-weight:500}
+.runners i{font-style:normal;color:#94a3b8}
 .meta{margin-left:auto;color:var(--muted);font-size:12px;font-variant-numeric:tabular-nums}
-img.strip{display:block;max-width:100%;height:auto;border-radius:4px;background:#f1f5f9}
+img.strip{display:block;margin-top:8px;max-width:100%;height:auto;border-radius:4px;background:#f1f5f9}
 .nostrip{color:var(--muted);font-size:13px}
 footer{color:var(--muted);font-size:12px;padding:24px 0 40px}
 )CSS";
@@ -362,8 +363,8 @@ void WriteCard(const ReportPage& page, const ReportSection& s, const UnitCard& c
   o << "<article class=\"card" << (c.detector ? "" : " nodet") << "\" id=\"" << HtmlEscape(id)
     << "\" data-unit=\"" << c.unit << "\" data-iou=\"" << Real(c.iou) << "\" data-label=\""
     << HtmlEscape(c.label) << "\" data-category=\"" << HtmlEscape(c.category)
-    << "\" data-detector=\"" << (c.detector ? 1 : 0) << "\" style=\"--cat:"
-    << ColourOf(page, c.category) << "\">";
+    << "\" data-detector=\"" << (c.detector ? 1 : 0)
+    << "\" style=\"--cat:" << ColourOf(page, c.category) << "\">";
   o << "<header><a class=\"unit\" href=\"#" << HtmlEscape(id) << "\" title=\"unit " << c.unit
     << " (1-based; channel " << (c.unit - 1) << ")\">unit " << c.unit << "</a>";
   o << "<span class=\"label\">" << (c.label.empty() ? "&mdash;" : HtmlEscape(c.label)) << "</span>";
@@ -371,18 +372,18 @@ void WriteCard(const ReportPage& page, const ReportSection& s, const UnitCard& c
     o << "<span class=\"chip\"><i style=\"background:" << ColourOf(page, c.category) << "\"></i>"
       << HtmlEscape(c.category) << "</span>";
   o << "<span class=\"iou\">IoU " << Fixed(c.iou, 3) << "</span>";
+  o << "<span class=\"meta\">T<sub>u</sub> = " << Real(c.threshold);
+  if (!c.tiles.empty()) o << " &middot; top max " << Real(c.tiles.front().max);
+  o << "</span></header>";
   if (!c.runners.empty()) {
-    o << "<span class=\"runners\">also ";
+    o << "<div class=\"runners\">next best: ";
     for (size_t i = 0; i < c.runners.size(); ++i) {
       const RunnerUp& r = c.runners[i];
-      o << (i ? ", " : "") << "<b>" << HtmlEscape(r.label) << "</b> (" << HtmlEscape(r.category)
-        << ", " << Fixed(r.iou, 3) << ")";
+      o << (i ? " &middot; " : "") << "<b>" << HtmlEscape(r.label) << "</b> <i>"
+        << HtmlEscape(r.category) << "</i> " << Fixed(r.iou, 3);
     }
-    o << "</span>";
+    o << "</div>";
   }
-  o << "<span class=\"meta\">T<sub>u</sub> = " << Real(c.threshold);
-  if (!c.tiles.empty()) o << " &middot; max " << Real(c.tiles.front().max);
-  o << "</span></header>";
   if (c.strip.empty()) {
     o << "<p class=\"nostrip\">No cached activations for this unit.</p>";
   } else {
@@ -438,9 +439,8 @@ void WriteSection(const ReportPage& page, const ReportSection& s, std::ostringst
 
 std::string CategoryColour(const std::string& category, int index) {
   static const std::pair<const char*, const char*> kFixed[] = {
-      {"object", "#2f6fde"},  {"part", "#8b5cf6"},    {"scene", "#12a37f"},
-      {"material", "#e08a00"}, {"texture", "#e0475b"}, {"color", "#d946a8"},
-      {"colour", "#d946a8"}};
+      {"object", "#2f6fde"},  {"part", "#8b5cf6"},  {"scene", "#12a37f"}, {"material", "#e08a00"},
+      {"texture", "#e0475b"}, {"color", "#d946a8"}, {"colour", "#d946a8"}};
   for (const auto& [name, colour] : kFixed)
     if (category == name) return colour;
   static const char* kPalette[] = {"#0891b2", "#65a30d", "#9333ea", "#ea580c",
@@ -453,13 +453,26 @@ std::string HtmlEscape(const std::string& s) {
   out.reserve(s.size());
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      case '\n': out += "&#10;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      case '\n':
+        out += "&#10;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -479,8 +492,8 @@ std::string RenderReportHtml(const ReportPage& page) {
   o << "<body data-sections=\"" << page.sections.size() << "\" data-cards=\"" << cards
     << "\" data-strips=\"" << strips << "\" data-loaded=\"0\" data-failed=\"0\">\n";
   o << "<header class=\"top\"><div class=\"wrap\">\n<h1>Network Dissection</h1>\n"
-    << "<p class=\"sub\">model <code>" << HtmlEscape(page.model) << "</code> &middot; dataset <code>"
-    << HtmlEscape(page.dataset) << "</code></p>\n";
+    << "<p class=\"sub\">model <code>" << HtmlEscape(page.model)
+    << "</code> &middot; dataset <code>" << HtmlEscape(page.dataset) << "</code></p>\n";
   o << "<div class=\"facts\"><span>preprocessing <b>" << HtmlEscape(page.preprocess)
     << "</b></span><span>cache <b>" << HtmlEscape(page.cache_dtype)
     << "</b></span><span>union rule <b>" << HtmlEscape(page.union_rule)
@@ -493,9 +506,8 @@ std::string RenderReportHtml(const ReportPage& page) {
   o << "</nav>\n</div></header>\n<main class=\"wrap\">\n";
   o << "<div class=\"legend\">";
   for (size_t c = 0; c < page.categories.size(); ++c)
-    o << "<span><i style=\"background:"
-      << CategoryColour(page.categories[c], static_cast<int>(c)) << "\"></i>"
-      << HtmlEscape(page.categories[c]) << "</span>";
+    o << "<span><i style=\"background:" << CategoryColour(page.categories[c], static_cast<int>(c))
+      << "\"></i>" << HtmlEscape(page.categories[c]) << "</span>";
   o << "</div>\n";
   const std::string example =
       page.sections.empty() ? std::string("layer4-unit-1") : page.sections.front().id + "-unit-1";
@@ -514,8 +526,8 @@ std::string RenderReportHtml(const ReportPage& page) {
     << "<th>detectors</th><th>unique (paper)</th><th>unique (top label)</th></tr>";
   for (const auto& s : page.sections)
     o << "<tr><td><a href=\"#" << HtmlEscape(s.id) << "\">" << HtmlEscape(s.title)
-      << "</a></td><td>" << s.units << "</td><td>" << s.detectors << "</td><td>"
-      << s.unique_paper << "</td><td>" << s.unique_top_label << "</td></tr>";
+      << "</a></td><td>" << s.units << "</td><td>" << s.detectors << "</td><td>" << s.unique_paper
+      << "</td><td>" << s.unique_top_label << "</td></tr>";
   o << "</table></div><p class=\"note\">Bars: unique detectors per category (paper rule: per "
        "category, the distinct best labels of the units whose IoU in that category exceeds the "
        "cutoff).</p></section>\n";

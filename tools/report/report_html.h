@@ -45,11 +45,11 @@ struct UnitCard {
   std::string label, category;
   double iou = 0;
   bool detector = false;
-  double threshold = 0;          // T_u
+  double threshold = 0;           // T_u
   std::vector<RunnerUp> runners;  // best labels of the other categories, IoU > 0, descending
   std::string strip;              // URL relative to index.html; "" when the unit has no images
   int strip_width = 0, strip_height = 0;
-  std::vector<CardTile> tiles;    // best first
+  std::vector<CardTile> tiles;  // best first
 };
 
 struct ReportSection {

@@ -61,6 +61,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
+constexpr double kPi = 3.14159265358979323846;
+
 StatusOr<int64_t> ParseInt(const std::string& flag, const std::string& text) {
   errno = 0;
   char* end = nullptr;
@@ -323,7 +325,8 @@ StatusOr<SceneImages> LoadSceneImages(const TrainOptions& options) {
   for (size_t i = 0; i < dataset.images().size(); ++i) {
     const BrodenImage& image = dataset.images()[i];
     const std::vector<int>& scalars = image.scalar_labels[scene];
-    if (scalars.empty() || class_of_label[scalars[0]] < 0) {
+    if (scalars.empty() || scalars[0] <= 0 || scalars[0] >= dataset.num_labels() ||
+        class_of_label[scalars[0]] < 0) {
       ++data.skipped_unlabelled;
       continue;
     }
@@ -486,7 +489,7 @@ StatusOr<TrainReport> TrainOn(const SceneImages& data, const TrainOptions& optio
           x = torch::where(mask, x.flip({3}), x);
         }
         const double lr =
-            0.5 * options.lr * (1 + std::cos(M_PI * static_cast<double>(iteration) / total));
+            0.5 * options.lr * (1 + std::cos(kPi * static_cast<double>(iteration) / total));
         for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
 
         const torch::Tensor logits = module.forward({x}).toTensor();
