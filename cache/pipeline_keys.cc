@@ -1,5 +1,6 @@
 #include "cache/pipeline_keys.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/digest.h"
@@ -27,6 +28,18 @@ CacheOptions CacheOptionsFor(const PipelineConfig& config, bool read_only) {
 }  // namespace nd
 
 namespace nd {
+
+std::string ImageSetThresholdKey(const LayerId& id, double quantile,
+                                 std::vector<std::string> image_digests) {
+  std::sort(image_digests.begin(), image_digests.end());
+  Sha256 h;
+  for (const std::string& d : image_digests) {
+    h.Update(d);
+    h.Update("\n", 1);
+  }
+  auto digest = h.Finish();
+  return ThresholdKey(id, quantile) + ToHex(digest.data(), 8);
+}
 
 std::string EncodeThresholdValues(const std::vector<double>& values) {
   std::string out = "NDT1";

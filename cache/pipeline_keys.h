@@ -21,6 +21,12 @@ CacheOptions CacheOptionsFor(const PipelineConfig& config, bool read_only = fals
 
 namespace nd {
 
+// The key of a layer's thresholds at quantile q over one set of images: ThresholdKey(id, q)
+// followed by the first 16 hex digits of SHA-256 over the sorted image digests. Two runs over
+// different datasets sharing one cache can therefore never read each other's thresholds.
+std::string ImageSetThresholdKey(const LayerId& id, double quantile,
+                                 std::vector<std::string> image_digests);
+
 // Per-unit thresholds as stored under ThresholdKey(): "NDT1", u32 unit count, then the doubles
 // (IEEE-754, little-endian). Exact: a threshold read back equals the one computed.
 std::string EncodeThresholdValues(const std::vector<double>& values);

@@ -183,7 +183,7 @@ class RescoreTest : public ::testing::Test {
         << "[cache]\ndir = \"" << (root_ / "caches" / cache).string() << "\"\n"
         << "[output]\ndir = \"" << (dir / "out").string() << "\"\n"
         << "[run]\ntimeout_s = 60\n";
-    return Sh(std::string(ND_BIN_DIR) + "/nd-pipeline " + command + " -c " +
+    return Sh(std::string(ND_BIN_DIR) + "/nd-pipeline " + command + " --no-report -c " +
               (dir / "pipeline.toml").string() + " " + sets);
   }
 
@@ -391,19 +391,26 @@ TEST_F(RescoreTest, SeveralQuantilesInOneRescoreEqualSingleQuantileColdRuns) {
   ExpectSameResults(root_ / "mq_both" / "out" / "detect" / "q0.01", Out("mq_01"));
 }
 
-TEST_F(RescoreTest, ExpandFromRejectsGeneratorFlagsAndExpandedSources) {
+// The --expand-from command line; needs a dataset only (no model, no pipeline run).
+TEST(ExpandFromCliTest, RejectsGeneratorFlagsAndExpandedSources) {
+  const fs::path root = fs::temp_directory_path() / ("nd_expand_cli_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  Result gen = Sh(std::string(ND_BIN_DIR) + "/nd-make-broden --out " + (root / "broden").string() +
+                  " --images 4 --seed 11 --size 64 --threads 2");
+  ASSERT_EQ(gen.code, 0) << gen.output;
   const std::string bin = std::string(ND_BIN_DIR) + "/nd-make-broden --expand-from ";
   Result seed =
-      Sh(bin + (root_ / "broden").string() + " --out " + (root_ / "y").string() + " --seed 3");
+      Sh(bin + (root / "broden").string() + " --out " + (root / "y").string() + " --seed 3");
   EXPECT_EQ(seed.code, 2) << seed.output;
   EXPECT_EQ(seed.output,
             "nd-make-broden: --seed has no effect with --expand-from (the images are SRC's)\n");
-  Result once = Sh(bin + (root_ / "broden").string() + " --out " + (root_ / "y1").string());
+  Result once = Sh(bin + (root / "broden").string() + " --out " + (root / "y1").string());
   ASSERT_EQ(once.code, 0) << once.output;
-  Result twice = Sh(bin + (root_ / "y1").string() + " --out " + (root_ / "y2").string());
+  Result twice = Sh(bin + (root / "y1").string() + " --out " + (root / "y2").string());
   EXPECT_EQ(twice.code, 2) << twice.output;
   EXPECT_NE(twice.output.find("category 'edge' already exists"), std::string::npos) << twice.output;
-  EXPECT_FALSE(fs::exists(root_ / "y2"));
+  EXPECT_FALSE(fs::exists(root / "y2"));
+  fs::remove_all(root);
 }
 
 }  // namespace

@@ -34,6 +34,14 @@ std::string ReadAll(const fs::path& p) {
   return ss.str();
 }
 
+// "a b c" → {"a", "b", "c"}.
+std::vector<std::string> Words(const std::string& text) {
+  std::istringstream in(text);
+  std::vector<std::string> words;
+  for (std::string w; in >> w;) words.push_back(w);
+  return words;
+}
+
 // One small generated dataset (64 px photos) for the whole suite, decoded once at 64 px.
 class TrainTest : public ::testing::Test {
  protected:
@@ -188,6 +196,34 @@ TEST_F(TrainTest, SavedResNetLoadsAndModelRunnerCapturesLayer4) {
   EXPECT_TRUE(torch::allclose((*acts)[2].view({2, 9}), logits, 1e-5, 1e-5));
 }
 
+// The demo model's shape: layer4 with stride 1 keeps layer3's resolution; two blocks per stage
+// are named layer<k>.0 and layer<k>.1.
+TEST_F(TrainTest, LastStrideOneKeepsLayer4AtLayer3Resolution) {
+  ModelSpec spec;
+  spec.width = 4;
+  spec.blocks = 2;
+  spec.last_stride = 1;
+  torch::manual_seed(1);
+  auto module = BuildModel(spec);
+  ASSERT_TRUE(module.ok()) << module.status().ToString();
+  module->eval();
+  module->save(Out("stride1.pt"));
+  ModelOptions mo;
+  mo.path = Out("stride1.pt");
+  mo.layers = {"layer3", "layer4", "layer4.1.conv2"};
+  mo.device = "cpu";
+  auto runner = ModelRunner::Load(mo);
+  ASSERT_TRUE(runner.ok()) << runner.status().ToString();
+  auto acts = runner->Run(data_->val_x.slice(0, 0, 2));
+  ASSERT_TRUE(acts.ok()) << acts.status().ToString();
+  EXPECT_EQ((*acts)[0].sizes(), (std::vector<int64_t>{2, 16, 4, 4}));
+  EXPECT_EQ((*acts)[1].sizes(), (std::vector<int64_t>{2, 32, 4, 4}));
+  EXPECT_EQ((*acts)[2].sizes(), (std::vector<int64_t>{2, 32, 4, 4}));
+  EXPECT_EQ(ConvLayerUnits(spec), (std::vector<int>{4, 8, 16, 32}));
+  spec.last_stride = 3;
+  EXPECT_FALSE(BuildModel(spec).ok());
+}
+
 TEST_F(TrainTest, SavedAlexNetLoadsAndModelRunnerCapturesFeatures) {
   TrainOptions o = BaseOptions();
   o.model.arch = "alexnet";
@@ -282,25 +318,12 @@ TEST_F(TrainTest, CheckpointEveryKIterations) {
 
 TEST(TrainFlagsTest, ParsesEveryOption) {
   bool help = true;
-  auto o = ParseTrainArgs({"--data",     "d",
-                           "--out=m.pt", "--arch",
-                           "alexnet",    "--width",
-                           "8",          "--blocks",
-                           "2",          "--stem-pool",
-                           "off",        "--batchnorm",
-                           "off",        "--dropout",
-                           "on",         "--epochs",
-                           "3",          "--seed",
-                           "9",          "--input-size",
-                           "96",         "--batch-size",
-                           "16",         "--lr",
-                           "0.01",       "--optimizer",
-                           "adam",       "--checkpoint-every",
-                           "5",          "--threads",
-                           "1",          "--preprocess",
-                           "netdissect", "--flip",
-                           "off"},
-                          &help);
+  auto o = ParseTrainArgs(
+      Words("--data d --out=m.pt --arch alexnet --width 8 --blocks 2 --stem-pool off "
+            "--last-stride 1 --batchnorm off --dropout on --epochs 3 --seed 9 --input-size 96 "
+            "--batch-size 16 --lr 0.01 --optimizer adam --checkpoint-every 5 --threads 1 "
+            "--preprocess netdissect --flip off"),
+      &help);
   ASSERT_TRUE(o.ok()) << o.status().ToString();
   EXPECT_FALSE(help);
   EXPECT_EQ(o->data_dir, "d");
@@ -309,6 +332,7 @@ TEST(TrainFlagsTest, ParsesEveryOption) {
   EXPECT_EQ(o->model.width, 8);
   EXPECT_EQ(o->model.blocks, 2);
   EXPECT_FALSE(o->model.stem_pool);
+  EXPECT_EQ(o->model.last_stride, 1);
   EXPECT_FALSE(o->model.batchnorm);
   EXPECT_TRUE(o->model.dropout);
   EXPECT_EQ(o->epochs, 3);
@@ -339,6 +363,7 @@ TEST(TrainFlagsTest, BadFlagsGiveOneLineErrorsNamingTheFlag) {
   };
   EXPECT_EQ(error({"--arch", "vgg"}), "--arch: 'vgg' is not one of resnet, alexnet");
   EXPECT_EQ(error({"--width", "0"}), "--width: must be in 1..512, got 0");
+  EXPECT_EQ(error({"--last-stride", "3"}), "--last-stride: must be in 1..2, got 3");
   EXPECT_EQ(error({"--epochs", "x"}), "--epochs: 'x' is not an integer");
   EXPECT_EQ(error({"--batchnorm", "yes"}), "--batchnorm: 'yes' is not on or off");
   EXPECT_EQ(error({"--lr", "-1"}), "--lr: must be > 0, got -1");

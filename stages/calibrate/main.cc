@@ -29,6 +29,7 @@ Status Run(StageProcess& p) {
                                                  p.endpoints().scored, /*bind=*/true,
                                                  /*high_water_mark=*/4, p.timeout_ms()));
   uint64_t seen = 0;
+  std::vector<std::string> digests;  // of the images the thresholds are computed over
   ActivationMap map;
   StageCounters& counters = p.counters();
   counters.items_total = dataset.images().size();
@@ -56,7 +57,7 @@ Status Run(StageProcess& p) {
           LogWarning(layers[l].layer + ": " + std::to_string(stages[l].nan_values()) +
                      " NaN activation values excluded from the thresholds");
         for (const UnitThresholds& t : *thresholds)
-          records.emplace_back(ThresholdKey(layers[l], t.quantile),
+          records.emplace_back(ImageSetThresholdKey(layers[l], t.quantile, digests),
                                EncodeThresholdValues(t.values));
       }
       ND_RETURN_IF_ERROR(cache.PutBatch(records));
@@ -80,6 +81,7 @@ Status Run(StageProcess& p) {
                                  std::to_string(image.row));
         ND_RETURN_IF_ERROR(stages[l].Consume(map).WithContext(layers[l].layer));
       }
+      digests.push_back(image.digest);
       ++seen;
     }
     Status sent;

@@ -82,6 +82,8 @@ Status Run(StageProcess& p) {
   std::sort(rows.begin(), rows.end());
   if (rows.empty()) return FailedPrecondition("score: no usable images");
 
+  std::vector<std::string> digests;
+  for (const auto& [row, digest] : digest_of) digests.push_back(digest);
   for (const LayerId& layer : layers) {
     const std::string prefix = LayerKeyPrefix(layer);
     auto fetch = [&](size_t row, ActivationMap* out) {
@@ -89,7 +91,7 @@ Status Run(StageProcess& p) {
     };
     for (double q : c.threshold.quantiles) {
       std::string record;
-      ND_RETURN_IF_ERROR(cache.Get(ThresholdKey(layer, q), &record)
+      ND_RETURN_IF_ERROR(cache.Get(ImageSetThresholdKey(layer, q, digests), &record)
                              .WithContext("score: thresholds of " + layer.layer));
       std::vector<double> thresholds;
       ND_RETURN_IF_ERROR(DecodeThresholdValues(record, &thresholds));

@@ -165,7 +165,7 @@ bool IsEmptyDir(const fs::path& p) {
   return fs::is_empty(p, ec) && !ec;
 }
 
-// The four derived layers of one source layer (SPEC: expand_dataset.h). `numbers` are the new
+// The derived layers of one source layer (definitions in expand_dataset.h). `numbers` are the new
 // label numbers in kUpperHalf..kVerticalEdge order.
 void DeriveLayers(const std::vector<uint16_t>& src, int sh, int sw, const int numbers[4],
                   std::vector<uint16_t>* part, std::vector<uint16_t>* hedge,

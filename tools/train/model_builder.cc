@@ -154,8 +154,8 @@ Module BuildResNet(const ModelSpec& spec) {
     const int out = w << stage;
     std::vector<Module> blocks;
     for (int i = 0; i < spec.blocks; ++i) {
-      blocks.push_back(
-          b.BasicBlock(i == 0 ? in : out, out, (i == 0 && stage > 0) ? 2 : 1, spec.batchnorm));
+      const int stride = i > 0 || stage == 0 ? 1 : stage == 3 ? spec.last_stride : 2;
+      blocks.push_back(b.BasicBlock(i == 0 ? in : out, out, stride, spec.batchnorm));
     }
     root.register_module("layer" + std::to_string(stage + 1), b.Sequential(blocks));
     in = out;
@@ -230,6 +230,10 @@ Status ValidateModelSpec(const ModelSpec& spec) {
   }
   if (spec.blocks < 1 || spec.blocks > 2) {
     return InvalidArgument("--blocks: must be 1 or 2, got " + std::to_string(spec.blocks));
+  }
+  if (spec.last_stride != 1 && spec.last_stride != 2) {
+    return InvalidArgument("--last-stride: must be 1 or 2, got " +
+                           std::to_string(spec.last_stride));
   }
   if (spec.num_classes < 2) {
     return InvalidArgument("need at least 2 classes, got " + std::to_string(spec.num_classes));

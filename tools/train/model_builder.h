@@ -10,9 +10,11 @@
 //     conv1 (7x7, stride 2), bn1, relu, maxpool (3x3, stride 2; absent when stem_pool is off),
 //     layer1..layer4: Sequential of `blocks` BasicBlocks named layer<k>.0, layer<k>.1, each with
 //       conv1, bn1, relu, conv2, bn2 and, where the shape changes, downsample (.0 conv 1x1, .1 bn);
-//       widths W, 2W, 4W, 8W; strides 1, 2, 2, 2,
+//       widths W, 2W, 4W, 8W; strides 1, 2, 2, last_stride (2 as torchvision, or 1),
 //     avgpool (global), [dropout (p = 0.5)], fc.
-//     Input S gives layer4 maps of S/32 x S/32 (S/16 without the stem pool).
+//     Input S gives layer4 maps of S/32 x S/32; twice that with last_stride 1 (layer4 then keeps
+//     layer3's resolution, ~1.5x the compute of the whole network at W = 32), and twice again
+//     without the stem pool (~3x the compute: every stage runs at 4x the pixels).
 //   alexnet (torchvision AlexNet, narrower, conv widths W, 3W, 6W, 4W, 4W):
 //     features: conv 11x11/4, relu, maxpool, conv 5x5, relu, maxpool, conv 3x3, relu, conv 3x3,
 //       relu, conv 3x3, relu, maxpool — numbered features.0 .. features.12 as in torchvision, so
@@ -44,6 +46,7 @@ struct ModelSpec {
   int width = 32;               // W above; 1..512
   int blocks = 1;               // resnet only: BasicBlocks per stage, 1 or 2
   bool stem_pool = true;        // resnet only: the maxpool after conv1
+  int last_stride = 2;          // resnet only: stride of layer4, 2 or 1
   bool batchnorm = true;
   bool dropout = false;  // p = 0.5 before the classifier's linear layers
   int num_classes = 9;   // >= 2

@@ -42,6 +42,7 @@ const char kTrainUsage[] =
     "  --width W               base channel width (default 32; resnet layer4 has 8W units)\n"
     "  --blocks N              resnet: basic blocks per stage, 1 or 2 (default 1)\n"
     "  --stem-pool on|off      resnet: maxpool after conv1 (default on; off doubles map sizes)\n"
+    "  --last-stride 1|2       resnet: stride of layer4 (default 2; 1 doubles its map size)\n"
     "  --batchnorm on|off      BatchNorm after convolutions (default on)\n"
     "  --dropout on|off        dropout (p=0.5) before the classifier (default off)\n"
     "  --epochs E              passes over the training images (default 10)\n"
@@ -121,6 +122,7 @@ std::string DescribeModel(const TrainOptions& o, const SceneImages& data) {
   j << "{\"tool\": \"nd-train\", \"arch\": " << JsonString(o.model.arch)
     << ", \"width\": " << o.model.width << ", \"blocks\": " << o.model.blocks
     << ", \"stem_pool\": " << (o.model.stem_pool ? "true" : "false")
+    << ", \"last_stride\": " << o.model.last_stride
     << ", \"batchnorm\": " << (o.model.batchnorm ? "true" : "false")
     << ", \"dropout\": " << (o.model.dropout ? "true" : "false")
     << ", \"input_size\": " << o.input_size << ", \"preprocess\": " << JsonString(o.preprocess)
@@ -236,9 +238,10 @@ StatusOr<TrainOptions> ParseTrainArgs(const std::vector<std::string>& args, bool
       return InvalidArgument("unexpected argument '" + args[i] + "' (see --help)");
     }
     static const char* const kFlags[] = {
-        "--data",       "--out",        "--arch",    "--width",     "--blocks",
-        "--stem-pool",  "--batchnorm",  "--dropout", "--epochs",    "--seed",
-        "--input-size", "--batch-size", "--lr",      "--optimizer", "--checkpoint-every",
+        "--data",       "--out",        "--arch",        "--width",
+        "--blocks",     "--stem-pool",  "--last-stride", "--batchnorm",
+        "--dropout",    "--epochs",     "--seed",        "--input-size",
+        "--batch-size", "--lr",         "--optimizer",   "--checkpoint-every",
         "--threads",    "--preprocess", "--flip"};
     if (std::find(std::begin(kFlags), std::end(kFlags), flag) == std::end(kFlags)) {
       return InvalidArgument("unknown option '" + args[i] + "' (see --help)");
@@ -256,6 +259,8 @@ StatusOr<TrainOptions> ParseTrainArgs(const std::vector<std::string>& args, bool
       ND_ASSIGN_OR_RETURN(o.model.blocks, ParseIntIn(flag, v, 1, 2));
     } else if (flag == "--stem-pool") {
       ND_ASSIGN_OR_RETURN(o.model.stem_pool, ParseOnOff(flag, v));
+    } else if (flag == "--last-stride") {
+      ND_ASSIGN_OR_RETURN(o.model.last_stride, ParseIntIn(flag, v, 1, 2));
     } else if (flag == "--batchnorm") {
       ND_ASSIGN_OR_RETURN(o.model.batchnorm, ParseOnOff(flag, v));
     } else if (flag == "--dropout") {

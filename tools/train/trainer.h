@@ -45,17 +45,17 @@
 namespace nd {
 
 struct TrainOptions {
-  std::string data_dir;           // --data: a Broden-format directory (required)
-  std::string out_path;           // --out: the TorchScript file to write (required)
-  ModelSpec model;                // --arch, --width, --blocks, --stem-pool, --batchnorm, --dropout
-  int epochs = 10;                // --epochs, >= 1
-  uint64_t seed = 1;              // --seed
-  int input_size = 128;           // --input-size: images are resized to this square size, 32..1024
-  int batch_size = 32;            // --batch-size, >= 2
-  double lr = 0.05;               // --lr: peak learning rate, > 0
-  std::string optimizer = "sgd";  // --optimizer: "sgd" or "adam"
-  int64_t checkpoint_every = 0;   // --checkpoint-every K iterations; 0 = none
-  int threads = 0;                // --threads: LibTorch and decode threads; 0 = all cores
+  std::string data_dir;  // --data: a Broden-format directory (required)
+  std::string out_path;  // --out: the TorchScript file to write (required)
+  ModelSpec model;       // --arch --width --blocks --stem-pool --last-stride --batchnorm --dropout
+  int epochs = 10;       // --epochs, >= 1
+  uint64_t seed = 1;     // --seed
+  int input_size = 128;  // --input-size: images are resized to this square size, 32..1024
+  int batch_size = 32;   // --batch-size, >= 2
+  double lr = 0.05;      // --lr: peak learning rate, > 0
+  std::string optimizer = "sgd";           // --optimizer: "sgd" or "adam"
+  int64_t checkpoint_every = 0;            // --checkpoint-every K iterations; 0 = none
+  int threads = 0;                         // --threads: LibTorch and decode threads; 0 = all cores
   std::string preprocess = "torchvision";  // --preprocess: "torchvision" or "netdissect"
   bool flip = true;                        // --flip: random horizontal flips
 };
