@@ -18,6 +18,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
+constexpr size_t kPreparedLabelBudgetBytes = size_t{256} << 20;
+
 std::string QuantileDirName(double q) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "q%g", q);
@@ -74,8 +76,11 @@ Status Run(StageProcess& p) {
     forwarded += ready.forwarded;
     counters.items_in += fresh.size();
     counters.skipped += ready.skipped.size();
-    // Label layers are decoded now, while the network is still busy with later batches.
-    ND_RETURN_IF_ERROR(stage->PrepareLabels(fresh));
+    // Label layers are decoded now, while the network is still busy with later batches, up to a
+    // memory budget (~23 KiB per 112x112 image); beyond it they are decoded inside Run() and
+    // dropped after use, so the stage's memory does not grow with the dataset.
+    if (stage->PreparedLabelBytes() < kPreparedLabelBudgetBytes)
+      ND_RETURN_IF_ERROR(stage->PrepareLabels(fresh));
     rows.insert(rows.end(), fresh.begin(), fresh.end());
     p.Report("progress", "", rows.size() + skipped.size(), dataset.images().size());
   }
