@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -139,20 +140,31 @@ std::string DescribeModel(const TrainOptions& o, const SceneImages& data) {
 }
 
 // Saves `module` in eval mode to `path` through "<path>.partial" and a rename; leaves the module
-// in training mode.
+// in training mode. Saved through a stream, so the archive's internal folder is always "archive"
+// (saving to a file name uses the name): the bytes depend on the network, not on --out.
 Status SaveModel(torch::jit::Module& module, const std::string& path, const std::string& json) {
   const std::string partial = path + ".partial";
-  ND_RETURN_IF_ERROR(GuardTorch(
+  std::ofstream file(partial, std::ios::binary | std::ios::trunc);
+  if (!file) {
+    return IoError(path + ": cannot create " + partial + " (" + std::strerror(errno) + ")");
+  }
+  Status saved = GuardTorch(
       path + ": cannot save the model",
       [&]() -> Status {
         module.eval();
         torch::jit::ExtraFilesMap extra{{"nd_train.json", json}};
-        module.save(partial, extra);
+        module.save(file, extra);
         module.train();
         return Status::Ok();
       },
-      StatusCode::kIoError));
+      StatusCode::kIoError);
+  file.close();
   std::error_code ec;
+  if (saved.ok() && !file) saved = IoError(path + ": cannot write " + partial);
+  if (!saved.ok()) {
+    fs::remove(partial, ec);
+    return saved;
+  }
   fs::rename(partial, path, ec);
   if (ec) {
     fs::remove(partial, ec);
