@@ -50,6 +50,12 @@ class IouTally {
   // Adds another shard's counts. Errors when the shapes, rule or thresholds differ.
   Status Merge(const IouTally& other);
 
+  // Adds counts computed elsewhere for `images` images with this tally's thresholds and rule
+  // (the tensor scorer, tensor_scorer.h): g[l], i[u*num_labels + l], u[u*num_categories + c].
+  // Errors (the tally is unchanged): a vector of the wrong size, negative images.
+  Status AddCounts(int64_t images, const std::vector<int64_t>& g, const std::vector<int64_t>& i,
+                   const std::vector<int64_t>& u);
+
   int units() const { return units_; }
   int num_labels() const { return num_labels_; }
   int num_categories() const { return num_categories_; }

@@ -37,6 +37,9 @@ Status Run(StageProcess& p) {
   so.union_rule = c.score.union_rule == "lite" ? UnionRule::kLite : UnionRule::kPaper;
   so.iou_threshold = c.score.iou_threshold;
   so.workers = c.score.workers;
+  // score.device = "cuda" | "cuda:N" scores with the tensor scorer there (identical counts).
+  so.engine = c.score.device == "cpu" ? ScoreEngine::kNative : ScoreEngine::kTensor;
+  so.device = c.score.device;
   ND_ASSIGN_OR_RETURN(std::unique_ptr<ScoreStage> stage, ScoreStage::Create(&dataset, so));
   ND_ASSIGN_OR_RETURN(Channel in, Channel::Open(p.context(), zmq::socket_type::pull,
                                                 p.endpoints().scored, /*bind=*/false));

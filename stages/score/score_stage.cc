@@ -9,6 +9,8 @@
 #include <exception>
 #include <thread>
 
+#include "stages/score/tensor_scorer.h"
+
 namespace nd {
 namespace {
 
@@ -51,6 +53,9 @@ StatusOr<std::unique_ptr<ScoreStage>> ScoreStage::Create(const BrodenDataset* da
   if (options.workers < 0) {
     return InvalidArgument("score: workers is " + std::to_string(options.workers) +
                            ", expected >= 0 (0 = all hardware threads)");
+  }
+  if (options.engine == ScoreEngine::kTensor) {
+    ND_RETURN_IF_ERROR(CheckTensorDevice(options.device));
   }
   return std::unique_ptr<ScoreStage>(new ScoreStage(dataset, options));
 }
@@ -157,16 +162,28 @@ StatusOr<ScoreReport> ScoreStage::Run(const std::vector<size_t>& rows,
         : tally(t, labels, cats, rule) {}
     IouTally tally;
     UnitMaskBuilder builder;
+    std::unique_ptr<TensorScorer> scorer;  // the tensor engine's, else null
     ActivationMap acts;
     std::vector<SkippedImage> skipped;
     int64_t scored = 0, label_failures = 0, fetch_failures = 0;
     double cpu = 0;
     Status fatal;
+    MaskStats tensor_stats;  // the tensor engine's mask stats
   };
   std::vector<std::unique_ptr<Shard>> shards;
   for (int t = 0; t < threads; ++t) {
     shards.push_back(std::make_unique<Shard>(thresholds, static_cast<int>(primary_.size()),
                                              num_categories_, options_.union_rule));
+  }
+  if (options_.engine == ScoreEngine::kTensor) {
+    TensorScorerOptions to;
+    to.device = options_.device;
+    to.chunk_bytes = std::max<int64_t>(1, options_.tensor_chunk_bytes / threads);
+    for (auto& s : shards) {
+      ND_ASSIGN_OR_RETURN(s->scorer,
+                          TensorScorer::Create(thresholds, static_cast<int>(primary_.size()),
+                                               num_categories_, options_.union_rule, to));
+    }
   }
   std::atomic<size_t> next{0};
   std::atomic<bool> stop{false};
@@ -218,13 +235,30 @@ StatusOr<ScoreReport> ScoreStage::Run(const std::vector<size_t>& rows,
           stop.store(true);
           break;
         }
-        st = s.tally.AddImage(*index, s.acts, &s.builder);
+        st = s.scorer ? s.scorer->AddImage(*index, s.acts)
+                      : s.tally.AddImage(*index, s.acts, &s.builder);
+        if (s.scorer && !st.ok() && st.code() != StatusCode::kInvalidArgument) {
+          s.fatal = st;  // a device failure, not this image's
+          stop.store(true);
+          break;
+        }
         if (!st.ok()) {
           s.skipped.push_back(SkippedImage{row, "activations: " + st.message()});
           ++s.fetch_failures;
           continue;
         }
         ++s.scored;
+      }
+      if (s.scorer && s.fatal.ok()) {
+        Status st = s.scorer->AddCountsTo(&s.tally);
+        StatusOr<MaskStats> stats = s.scorer->TakeMaskStats();
+        if (!st.ok()) {
+          s.fatal = st;
+        } else if (!stats.ok()) {
+          s.fatal = stats.status();
+        } else {
+          s.tensor_stats = *stats;
+        }
       }
     } catch (const std::exception& e) {
       s.fatal = Internal(std::string("score: worker failed: ") + e.what());
@@ -243,7 +277,7 @@ StatusOr<ScoreReport> ScoreStage::Run(const std::vector<size_t>& rows,
     report.images_scored += s.scored;
     report.label_read_failures += s.label_failures;
     report.fetch_failures += s.fetch_failures;
-    report.masks.Add(s.builder.stats());
+    report.masks.Add(s.scorer ? s.tensor_stats : s.builder.stats());
     report.cpu_seconds += s.cpu;
     for (auto& sk : s.skipped) report.skipped.push_back(std::move(sk));
   }

@@ -43,10 +43,20 @@
 
 namespace nd {
 
+// Which code computes the counts; both give identical counts (tensor_scorer.h).
+enum class ScoreEngine {
+  kNative,  // bit-mask scorer on the CPU (unit_mask.h, iou_tally.h)
+  kTensor,  // LibTorch tensor scorer on `device` (tensor_scorer.h), one per worker thread
+};
+
 struct ScoreOptions {
   UnionRule union_rule = UnionRule::kPaper;  // config [score] union = "paper" | "lite"
   double iou_threshold = 0.04;               // config [score] iou_threshold; detector if IoU > it
   int workers = 0;                           // threads; 0 = std::thread::hardware_concurrency()
+  ScoreEngine engine = ScoreEngine::kNative;  // score main: kTensor when score.device != "cpu"
+  std::string device = "cpu";  // the tensor engine's device: "cpu" | "cuda" | "cuda:N"
+  int64_t tensor_chunk_bytes = int64_t{512} << 20;  // tensor engine: device memory of all workers'
+                                                    // unit chunks together, approx.
 };
 
 struct SkippedImage {
@@ -72,7 +82,9 @@ class ScoreStage {
   // Fetches image `row`'s activations into `out` (reuse its buffer). Called concurrently.
   using FetchFn = std::function<Status(size_t row, ActivationMap* out)>;
 
-  // REQUIRES: `dataset` outlives the stage. Errors: iou_threshold NaN, workers < 0.
+  // REQUIRES: `dataset` outlives the stage. Errors: iou_threshold NaN, workers < 0; for the
+  // tensor engine, a device that is malformed or unavailable (CheckTensorDevice()), so a CUDA
+  // device requested on a machine without one fails here, at startup.
   static StatusOr<std::unique_ptr<ScoreStage>> Create(const BrodenDataset* dataset,
                                                       const ScoreOptions& options);
 
@@ -93,7 +105,9 @@ class ScoreStage {
 
   // Scores `rows` (any order, duplicates counted twice) with thresholds[u] = T_u.
   // Errors: a row outside index.csv, a NaN threshold, no thresholds, a map whose unit count
-  // differs from thresholds.size(). Per-image problems are skips, not errors.
+  // differs from thresholds.size(); with the tensor engine, a device failure (Internal). Per-image
+  // problems are skips, not errors. With the tensor engine the report's mask stats hold only maps
+  // and maps_skipped_max (there are no cells).
   StatusOr<ScoreReport> Run(const std::vector<size_t>& rows, const std::vector<double>& thresholds,
                             const FetchFn& fetch);
 
