@@ -111,19 +111,20 @@ Tables MakeTables(int h, int w, int sh, int sw, const torch::Device& device) {
   return t;
 }
 
-// up[b, u, y, x] for A = [B, U, h, w] float32: the arithmetic of upsample.h, one tensor op per
+// up[..., y, x] for A = [..., h, w] float32: the arithmetic of upsample.h, one tensor op per
 // IEEE operation (see tensor_scorer.h, step 1).
 torch::Tensor Upsample(const torch::Tensor& a, const Tables& t) {
+  const int64_t x = a.dim() - 1;
   torch::Tensor row;
   {
-    torch::Tensor left = a.index_select(3, t.x0).mul(t.wx0);   // wx0 * A[r][x0]
-    torch::Tensor right = a.index_select(3, t.x1).mul(t.wx1);  // wx1 * A[r][x1]
-    row = left.add(right);                                     // [B, U, h, sw]
+    torch::Tensor left = a.index_select(x, t.x0).mul(t.wx0);   // wx0 * A[r][x0]
+    torch::Tensor right = a.index_select(x, t.x1).mul(t.wx1);  // wx1 * A[r][x1]
+    row = left.add(right);                                     // [..., h, sw]
   }
-  torch::Tensor top = row.index_select(2, t.y0).mul(t.hy0);  // hy0 * top
-  torch::Tensor bot = row.index_select(2, t.y1).mul(t.hy1);  // hy1 * bot
+  torch::Tensor top = row.index_select(x - 1, t.y0).mul(t.hy0);  // hy0 * top
+  torch::Tensor bot = row.index_select(x - 1, t.y1).mul(t.hy1);  // hy1 * bot
   row = torch::Tensor();
-  return top.add(bot);  // [B, U, sh, sw]
+  return top.add(bot);  // [..., sh, sw]
 }
 
 }  // namespace
@@ -140,9 +141,9 @@ struct TensorScorer::Impl {
   torch::Tensor tf;  // float32 [units]: ThresholdAsFloat(T_u)
 
   // Accumulators (int64, on the device). Column num_labels / num_categories is a dump for padding.
-  torch::Tensor acc_i, acc_u, acc_skipped;
+  torch::Tensor acc_i, acc_u;
   std::vector<int64_t> g;  // on the host
-  int64_t images = 0, maps = 0;
+  int64_t images = 0, maps = 0, skipped_max = 0;
 
   // The queue: images of one geometry.
   struct Image {
@@ -169,7 +170,6 @@ struct TensorScorer::Impl {
       const auto longs = torch::TensorOptions().dtype(torch::kLong).device(device);
       acc_i = torch::zeros({units, num_labels + 1}, longs);
       acc_u = torch::zeros({units, num_categories + 1}, longs);
-      acc_skipped = torch::zeros({}, longs);
       g.assign(num_labels, 0);
       return Status::Ok();
     });
@@ -315,69 +315,105 @@ Status TensorScorer::Impl::RunBatch() {
   if (tables.h != qh || tables.w != qw || tables.sh != qsh || tables.sw != qsw) {
     tables = MakeTables(qh, qw, qsh, qsw, device);
   }
-  // Host tables of the batch: columns [B, K, P] (0/1 bytes, padded with zero columns), their
-  // targets in acc_i, scalar entries (image, label), union entries (image, category, column).
-  int64_t k = 1;
+  const torch::Tensor acts = Upload(q_acts.data(), {b, units, qh, qw}, torch::kFloat, device);
+  // The max gate, for every map of the batch: any(A > Tf) (max A > T with NaN ignored). Only the
+  // maps that pass are upsampled; the others have empty masks and add nothing.
+  const torch::Tensor gate = acts.gt(tf.view({1, units, 1, 1})).flatten(2).any(2).flatten();
+  const torch::Tensor passed_dev = gate.nonzero().flatten().to(torch::kCPU).contiguous();
+  const int64_t passed = passed_dev.numel();
+  skipped_max += b * units - passed;
+  if (passed == 0) return Status::Ok();
+  const int64_t* pair = passed_dev.data_ptr<int64_t>();  // b * units + u, ascending
+
+  // Columns [B, P, K + 1] float32 0/1: the image's pixel sets (label targets first, then the lite
+  // rule's category sets), zero padding, and last an all-ones column whose count is |M|.
+  int64_t k = 0;
   for (const Image& im : q_images) k = std::max<int64_t>(k, im.column_label.size());
-  std::vector<uint8_t> columns(static_cast<size_t>(b * k * p), 0);
-  std::vector<int64_t> column_label(static_cast<size_t>(b * k), num_labels);
-  std::vector<int64_t> scalar_image, scalar_label, union_image, union_category, union_column;
-  const int64_t always = b * k;  // the extra all-ones column of `hit` below
+  const int64_t kc = k + 1;
+  std::vector<uint8_t> columns(static_cast<size_t>(b * kc * p), 0);
+  std::vector<int64_t> column_label(static_cast<size_t>(b * kc), num_labels);
   for (int64_t i = 0; i < b; ++i) {
     const Image& im = q_images[i];
-    std::memcpy(columns.data() + i * k * p, im.columns.data(), im.columns.size());
-    std::copy(im.column_label.begin(), im.column_label.end(), column_label.begin() + i * k);
-    for (int l : im.scalar_labels) {
-      scalar_image.push_back(i);
-      scalar_label.push_back(l);
-    }
-    for (const Image::Union& un : im.unions) {
-      union_image.push_back(i);
-      union_category.push_back(un.category);
-      union_column.push_back(un.column < 0 ? always : i * k + un.column);
-    }
+    std::memcpy(columns.data() + i * kc * p, im.columns.data(), im.columns.size());
+    std::memset(columns.data() + (i * kc + k) * p, 1, static_cast<size_t>(p));
+    std::copy(im.column_label.begin(), im.column_label.end(), column_label.begin() + i * kc);
   }
-  auto longs = [&](const std::vector<int64_t>& v) {
-    return Upload(v.data(), {static_cast<int64_t>(v.size())}, torch::kLong, device);
-  };
-  const torch::Tensor cols =  // [B, P, K] float32 0/1
-      Upload(columns.data(), {b, k, p}, torch::kByte, device).to(torch::kFloat).transpose(1, 2);
-  const torch::Tensor col_label = longs(column_label);
-  const bool has_scalars = !scalar_image.empty(), has_unions = !union_image.empty();
-  const torch::Tensor s_image = longs(scalar_image), s_label = longs(scalar_label);
-  const torch::Tensor u_image = longs(union_image), u_category = longs(union_category),
-                      u_column = longs(union_column);
-  const torch::Tensor acts = Upload(q_acts.data(), {b, units, qh, qw}, torch::kFloat, device);
+  const torch::Tensor cols =
+      Upload(columns.data(), {b, kc, p}, torch::kByte, device).to(torch::kFloat).transpose(1, 2);
+  columns = std::vector<uint8_t>();
+  const torch::Tensor col_label = Upload(column_label.data(), {b, kc}, torch::kLong, device);
+  const torch::Tensor flat_acts = acts.view({b * units, qh, qw});
+  torch::Tensor flat_acc_i = acc_i.view({-1}), flat_acc_u = acc_u.view({-1});
 
-  // Unit chunks: ~30 bytes per unit, image and output pixel (up to five float32 intermediates of
-  // the upsampling, the bool and float masks).
-  const int64_t per_unit = b * (30 * p + 24 * static_cast<int64_t>(qh) * qsw) + 1;
+  // Chunks of passed maps: ~25 bytes per map and output pixel (up to five float32 intermediates
+  // of the upsampling, the bool and float masks).
+  const int64_t per_map = 26 * p + 24 * static_cast<int64_t>(qh) * qsw + 1;
   const int64_t chunk =
-      std::max<int64_t>(1, std::min<int64_t>(units, options.chunk_bytes / per_unit));
-  for (int64_t u0 = 0; u0 < units; u0 += chunk) {
-    const int64_t uc = std::min<int64_t>(chunk, units - u0);
-    const torch::Tensor a = acts.narrow(1, u0, uc);            // [B, uc, h, w]
-    const torch::Tensor t = tf.narrow(0, u0, uc).view({1, uc, 1, 1});
-    const torch::Tensor gate = a.gt(t).flatten(2).any(2);      // [B, uc]: max A > T, NaN ignored
-    const torch::Tensor mask =                                 // [B, uc, P] bool
-        Upsample(a, tables).gt(t).logical_and(gate.view({b, uc, 1, 1})).view({b, uc, p});
-    const torch::Tensor m = mask.sum(2).t();                   // int64 [uc, B]: |M|
-    const torch::Tensor counts =                               // int64 [uc, B*K]: |M ∩ column|
-        torch::bmm(mask.to(torch::kFloat), cols).to(torch::kLong).permute({1, 0, 2}).reshape(
-            {uc, b * k});
-    torch::Tensor acc_i_rows = acc_i.narrow(0, u0, uc);
-    acc_i_rows.index_add_(1, col_label, counts);
-    if (has_scalars) acc_i_rows.index_add_(1, s_label, m.index_select(1, s_image));
-    if (has_unions) {
-      torch::Tensor add = m.index_select(1, u_image);
-      if (rule == UnionRule::kLite) {
-        const torch::Tensor hit = torch::cat(
-            {counts.gt(0).to(torch::kLong), torch::ones({uc, 1}, counts.options())}, 1);
-        add = add.mul(hit.index_select(1, u_column));
+      std::max<int64_t>(1, std::min<int64_t>(passed, options.chunk_bytes / per_map));
+  std::vector<int64_t> units_h, images_h, s_pair, s_target, u_pair, u_index, u_target;
+  for (int64_t j0 = 0; j0 < passed; j0 += chunk) {
+    const int64_t n = std::min<int64_t>(chunk, passed - j0);
+    // Host tables of the chunk: unit and image of each map; scalar entries (map, I target);
+    // union entries (map, column of `hit`, U target).
+    units_h.clear();
+    images_h.clear();
+    s_pair.clear();
+    s_target.clear();
+    u_pair.clear();
+    u_index.clear();
+    u_target.clear();
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t u = pair[j0 + j] % units, i = pair[j0 + j] / units;
+      units_h.push_back(u);
+      images_h.push_back(i);
+      for (int l : q_images[i].scalar_labels) {
+        s_pair.push_back(j);
+        s_target.push_back(u * (num_labels + 1) + l);
       }
-      acc_u.narrow(0, u0, uc).index_add_(1, u_category, add);
+      for (const Image::Union& un : q_images[i].unions) {
+        u_pair.push_back(j);
+        u_index.push_back(j * kc + (un.column < 0 ? k : un.column));
+        u_target.push_back(u * (num_categories + 1) + un.category);
+      }
     }
-    acc_skipped.add_(gate.logical_not().sum());
+    auto longs = [&](const std::vector<int64_t>& v) {
+      return Upload(v.data(), {static_cast<int64_t>(v.size())}, torch::kLong, device);
+    };
+    const torch::Tensor ids = longs(std::vector<int64_t>(pair + j0, pair + j0 + n));
+    const torch::Tensor unit_ids = longs(units_h), image_ids = longs(images_h);
+    const torch::Tensor a = flat_acts.index_select(0, ids);  // [n, h, w]
+    const torch::Tensor mask =                               // [n, P] float32 0/1
+        Upsample(a, tables).gt(tf.index_select(0, unit_ids).view({n, 1, 1}))
+            .view({n, p})
+            .to(torch::kFloat);
+    // |M ∩ column| per map, by image (the maps of one image are consecutive): [n, K + 1].
+    std::vector<torch::Tensor> parts;
+    for (int64_t j = 0; j < n;) {
+      int64_t e = j;
+      while (e < n && images_h[e] == images_h[j]) ++e;
+      parts.push_back(torch::mm(mask.narrow(0, j, e - j), cols[images_h[j]]));
+      j = e;
+    }
+    const torch::Tensor counts = torch::cat(parts, 0).to(torch::kLong);  // exact integers
+    const torch::Tensor m = counts.select(1, k);                          // |M|
+    // I[u, label] += |M ∩ set| (padding and category columns go to the dump column).
+    const torch::Tensor i_target =
+        unit_ids.view({n, 1}).mul(num_labels + 1).add(col_label.index_select(0, image_ids));
+    if (k > 0) {
+      flat_acc_i.index_add_(0, i_target.narrow(1, 0, k).reshape({-1}),
+                            counts.narrow(1, 0, k).reshape({-1}));
+    }
+    if (!s_pair.empty()) {
+      flat_acc_i.index_add_(0, longs(s_target), m.index_select(0, longs(s_pair)));
+    }
+    if (!u_pair.empty()) {
+      // U[u, c] += |M| when the category counts for this mask: always (paper, or a scalar label
+      // of the category: the all-ones column, |M| > 0), or when M meets the category's set (lite).
+      const torch::Tensor hit = counts.gt(0).to(torch::kLong).view({-1});
+      flat_acc_u.index_add_(
+          0, longs(u_target),
+          m.index_select(0, longs(u_pair)).mul(hit.index_select(0, longs(u_index))));
+    }
   }
   return Status::Ok();
 }
@@ -422,14 +458,9 @@ StatusOr<MaskStats> TensorScorer::TakeMaskStats() {
   Impl& s = *impl_;
   ND_RETURN_IF_ERROR(Flush());
   MaskStats stats;
-  Status st = Guard("score (tensor, " + s.device_name + ")", [&]() -> Status {
-    stats.maps = s.maps;
-    stats.maps_skipped_max = s.acc_skipped.item<int64_t>();
-    s.acc_skipped.zero_();
-    s.maps = 0;
-    return Status::Ok();
-  });
-  if (!st.ok()) return st;
+  stats.maps = s.maps;
+  stats.maps_skipped_max = s.skipped_max;
+  s.maps = s.skipped_max = 0;
   return stats;
 }
 

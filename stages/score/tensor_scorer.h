@@ -23,21 +23,25 @@
 //  2. Threshold. M[p] = any(A > Tf) and up[p] > Tf in float32, Tf = ThresholdAsFloat(T) uploaded
 //     as a float32 tensor (never a Scalar, which torch would round to nearest). any(A > Tf) is
 //     "max A > T" with NaN values ignored, as UnitMaskBuilder does (amax() would propagate NaN).
-//  3. Counts. Per image, the label index's pixel sets (one column per (layer, label) set, and for
-//     the lite rule one per category set) are unpacked on the host to a 0/1 matrix [P, K]; the
-//     masks [units, P] (0/1) times it is one float32 batched matmul. Every partial sum of 0/1
+//     Maps that fail it (most maps, at Network Dissection's thresholds) have empty masks: only
+//     the maps that pass are gathered (nonzero, one host sync per batch) and upsampled.
+//  3. Counts. Per image, the label index's pixel sets (one column per (layer, label) set, for
+//     the lite rule one per category set, and an all-ones column whose count is |M|) are unpacked
+//     on the host to a 0/1 matrix [P, K + 1]; the image's masks [maps, P] (0/1) times it is one
+//     float32 matmul. Every partial sum of 0/1
 //     products is an integer <= P, exact in float32 while P <= 2^24 (enforced: larger grids are
 //     InvalidArgument), whatever the summation order or blocking (TF32 would not change it either:
 //     0 and 1 are exact in TF32). The per-image results are converted to int64 and accumulated in
 //     int64 tensors with index_add_ (label / category columns), so totals are exact for any number
-//     of images. |M| is an int64 sum of the bool mask. Scalar labels add |M|; union counts add
+//     of images. Scalar labels add |M|; union counts add
 //     |M| per category present (paper) or per category whose set the mask meets or that has a
 //     scalar label (lite) — IouTally::AddImage's rules. G is counted on the host exactly as there.
 //
 // Memory: images are queued (host copies of the activations and unpacked label columns) and run in
-// batches of up to `batch_images` images of one geometry; units are processed in chunks sized so
-// that one chunk's intermediates stay under about `chunk_bytes` of device memory. The device also
-// holds the int64 accumulators, units × (labels + categories + 2) × 8 bytes.
+// batches of up to `batch_images` images of one geometry; the maps that pass the gate are
+// processed in chunks sized so that one chunk's intermediates stay under about `chunk_bytes` of
+// device memory. The device also holds the batch's activations and columns (B × P × (K + 1)
+// float32) and the int64 accumulators, units × (labels + categories + 2) × 8 bytes.
 //
 // Errors: AddImage() validates like IouTally::AddImage() and returns InvalidArgument without
 // adding anything; any LibTorch failure (device out of memory, CUDA error) is returned as Internal
