@@ -163,10 +163,13 @@ includedir=\${prefix}/include
 Name: libzmq
 Description: 0MQ c++ library, static, without CURVE/GSSAPI/PGM/NORM (nd-pipeline gpu-deps)
 Version: $version
-Libs: -L\${libdir} -lzmq -lpthread
+Libs: -L\${libdir} -lzmq
 Cflags: -I\${includedir} -DZMQ_STATIC
 PC
 }
+
+# (No -lpthread in the .pc files: glibc >= 2.34 has pthreads in libc, and the project links
+# Threads::Threads; -lpthread would resolve to the empty libpthread.a stub.)
 
 # --- LMDB: Debian's liblmdb.a and lmdb.h ---------------------------------------------------------
 build_lmdb() {
@@ -183,7 +186,7 @@ includedir=\${prefix}/include
 Name: lmdb
 Description: Lightning Memory-Mapped Database, static (nd-pipeline gpu-deps)
 Version: $version
-Libs: -L\${libdir} -llmdb -lpthread
+Libs: -L\${libdir} -llmdb
 Cflags: -I\${includedir}
 PC
 }

@@ -21,6 +21,8 @@
 #   ND_GPU_IMAGES    dataset size (default 63305; dry run 200)
 #   ND_GPU_MODELS    default "resnet18 resnet50";  ND_GPU_PRECISIONS  default "fp32 fp16"
 #   ND_GPU_BATCH     model.batch_size (default 256; dry run 16)
+#   ND_GPU_DEVICE    model.device as a TOML value (default "cuda"; e.g. '["cuda:0", "cuda:0"]' for two
+#                    extract workers on one GPU; dry run "cpu")
 #   ND_GPU_SCORE_DEVICE  score.device (default cpu)
 #   ND_GPU_BUDGET_S  whole-script budget in seconds (default 480; dry run 1800)
 #   ND_GPU_JOBS      build and generator threads (default: all cores)
@@ -42,12 +44,13 @@ models="${ND_GPU_MODELS:-resnet18 resnet50}"
 precisions="${ND_GPU_PRECISIONS:-fp32 fp16}"
 score_device="${ND_GPU_SCORE_DEVICE:-cpu}"
 if [[ -n "$dry" ]]; then
-  images="${ND_GPU_IMAGES:-200}"; size=112; batch="${ND_GPU_BATCH:-16}"; device=cpu
+  images="${ND_GPU_IMAGES:-200}"; size=112; batch="${ND_GPU_BATCH:-16}"; device='"cpu"'
   budget="${ND_GPU_BUDGET_S:-1800}"; map_mb=1024
 else
-  images="${ND_GPU_IMAGES:-63305}"; size=224; batch="${ND_GPU_BATCH:-256}"; device=cuda
+  images="${ND_GPU_IMAGES:-63305}"; size=224; batch="${ND_GPU_BATCH:-256}"; device='"cuda"'
   budget="${ND_GPU_BUDGET_S:-480}"; map_mb=32768
 fi
+device="${ND_GPU_DEVICE:-$device}"
 mkdir -p "$out/logs" "$work"
 out="$(cd "$out" && pwd)"; work="$(cd "$work" && pwd)"
 logs="$out/logs"
@@ -187,7 +190,7 @@ path = "$work/models/$model.pt"
 layers = ["layer4"]
 input_size = $size
 preprocess = "torchvision"
-device = "$device"
+device = $device
 batch_size = $batch
 precision = "$prec"
 
@@ -224,7 +227,7 @@ done
 # --- table ----------------------------------------------------------------------------------------
 {
   echo
-  echo "nd-pipeline on $(hostname): ${dry:+DRY RUN on cpu, }$images images at ${size}px, layer4, batch $batch, score.device $score_device"
+  echo "nd-pipeline on $(hostname): ${dry:+DRY RUN on cpu, }$images images at ${size}px, layer4, model.device $device, batch $batch, score.device $score_device"
   "$python" -c 'import torch;print("torch", torch.__version__, "| cuda", torch.version.cuda, "|", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")' 2>/dev/null
   echo
   column -t -s $'\t' "$results_tsv" 2>/dev/null || cat "$results_tsv"
