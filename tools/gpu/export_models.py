@@ -129,9 +129,10 @@ def main():
         model.eval()
         example = torch.randn(1, 3, a.size, a.size)
         with torch.no_grad():
-            traced = torch.jit.trace(model, example)
+            traced = torch.jit.trace(model, example, check_trace=False)
         path = os.path.join(a.out_dir, arch + ".pt")
-        traced.save(path)
+        traced.save(path + ".tmp")
+        os.replace(path + ".tmp", path)  # a killed export leaves no partial model behind
         print(f"{path}: {arch}, {sum(t.numel() for t in model.parameters()) / 1e6:.1f} M parameters, "
               f"{time.time() - t0:.1f} s")
     return 0

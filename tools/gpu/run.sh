@@ -28,6 +28,7 @@
 #   ND_GPU_JOBS      build and generator threads (default: all cores)
 #   ND_PYTHON        a python3 with torch (default: the first of python3, /usr/bin/python3 that has it)
 #   ND_GPU_CMAKE_ARGS  extra cmake arguments
+#   ND_GPU_SKIP_BUILD=1  use the executables already in ND_GPU_BUILD/bin (no configure, no build)
 set -uo pipefail
 
 t_start=$(date +%s)
@@ -93,32 +94,47 @@ step() {
 
 # --- machine ------------------------------------------------------------------------------------
 python=""
+torch_prefix=""
 for p in ${ND_PYTHON:-} python3 /usr/bin/python3; do
-  if "$p" -c 'import torch' > /dev/null 2>&1; then python="$p"; break; fi
+  if torch_prefix="$("$p" -c 'import torch;print(torch.utils.cmake_prefix_path)' 2> /dev/null)"; then
+    python="$p"; break
+  fi
 done
 [[ -n "$python" ]] || { say "no python3 with torch found (set ND_PYTHON)"; exit 1; }
-torch_prefix="$("$python" -c 'import torch;print(torch.utils.cmake_prefix_path)')"
-say "mode: ${dry:+dry run (cpu)}${dry:-GPU}; $images images at $size; models: $models; precisions: $precisions"
+mode="GPU"; [[ -n "$dry" ]] && mode="dry run (cpu)"
+say "mode: $mode; $images images at $size; models: $models; precisions: $precisions"
 say "machine: $(nproc) cores, $(free -g 2>/dev/null | awk '/Mem:/{print $2" GiB"}'), $(uname -r)"
-"$python" -c 'import torch;print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")' 2>&1 | tee -a "$logs/run.log"
+torch_info="$("$python" -c 'import torch;print("torch", torch.__version__, "| cuda", torch.version.cuda, "|", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU visible to torch")' 2>&1 | tail -n 1)"
+say "$torch_info"
 command -v nvidia-smi > /dev/null && nvidia-smi -L 2>&1 | tee -a "$logs/run.log"
 [[ -f "$deps/lib/pkgconfig/libzmq.pc" ]] || { say "$deps: not a prepared deps folder (tools/gpu/prepare_deps.sh)"; exit 1; }
 
 # --- build ----------------------------------------------------------------------------------------
-gen=(); command -v ninja > /dev/null && gen=(-G Ninja)
-[[ -f "$build/CMakeCache.txt" ]] && gen=()   # keep the generator of an existing build folder
-# shellcheck disable=SC2086
-step configure 180 cmake -S . -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DND_BUILD_TESTS=OFF \
-  -DND_DEPS_DIR="$deps" -DCMAKE_PREFIX_PATH="$torch_prefix" ${ND_GPU_CMAKE_ARGS:-} || exit 1
-step build 0 cmake --build "$build" -j "$jobs" --target nd-pipeline nd-stage-decode nd-stage-extract \
-  nd-stage-calibrate nd-stage-score nd-make-broden nd-bench || exit 1
-if command -v ldd > /dev/null; then
-  say "nd-stage-decode links: $(ldd "$bin/nd-stage-decode" | awk '{print $1}' | grep -E 'zmq|lmdb|opencv|deflate|jpeg|png' | tr '\n' ' ')(none of zmq/lmdb/opencv/deflate/jpeg/png expected: static)"
+if [[ "${ND_GPU_SKIP_BUILD:-0}" != 1 ]]; then
+  gen=(); command -v ninja > /dev/null && gen=(-G Ninja)
+  [[ -f "$build/CMakeCache.txt" ]] && gen=()   # keep the generator of an existing build folder
+  # shellcheck disable=SC2086
+  step configure 180 cmake -S . -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DND_BUILD_TESTS=OFF \
+    -DND_DEPS_DIR="$deps" -DCMAKE_PREFIX_PATH="$torch_prefix" ${ND_GPU_CMAKE_ARGS:-} || exit 1
+  step build 0 cmake --build "$build" -j "$jobs" --target nd-pipeline nd-stage-decode nd-stage-extract \
+    nd-stage-calibrate nd-stage-score nd-make-broden nd-bench || exit 1
+  if command -v ldd > /dev/null; then
+    say "nd-stage-decode links: $(ldd "$bin/nd-stage-decode" | awk '{print $1}' | grep -E 'zmq|lmdb|opencv|deflate|jpeg|png' | tr '\n' ' ')(none of zmq/lmdb/opencv/deflate/jpeg/png expected: static)"
+  fi
+else
+  say "build: skipped (ND_GPU_SKIP_BUILD=1), using $bin"
 fi
 
 # --- models ---------------------------------------------------------------------------------------
-step export 120 "$python" tools/gpu/export_models.py "$work/models" --size "$size" \
-  --archs "$(echo $models | tr ' ' ',')" || exit 1
+limit_export=120; [[ -n "$dry" ]] && limit_export=600
+missing=""   # models already exported into ND_GPU_WORK by an earlier run are kept
+for m in $models; do [[ -s "$work/models/$m.pt" ]] || missing="$missing${missing:+,}$m"; done
+if [[ -n "$missing" ]]; then
+  step export "$limit_export" "$python" tools/gpu/export_models.py "$work/models" --size "$size" \
+    --archs "$missing" || exit 1
+else
+  say "export: $models already in $work/models, kept"
+fi
 
 # --- dataset --------------------------------------------------------------------------------------
 data="$work/broden-$images-$size"
@@ -141,7 +157,11 @@ import json, re, sys
 model, prec, log, rescore_s, summary, status = sys.argv[1:7]
 vals, rss = {}, {}
 images = None
-for line in open(log, errors="replace"):
+try:
+    lines = open(log, errors="replace").read().splitlines()
+except OSError:
+    lines = []
+for line in lines:
     m = re.match(r"nd-bench: .*?, (\d+) images,", line)
     if m:
         images = int(m.group(1))
@@ -169,7 +189,7 @@ row = [model, prec, str(images or ""), f(cold),
        f(get("decode images/s (stage wall)"), "%.0f"), f(get("score images/s (stage wall)"), "%.0f"),
        f(rescore_s if rescore_s else None), rf,
        f(rss.get(peak_stage), "%.0f") if rss else "", peak_stage, status]
-print("\t".join(row))
+print("\t".join(x if x else "-" for x in row))
 PY
 }
 
@@ -228,7 +248,7 @@ done
 {
   echo
   echo "nd-pipeline on $(hostname): ${dry:+DRY RUN on cpu, }$images images at ${size}px, layer4, model.device $device, batch $batch, score.device $score_device"
-  "$python" -c 'import torch;print("torch", torch.__version__, "| cuda", torch.version.cuda, "|", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")' 2>/dev/null
+  echo "$torch_info"
   echo
   column -t -s $'\t' "$results_tsv" 2>/dev/null || cat "$results_tsv"
   echo
