@@ -1,55 +1,99 @@
-// nd-stage-extract: pulls image batches from decode, runs the model once per batch, commits the
-// activations to the cache, and pushes READY notices to calibrate (binds the `ready` endpoint).
+// nd-stage-extract: pulls image batches from decode, runs them through the model on one worker
+// per entry of model.device (ExtractPool), commits the activations to the cache, and pushes READY
+// notices to calibrate (binds the `ready` endpoint) as each batch commits.
+//
+// Two threads own one socket each: a receiving thread (images from decode -> ExtractPool::Submit,
+// which blocks when the pool is full, so back-pressure reaches decode) and this one (Next ->
+// READY to calibrate, then END_OF_STREAM once the pool has drained).
+#include <torch/cuda.h>
 #include <torch/torch.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <thread>
 
 #include "common/log.h"
 #include "common/stage_process.h"
 #include "common/stage_release.h"
-#include "stages/extract/extract_stage.h"
+#include "stages/extract/extract_pool.h"
 
 namespace nd {
 namespace {
 
+constexpr int kPollMs = 100;  // how often each thread looks at stop requests
+
+// The receiving thread: submits batches until END_OF_STREAM (stored in *eos, then Close), an
+// error, `stop`, or a signal. Decode's silence for run.timeout_s is an error.
+Status ReceiveBatches(StageProcess& p, Channel& in, ExtractPool& pool,
+                      const std::atomic<bool>& stop, EndOfStream* eos) {
+  StageCounters& counters = p.counters();
+  auto heard = std::chrono::steady_clock::now();
+  for (;;) {
+    if (stop || StageProcess::stop_requested()) return Cancelled("extract: stopped");
+    StatusOr<std::optional<WireMessage>> received = std::optional<WireMessage>();
+    if (pool.in_flight() == 0) {
+      ScopedMicros waiting(counters.waiting_us);  // idle: nothing to run until decode sends
+      received = in.Receive(kPollMs);
+    } else {
+      received = in.Receive(kPollMs);
+    }
+    ND_ASSIGN_OR_RETURN(auto msg, std::move(received));
+    const auto now = std::chrono::steady_clock::now();
+    if (!msg) {
+      if (now - heard > std::chrono::milliseconds(p.timeout_ms()))
+        return Unavailable("extract: no batch from decode for " +
+                           std::to_string(p.config().run.timeout_s) + " s");
+      continue;
+    }
+    if (msg->type == MessageType::kEndOfStream) {
+      ND_RETURN_IF_ERROR(Decode(*msg, eos));
+      pool.Close();
+      return Status::Ok();
+    }
+    ImageBatch batch;
+    ND_RETURN_IF_ERROR(Decode(*msg, &batch));
+    counters.items_in += batch.images.size() + batch.cached.size();
+    ND_RETURN_IF_ERROR(pool.Submit(std::move(batch)));
+    heard = std::chrono::steady_clock::now();  // time blocked on a full pool is not silence
+  }
+}
+
 Status Run(StageProcess& p) {
-  // The model is loaded before any socket is opened: an unknown layer fails at startup.
-  ND_ASSIGN_OR_RETURN(std::unique_ptr<ExtractStage> stage, ExtractStage::Open(p.config()));
+  // The models are loaded before any socket is opened: an unknown layer fails at startup.
+  ND_ASSIGN_OR_RETURN(std::unique_ptr<ExtractPool> pool, ExtractPool::Open(p.config()));
   ND_ASSIGN_OR_RETURN(Channel in, Channel::Open(p.context(), zmq::socket_type::pull,
                                                 p.endpoints().images, /*bind=*/false));
   ND_ASSIGN_OR_RETURN(Channel out, Channel::Open(p.context(), zmq::socket_type::push,
                                                  p.endpoints().ready, /*bind=*/true,
                                                  /*high_water_mark=*/4, p.timeout_ms()));
+  std::atomic<bool> stop_receiving{false};
+  EndOfStream eos;
+  std::thread receiver([&] {
+    Status s = ReceiveBatches(p, in, *pool, stop_receiving, &eos);
+    if (!s.ok()) pool->Abort(s);
+  });
+  // Whatever happens below, the receiver is stopped (also out of a Submit blocked on a full
+  // pool: Abort wakes it) and joined before `in` and `pool` go. Aborting a drained pool is a no-op.
+  struct JoinReceiver {
+    ExtractPool& pool;
+    std::atomic<bool>& stop;
+    std::thread& thread;
+    ~JoinReceiver() {
+      stop = true;
+      pool.Abort(Cancelled("extract: stopping"));
+      thread.join();
+    }
+  } join_receiver{*pool, stop_receiving, receiver};
+
   uint64_t images = 0;
   StageCounters& counters = p.counters();
   for (;;) {
     if (StageProcess::stop_requested()) return Cancelled("extract: stopped by signal");
-    StatusOr<std::optional<WireMessage>> received = std::optional<WireMessage>();
-    {
-      ScopedMicros waiting(counters.waiting_us);
-      received = in.Receive(p.timeout_ms());
-    }
-    ND_ASSIGN_OR_RETURN(auto msg, std::move(received));
-    if (!msg && StageProcess::stop_requested())
-      return Cancelled("extract: stopped by signal");
-    if (!msg)
-      return Unavailable("extract: no batch from decode for " +
-                         std::to_string(p.config().run.timeout_s) + " s");
-    if (msg->type == MessageType::kEndOfStream) {
-      EndOfStream eos;
-      ND_RETURN_IF_ERROR(Decode(*msg, &eos));
-      eos.forward_images = stage->forward_images();
-      eos.stage_seconds += ", \"extract\": " + std::to_string(p.elapsed_s()) +
-                           ", \"forward\": " + std::to_string(stage->forward_seconds());
-      LogInfo("ran " + std::to_string(stage->forward_images()) + " images through the network");
-      ScopedMicros waiting(counters.waiting_us);  // done: from here on the stage is idle
-      ND_RETURN_IF_ERROR(out.Send(Encode(eos), p.timeout_ms()));
-      AwaitSupervisorRelease(p.timeout_ms());
-      return Status::Ok();
-    }
-    ImageBatch batch;
-    ND_RETURN_IF_ERROR(Decode(*msg, &batch));
     ReadyBatch ready;
-    counters.items_in += batch.images.size() + batch.cached.size();
-    ND_RETURN_IF_ERROR(stage->Process(batch, &ready));
+    ND_ASSIGN_OR_RETURN(ExtractPool::Event event, pool->Next(kPollMs, &ready));
+    if (event == ExtractPool::Event::kTimeout) continue;
+    if (event == ExtractPool::Event::kDrained) break;
     images += ready.images.size() + ready.skipped.size();
     Status sent;
     {
@@ -60,14 +104,35 @@ Status Run(StageProcess& p) {
     if (!sent.ok()) return sent.WithContext("extract: calibrate is not taking notices");
     p.Report("progress", "", images, 0);
   }
+  // Drained: the receiver stored END_OF_STREAM before closing the pool.
+  eos.forward_images = pool->forward_images();
+  eos.stage_seconds += ", \"extract\": " + std::to_string(p.elapsed_s()) +
+                       ", \"forward\": " + std::to_string(pool->forward_seconds());
+  LogInfo("ran " + std::to_string(pool->forward_images()) + " images through the network on " +
+          std::to_string(pool->workers()) + " worker(s)");
+  ScopedMicros waiting(counters.waiting_us);  // done: from here on the stage is idle
+  ND_RETURN_IF_ERROR(out.Send(Encode(eos), p.timeout_ms()));
+  AwaitSupervisorRelease(p.timeout_ms());
+  return Status::Ok();
+}
+
+// LibTorch's intra-op threads are shared by the process: each CPU worker gets an equal share of
+// the cores, so that two CPU workers do not each start a thread per core.
+void SetIntraOpThreads(const PipelineConfig& config) {
+  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  int cpu_workers = 0;
+  for (const std::string& d : config.model.devices) {
+    if (d == "cpu" || (d == "auto" && !torch::cuda::is_available())) ++cpu_workers;
+  }
+  torch::set_num_threads(std::max(1, cores / std::max(1, cpu_workers)));
 }
 
 }  // namespace
 }  // namespace nd
 
 int main(int argc, char** argv) {
-  torch::set_num_threads(std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
   auto process = nd::StageProcess::Start("extract", argc, argv);
   if (!process.ok()) return nd::StageProcess::ExitCode(process.status());
+  nd::SetIntraOpThreads((*process)->config());
   return (*process)->Finish(nd::Run(**process));
 }

@@ -2,6 +2,8 @@
 
 #include <ATen/autocast_mode.h>
 #include <c10/core/InferenceMode.h>
+#include <c10/core/StreamGuard.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
 
@@ -120,12 +122,14 @@ torch::Tensor PrepareInput(const torch::Tensor& input, const torch::Device& devi
 }  // namespace
 
 ModelRunner::ModelRunner(ModelOptions options, torch::jit::Module module, torch::Device device,
-                         std::string precision, std::string capture_method)
+                         std::string precision, std::string capture_method,
+                         std::optional<c10::Stream> stream)
     : options_(std::move(options)),
       module_(std::move(module)),
       device_(device),
       precision_(std::move(precision)),
-      capture_method_(std::move(capture_method)) {}
+      capture_method_(std::move(capture_method)),
+      stream_(stream) {}
 
 StatusOr<ModelRunner> ModelRunner::Load(const ModelOptions& options) {
   const std::string& path = options.path;
@@ -153,6 +157,7 @@ StatusOr<ModelRunner> ModelRunner::Load(const ModelOptions& options) {
 
   torch::jit::Module module;
   std::string capture_method;
+  std::optional<c10::Stream> stream;
   // torch::jit::load reads the file and never writes it.
   ND_RETURN_IF_ERROR(GuardTorchWith(
       [&]() -> Status {
@@ -171,11 +176,44 @@ StatusOr<ModelRunner> ModelRunner::Load(const ModelOptions& options) {
         if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
       }
     }
+    if (device.is_cuda()) {
+      // c10's device-generic interface to the CUDA stream pool: no CUDA headers needed, and only
+      // reached when CUDA is present (ParseDevice checked torch::cuda::is_available()).
+      c10::impl::VirtualGuardImpl cuda(c10::DeviceType::CUDA);
+      stream = cuda.getStreamFromGlobalPool(device, /*isHighPriority=*/false);
+    }
     return Status::Ok();
   }));
   return ModelRunner(options, std::move(module), device, std::move(precision),
-                     std::move(capture_method));
+                     std::move(capture_method), stream);
 }
+
+namespace {
+
+// The captured values as 4-d device tensors, in layer order; checks the count and the ranks.
+Status CollectOutputs(const c10::IValue& result, const std::vector<std::string>& layers,
+                      const std::string& path, std::vector<torch::Tensor>* out) {
+  const auto& elements = result.toTupleRef().elements();
+  if (elements.size() != layers.size()) {
+    return Internal(path + ": capture returned " + std::to_string(elements.size()) +
+                    " values for " + std::to_string(layers.size()) + " layers");
+  }
+  out->reserve(elements.size());
+  for (size_t i = 0; i < elements.size(); ++i) {
+    torch::Tensor t = elements[i].toTensor();
+    if (t.dim() == 2) {
+      t = t.reshape({t.size(0), t.size(1), 1, 1});
+    } else if (t.dim() != 4) {
+      return InvalidArgument("layer '" + layers[i] + "' in " + path +
+                             " outputs a tensor of shape " + c10::str(t.sizes()) +
+                             "; only [n, units, h, w] and [n, units] can be dissected");
+    }
+    out->push_back(std::move(t));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
 
 StatusOr<std::vector<torch::Tensor>> ModelRunner::Run(const torch::Tensor& input) {
   const std::string& path = options_.path;
@@ -183,30 +221,62 @@ StatusOr<std::vector<torch::Tensor>> ModelRunner::Run(const torch::Tensor& input
   std::vector<torch::Tensor> outputs;
   ND_RETURN_IF_ERROR(GuardTorch(path + ": forward", [&]() -> Status {
     c10::InferenceMode inference;
-    CudaAutocastGuard autocast(device_.is_cuda() && precision_ != "fp32",
-                               AutocastDtype(precision_));
+    if (device_.is_cuda()) return RunCuda(input, &outputs);
     const torch::Tensor x = PrepareInput(input, device_, options_.channels_last);
     const c10::IValue result = module_.get_method(capture_method_)({x});
-    const auto& elements = result.toTupleRef().elements();
-    if (elements.size() != options_.layers.size()) {
-      return Internal(path + ": capture returned " + std::to_string(elements.size()) +
-                      " values for " + std::to_string(options_.layers.size()) + " layers");
-    }
-    outputs.reserve(elements.size());
-    for (size_t i = 0; i < elements.size(); ++i) {
-      torch::Tensor t = elements[i].toTensor();
-      if (t.dim() == 2) {
-        t = t.reshape({t.size(0), t.size(1), 1, 1});
-      } else if (t.dim() != 4) {
-        return InvalidArgument("layer '" + options_.layers[i] + "' in " + path +
-                               " outputs a tensor of shape " + c10::str(t.sizes()) +
-                               "; only [n, units, h, w] and [n, units] can be dissected");
-      }
+    std::vector<torch::Tensor> captured;
+    ND_RETURN_IF_ERROR(CollectOutputs(result, options_.layers, path, &captured));
+    outputs.reserve(captured.size());
+    for (const torch::Tensor& t : captured) {
       outputs.push_back(t.to(torch::kCPU, torch::kFloat).contiguous());
     }
     return Status::Ok();
   }));
   return outputs;
+}
+
+Status ModelRunner::RunCuda(const torch::Tensor& input, std::vector<torch::Tensor>* outputs) {
+  // Everything below is enqueued on this runner's stream; the only waits are the tiny overflow
+  // flag copy and the stream synchronisation after the last copy back.
+  c10::StreamGuard on_stream(*stream_);
+  std::vector<torch::Tensor> captured;
+  {
+    CudaAutocastGuard autocast(precision_ != "fp32", AutocastDtype(precision_));
+    // pin_memory() copies into a block of LibTorch's caching pinned-memory allocator, which keeps
+    // the block until the asynchronous copy that reads it has finished.
+    const torch::Tensor pinned = input.is_pinned() ? input : input.pin_memory();
+    torch::Tensor x = pinned.to(device_, torch::kFloat, /*non_blocking=*/true);
+    if (options_.channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+    const c10::IValue result = module_.get_method(capture_method_)({x});
+    ND_RETURN_IF_ERROR(CollectOutputs(result, options_.layers, options_.path, &captured));
+  }
+  const torch::TensorOptions pinned_host =
+      torch::TensorOptions().device(torch::kCPU).pinned_memory(true);
+  std::vector<torch::Tensor> overflow;  // per layer, when half: any finite value float16 can't hold
+  outputs->reserve(captured.size());
+  for (const torch::Tensor& t : captured) {
+    torch::Tensor converted;
+    if (options_.half_outputs) {
+      converted = t.to(torch::kHalf).contiguous();
+      // An infinity in the float16 copy that was finite before is an overflow (|x| >= 65520).
+      overflow.push_back(converted.isinf().ne(t.isinf()).any());
+    } else {
+      converted = t.to(torch::kFloat).contiguous();
+    }
+    torch::Tensor host = torch::empty(converted.sizes(), pinned_host.dtype(converted.dtype()));
+    host.copy_(converted, /*non_blocking=*/true);
+    outputs->push_back(std::move(host));
+  }
+  if (!overflow.empty()) {
+    const torch::Tensor flags = torch::stack(overflow).to(torch::kCPU);
+    stream_->synchronize();
+    const bool* flag = flags.data_ptr<bool>();
+    for (size_t i = 0; i < captured.size(); ++i) {
+      if (flag[i]) (*outputs)[i] = captured[i].to(torch::kCPU, torch::kFloat).contiguous();
+    }
+  }
+  stream_->synchronize();
+  return Status::Ok();
 }
 
 std::vector<std::string> ModelRunner::ModulePaths() const { return ListModulePaths(module_); }

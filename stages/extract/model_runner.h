@@ -4,12 +4,24 @@
 // Ownership: a ModelRunner owns its torch::jit::Module (and the capture method added to the
 // module's in-memory class, see layer_capture.h); it is move-only. The model file is read once by
 // Load and never written. Thread-compatible: one thread at a time may call Run; LibTorch's own
-// intra-op threads (torch::set_num_threads) are the caller's choice.
+// intra-op threads (torch::set_num_threads) are the caller's choice. Several ModelRunners (each
+// loaded from the file on its own) may run concurrently in different threads, on the same device
+// or different ones.
+//
+// On CUDA, each ModelRunner enqueues all its work on its own stream from LibTorch's stream pool
+// (obtained through c10's device-generic stream API, so this file needs no CUDA headers and
+// builds against CPU-only LibTorch); two runners on one GPU therefore overlap one's copies with
+// the other's kernels. The input is staged in pinned (page-locked) host memory and copied with
+// non_blocking; outputs are converted on the device (to float16 when half_outputs is set) and
+// copied back into pinned host buffers; the stream is synchronised once per Run, after the last
+// copy. On the CPU none of this applies and Run is a plain forward pass.
 // No exception crosses this API: LibTorch errors come back as a Status naming the model file.
 #pragma once
 
+#include <c10/core/Stream.h>
 #include <torch/script.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +42,14 @@ struct ModelOptions {
   std::string precision = "fp32";
   // Weights and input in channels-last memory format (faster convolutions on recent GPUs).
   bool channels_last = false;
+  // CUDA only: Run converts each output to float16 on the device before copying it back, which
+  // halves the device-to-host traffic when the cache stores float16 anyway. A layer output with a
+  // finite value of magnitude >= 65520 (which float16 cannot hold; the cache then stores a scaled
+  // record, see cache/activation_record.h) comes back as float32 instead, for that Run only. The
+  // device's float-to-half conversion rounds to nearest, ties to even, like common/half.h. On the
+  // CPU this option is ignored: outputs stay float32 and the cache's own conversion applies, so
+  // CPU cache bytes do not depend on it.
+  bool half_outputs = false;
 };
 
 class ModelRunner {
@@ -49,7 +69,8 @@ class ModelRunner {
 
   // One forward pass over `input`; returns, in the order of layers(), one float32, contiguous CPU
   // tensor of shape [n, units, h, w] per layer (a layer with output [n, units] gives
-  // [n, units, 1, 1]). Runs without autograd, under InferenceMode: the returned tensors are
+  // [n, units, 1, 1]); with options.half_outputs on CUDA, float16 where the values fit (see
+  // ModelOptions::half_outputs). On CUDA the returned tensors live in pinned host memory. Runs without autograd, under InferenceMode: the returned tensors are
   // inference tensors: read, copy and convert them freely, but LibTorch refuses in-place changes
   // to them outside an InferenceMode guard.
   // REQUIRES: input is a defined float32 CPU tensor of shape [n, 3, H, W] with n >= 1; any other
@@ -70,13 +91,18 @@ class ModelRunner {
 
  private:
   ModelRunner(ModelOptions options, torch::jit::Module module, torch::Device device,
-              std::string precision, std::string capture_method);
+              std::string precision, std::string capture_method,
+              std::optional<c10::Stream> stream);
+
+  // The CUDA part of Run (inside its guards); `input` is checked.
+  [[nodiscard]] Status RunCuda(const torch::Tensor& input, std::vector<torch::Tensor>* outputs);
 
   ModelOptions options_;
   torch::jit::Module module_;
   torch::Device device_;
   std::string precision_;       // "fp32", "fp16" or "bf16" as used (after any CPU fallback)
   std::string capture_method_;  // name of the method AddCaptureMethod added
+  std::optional<c10::Stream> stream_;  // CUDA only: this runner's stream from the pool
 };
 
 // Benchmark helper: mean wall-clock seconds of one plain `forward` of runner's module (no layer

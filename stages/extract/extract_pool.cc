@@ -1,0 +1,249 @@
+#include "stages/extract/extract_pool.h"
+
+#include <utility>
+
+#include "common/log.h"
+
+namespace nd {
+namespace {
+
+std::string WorkerLabel(size_t k, size_t n, const std::string& device) {
+  return "extract worker " + std::to_string(k + 1) + " of " + std::to_string(n) + " (" + device +
+         ")";
+}
+
+std::string JoinLayers(const std::vector<std::string>& layers) {
+  std::string l;
+  for (const auto& x : layers) l += (l.empty() ? "" : ", ") + x;
+  return l;
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<ExtractPool>> ExtractPool::Open(const PipelineConfig& config) {
+  std::unique_ptr<ExtractPool> pool(new ExtractPool());
+  const std::vector<std::string>& devices = config.model.devices;
+  if (devices.empty()) return InvalidArgument("extract: model.device lists no device");
+  ND_ASSIGN_OR_RETURN(pool->writer_, ActivationWriter::Open(config));
+  for (size_t k = 0; k < devices.size(); ++k) {
+    ModelOptions mo;
+    mo.path = config.model.path;
+    mo.layers = config.model.layers;
+    mo.device = devices[k];
+    mo.precision = config.model.precision;
+    mo.half_outputs = pool->writer_->dtype() == DType::kFloat16;
+    StatusOr<ModelRunner> runner = ModelRunner::Load(mo);
+    if (!runner.ok()) {
+      if (devices.size() == 1) return runner.status();
+      return runner.status().WithContext(WorkerLabel(k, devices.size(), devices[k]));
+    }
+    pool->runners_.push_back(std::make_unique<ModelRunner>(std::move(runner).value()));
+    LogInfo("model " + config.model.path + " on " + pool->runners_.back()->device() + ", " +
+            pool->runners_.back()->precision() + "; layers: " + JoinLayers(config.model.layers) +
+            (devices.size() > 1 ? " (worker " + std::to_string(k + 1) + " of " +
+                                      std::to_string(devices.size()) + ")"
+                                : ""));
+  }
+  const size_t n = pool->runners_.size();
+  pool->capacity_ = 3 * n;
+  pool->workers_running_ = n;
+  // No thread may outlive the pool: the destructor joins them (also on this function's errors).
+  pool->threads_.reserve(2 * n);
+  for (size_t k = 0; k < n; ++k) pool->threads_.emplace_back(&ExtractPool::WorkerLoop, pool.get(), k);
+  for (size_t k = 0; k < n; ++k) pool->threads_.emplace_back(&ExtractPool::WriterLoop, pool.get());
+  return pool;
+}
+
+ExtractPool::~ExtractPool() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const bool drained = closed_ && in_flight_ == 0;
+    if (!drained) FailLocked(Cancelled("extract: pool stopped"));
+    closed_ = true;
+  }
+  pending_cv_.notify_all();
+  forwarded_cv_.notify_all();
+  room_.notify_all();
+  ready_cv_.notify_all();
+  for (std::thread& t : threads_) t.join();
+}
+
+void ExtractPool::FailLocked(const Status& status) {
+  if (!failure_.ok()) return;
+  failure_ = status;
+  pending_.clear();
+  forwarded_.clear();
+  pending_cv_.notify_all();
+  forwarded_cv_.notify_all();
+  room_.notify_all();
+  ready_cv_.notify_all();
+}
+
+Status ExtractPool::Submit(ImageBatch batch) {
+  std::unique_lock<std::mutex> lock(mu_);
+  room_.wait(lock, [&] { return !failure_.ok() || in_flight_ < capacity_; });
+  if (!failure_.ok()) return failure_;
+  if (closed_) return FailedPrecondition("extract: batch submitted after the end of the stream");
+  ++in_flight_;
+  pending_.push_back(std::move(batch));
+  lock.unlock();
+  pending_cv_.notify_one();
+  return Status::Ok();
+}
+
+void ExtractPool::Close() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+  }
+  pending_cv_.notify_all();
+  ready_cv_.notify_all();
+}
+
+void ExtractPool::Abort(const Status& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  FailLocked(reason.ok() ? Cancelled("extract: aborted") : reason);
+}
+
+StatusOr<ExtractPool::Event> ExtractPool::Next(int timeout_ms, ReadyBatch* ready) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto done = [&] {
+    return !failure_.ok() || !ready_.empty() || (closed_ && in_flight_ == 0);
+  };
+  if (!ready_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), done)) {
+    return Event::kTimeout;
+  }
+  if (!failure_.ok()) return failure_;
+  if (ready_.empty()) return Event::kDrained;
+  *ready = std::move(ready_.front());
+  ready_.pop_front();
+  --in_flight_;
+  lock.unlock();
+  room_.notify_one();
+  return Event::kReady;
+}
+
+size_t ExtractPool::in_flight() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return in_flight_;
+}
+
+std::vector<std::string> ExtractPool::devices() const {
+  std::vector<std::string> d;
+  for (const auto& r : runners_) d.push_back(r->device());
+  return d;
+}
+
+uint64_t ExtractPool::forward_images() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return forward_images_;
+}
+
+double ExtractPool::forward_seconds() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return forward_seconds_;
+}
+
+void ExtractPool::WorkerLoop(size_t k) {
+  ModelRunner& runner = *runners_[k];
+  for (;;) {
+    ImageBatch batch;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      pending_cv_.wait(lock, [&] { return !failure_.ok() || !pending_.empty() || closed_; });
+      if (!failure_.ok() || pending_.empty()) break;  // failed, or closed and drained
+      batch = std::move(pending_.front());
+      pending_.pop_front();
+      if (!batch.images.empty() && forwards_active_++ == 0) {
+        forwards_since_ = std::chrono::steady_clock::now();
+      }
+    }
+    Forwarded f;
+    f.worker = k;
+    Status status = Status::Ok();
+    if (!batch.images.empty()) {
+      const int64_t n = static_cast<int64_t>(batch.images.size());
+      const int64_t h = batch.height, w = batch.width;
+      const size_t expected = static_cast<size_t>(n * 3 * h * w) * sizeof(float);
+      if (batch.tensor.size() != expected) {
+        status = InvalidArgument("extract: batch " + std::to_string(batch.batch_id) + " carries " +
+                                 std::to_string(batch.tensor.size()) + " tensor bytes for " +
+                                 std::to_string(n) + " images of 3x" + std::to_string(h) + "x" +
+                                 std::to_string(w) + " float32");
+      } else {
+        // from_blob wraps the batch's bytes without a copy; they live until Run returns.
+        torch::Tensor input = torch::from_blob(const_cast<char*>(batch.tensor.data()),
+                                               {n, 3, h, w}, torch::kFloat32);
+        StatusOr<std::vector<torch::Tensor>> outputs = runner.Run(input);
+        if (outputs.ok()) {
+          f.outputs = std::move(outputs).value();
+        } else {
+          status = outputs.status();
+        }
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      if (--forwards_active_ == 0) {
+        forward_seconds_ +=
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - forwards_since_)
+                .count();
+      }
+    }
+    batch.tensor.clear();
+    batch.tensor.shrink_to_fit();
+    f.batch = std::move(batch);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!status.ok()) {
+        FailLocked(workers() == 1 ? status
+                                  : status.WithContext(WorkerLabel(k, workers(), runner.device())));
+        break;
+      }
+      if (!failure_.ok()) break;
+      forwarded_.push_back(std::move(f));
+    }
+    forwarded_cv_.notify_one();
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    --workers_running_;
+  }
+  forwarded_cv_.notify_all();
+}
+
+void ExtractPool::WriterLoop() {
+  for (;;) {
+    Forwarded f;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      forwarded_cv_.wait(lock, [&] {
+        return !failure_.ok() || !forwarded_.empty() || workers_running_ == 0;
+      });
+      if (!failure_.ok() || forwarded_.empty()) return;  // failed, or every worker is done
+      f = std::move(forwarded_.front());
+      forwarded_.pop_front();
+    }
+    const size_t forwarded_images = f.batch.images.size();
+    ReadyBatch ready;
+    Status status = Status::Ok();
+    StatusOr<EncodedBatch> encoded = writer_->Encode(std::move(f.batch), f.outputs);
+    f.outputs.clear();  // return pinned buffers to their allocator before committing
+    if (encoded.ok()) {
+      status = writer_->Commit(std::move(encoded).value(), &ready);
+    } else {
+      status = encoded.status();
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!status.ok()) {
+        FailLocked(status);
+        return;
+      }
+      if (!failure_.ok()) return;
+      forward_images_ += forwarded_images;
+      ready_.push_back(std::move(ready));
+    }
+    ready_cv_.notify_one();
+  }
+}
+
+}  // namespace nd
