@@ -208,7 +208,9 @@ TEST(TensorScorerTest, RandomDatasetsMatchNativeScorer) {
   int64_t tie_units = 0, max_is_t_units = 0, nonempty = 0;
   for (int trial = 0; trial < 60; ++trial) {
     std::vector<int> primary(num_labels);
-    for (int l = 0; l < num_labels; ++l) primary[l] = l == 0 || pick(rng) == 0 ? -1 : pick(rng) % num_cats;
+    for (int l = 0; l < num_labels; ++l) {
+      primary[l] = l == 0 || pick(rng) == 0 ? -1 : pick(rng) % num_cats;
+    }
     const int units = nunits(rng);
     // Geometries: mostly one per trial, sometimes changing per image.
     const bool mixed = pick(rng) < 3;
@@ -218,8 +220,11 @@ TEST(TensorScorerTest, RandomDatasetsMatchNativeScorer) {
     std::vector<ActivationMap> maps;
     const int n = nimages(rng);
     for (int i = 0; i < n; ++i) {
-      if (mixed && i > 0 && pick(rng) < 5) h = small(rng), w = small(rng), sh = grid(rng), sw = grid(rng);
-      labs.push_back(testing_score::RandomLabels(&rng, sh, sw, num_labels, pick(rng) % 3, num_cats));
+      if (mixed && i > 0 && pick(rng) < 5) {
+        h = small(rng), w = small(rng), sh = grid(rng), sw = grid(rng);
+      }
+      const int layers = pick(rng) % 3;
+      labs.push_back(testing_score::RandomLabels(&rng, sh, sw, num_labels, layers, num_cats));
       maps.push_back(testing_score::RandomActivations(&rng, units, h, w));
     }
     // Thresholds from the first map: a value in it (ties), its maximum (max A = T), a level
