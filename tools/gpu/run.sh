@@ -4,7 +4,7 @@
 # along (see tools/gpu/README.md):
 #
 #   tools/gpu/run.sh                  on the GPU machine: 63,305 images at 224 (segmentation 112)
-#   ND_GPU_DRYRUN=1 tools/gpu/run.sh  anywhere: device cpu, 200 images at 112, to check the script
+#   ND_GPU_DRYRUN=1 tools/gpu/run.sh  anywhere: device cpu, 64 images at 112, to check the script
 #
 # Steps, each timed: configure + build (Release, no tests, only the executables the benchmark runs),
 # export ResNet-18 and ResNet-50 (random weights, plain torch.nn, tools/gpu/export_models.py),
@@ -18,7 +18,7 @@
 #   ND_DEPS_DIR      the prepared folder (default gpu-deps/)
 #   ND_GPU_BUILD     build folder (default build-gpu)
 #   ND_GPU_WORK      dataset, models and bench caches (default gpu-work/; needs ~20 GB at full size)
-#   ND_GPU_IMAGES    dataset size (default 63305; dry run 200)
+#   ND_GPU_IMAGES    dataset size (default 63305; dry run 64)
 #   ND_GPU_MODELS    default "resnet18 resnet50";  ND_GPU_PRECISIONS  default "fp32 fp16"
 #   ND_GPU_BATCH     model.batch_size (default 256; dry run 16)
 #   ND_GPU_DEVICE    model.device as a TOML value (default "cuda"; e.g. '["cuda:0", "cuda:0"]' for two
@@ -45,7 +45,7 @@ models="${ND_GPU_MODELS:-resnet18 resnet50}"
 precisions="${ND_GPU_PRECISIONS:-fp32 fp16}"
 score_device="${ND_GPU_SCORE_DEVICE:-cpu}"
 if [[ -n "$dry" ]]; then
-  images="${ND_GPU_IMAGES:-200}"; size=112; batch="${ND_GPU_BATCH:-16}"; device='"cpu"'
+  images="${ND_GPU_IMAGES:-64}"; size=112; batch="${ND_GPU_BATCH:-16}"; device='"cpu"'
   budget="${ND_GPU_BUDGET_S:-1800}"; map_mb=1024
 else
   images="${ND_GPU_IMAGES:-63305}"; size=224; batch="${ND_GPU_BATCH:-256}"; device='"cuda"'
@@ -169,8 +169,9 @@ for line in lines:
     if m:
         vals[m.group(1).strip()] = float(m.group(2))
         r = re.match(r"peak RSS (\S+), MB", m.group(1))
-        if r:
-            rss[r.group(1)] = float(m.group(2))
+        if r:  # nd-bench names stages by /proc comm, cut at 15 characters ("nd-stage-calibr")
+            name = {"calibr": "calibrate", "extrac": "extract"}.get(r.group(1), r.group(1))
+            rss[name] = float(m.group(2))
 def get(k):
     return vals.get(k)
 cold = get("end-to-end nd-pipeline up, s")
