@@ -133,6 +133,7 @@ std::string EncodeLayerManifest(const LayerManifest& m) {
   add("units", std::to_string(m.units));
   add("h", std::to_string(m.h));
   add("w", std::to_string(m.w));
+  if (m.last_used_unix > 0) add("last_used", std::to_string(m.last_used_unix));
   return out;
 }
 
@@ -180,6 +181,19 @@ Status DecodeLayerManifest(std::string_view text, LayerManifest* out) {
       return DataLoss(std::string("layer manifest: field '") + f.name + "' = '" + it->second +
                       "' is not a non-negative integer");
     }
+  }
+  if (auto it = fields.find("last_used"); it != fields.end()) {
+    int64_t v = 0;
+    bool ok = !it->second.empty() && it->second.size() <= 18;
+    for (char ch : it->second) {
+      if (ch < '0' || ch > '9') ok = false;
+      v = v * 10 + (ch - '0');
+    }
+    if (!ok) {
+      return DataLoss("layer manifest: field 'last_used' = '" + it->second +
+                      "' is not a non-negative integer");
+    }
+    m.last_used_unix = v;
   }
   *out = std::move(m);
   return Status::Ok();

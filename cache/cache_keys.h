@@ -73,6 +73,10 @@ struct LayerManifest {
   std::string layer;
   DType dtype = DType::kFloat16;
   int units = 0, h = 0, w = 0;  // shape of one activation map; 0 when unknown
+  // When a run that used this layer last finished (Unix seconds), stamped by `nd-pipeline up`
+  // after a successful run (RecordLayerUse); 0 when unknown (not yet stamped). `cache gc
+  // --older-than` reads it.
+  int64_t last_used_unix = 0;
 
   LayerId id() const { return LayerId{model_digest_hex, preprocess, input_size, layer, dtype}; }
 };

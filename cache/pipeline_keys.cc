@@ -25,6 +25,24 @@ CacheOptions CacheOptionsFor(const PipelineConfig& config, bool read_only) {
   return o;
 }
 
+Status RecordLayerUse(const PipelineConfig& config, ActivationCache& cache, int64_t now_unix) {
+  ND_ASSIGN_OR_RETURN(std::vector<LayerId> layers, ConfiguredLayers(config));
+  std::vector<std::pair<std::string, std::string>> records;
+  for (const LayerId& id : layers) {
+    const std::string key = ManifestKey(id);
+    std::string text;
+    Status got = cache.Get(key, &text);
+    if (got.code() == StatusCode::kNotFound) continue;
+    ND_RETURN_IF_ERROR(got);
+    LayerManifest manifest;
+    ND_RETURN_IF_ERROR(DecodeLayerManifest(text, &manifest).WithContext(key));
+    manifest.last_used_unix = now_unix;
+    records.emplace_back(key, EncodeLayerManifest(manifest));
+  }
+  if (records.empty()) return Status::Ok();
+  return cache.PutBatch(records);
+}
+
 }  // namespace nd
 
 namespace nd {

@@ -17,6 +17,13 @@ StatusOr<std::vector<LayerId>> ConfiguredLayers(const PipelineConfig& config);
 
 CacheOptions CacheOptionsFor(const PipelineConfig& config, bool read_only = false);
 
+// Stamps last_used_unix = now_unix into the manifest of every configured layer the cache holds a
+// manifest for (one write transaction); layers without a manifest are left alone. Called by
+// `nd-pipeline up` after a successful run, so `cache gc --older-than` knows what is in use.
+// Errors: IoError/DataLoss from the cache, naming the key.
+[[nodiscard]] Status RecordLayerUse(const PipelineConfig& config, ActivationCache& cache,
+                                    int64_t now_unix);
+
 }  // namespace nd
 
 namespace nd {

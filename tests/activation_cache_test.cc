@@ -245,6 +245,24 @@ TEST(CacheKeysTest, ManifestRoundTripEscapesNewlines) {
             StatusCode::kDataLoss);
 }
 
+TEST(CacheKeysTest, ManifestLastUseIsOptionalAndRoundTrips) {
+  const std::string base =
+      "nd-layer-manifest 1\nmodel_digest=abc\npreprocess=netdissect\ninput_size=224\n"
+      "layer=layer4\ndtype=f16\n";
+  LayerManifest m;
+  ASSERT_TRUE(DecodeLayerManifest(base, &m).ok());
+  EXPECT_EQ(m.last_used_unix, 0);  // written before stamps existed: unknown
+  EXPECT_EQ(EncodeLayerManifest(m).find("last_used"), std::string::npos);
+  ASSERT_TRUE(DecodeLayerManifest(base + "last_used=1795651200\n", &m).ok());
+  EXPECT_EQ(m.last_used_unix, 1795651200);  // 2026-11-26 00:00 UTC
+  LayerManifest back;
+  ASSERT_TRUE(DecodeLayerManifest(EncodeLayerManifest(m), &back).ok());
+  EXPECT_EQ(back.last_used_unix, 1795651200);
+  EXPECT_EQ(ManifestKey(back.id()), ManifestKey(m.id()));  // the stamp is not part of the identity
+  EXPECT_EQ(DecodeLayerManifest(base + "last_used=-5\n", &m).code(), StatusCode::kDataLoss);
+  EXPECT_EQ(DecodeLayerManifest(base + "last_used=\n", &m).code(), StatusCode::kDataLoss);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The LMDB cache
 

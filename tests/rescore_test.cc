@@ -11,6 +11,9 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
+#include <ctime>
+#include <thread>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -20,6 +23,9 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "cache/activation_cache.h"
+#include "cache/cache_keys.h"
 
 namespace {
 
@@ -389,6 +395,142 @@ TEST_F(RescoreTest, SeveralQuantilesInOneRescoreEqualSingleQuantileColdRuns) {
   }
   ExpectSameResults(root_ / "mq_both" / "out" / "detect" / "q0.005", Out("base"));
   ExpectSameResults(root_ / "mq_both" / "out" / "detect" / "q0.01", Out("mq_01"));
+}
+
+// The same network saved again with an extra archive member: other bytes (another model digest),
+// the same function, so its results equal the base run's.
+fs::path ResavedModel(const fs::path& model, const fs::path& out, const std::string& note) {
+  Result save =
+      Sh("/usr/bin/python3 -c \"import sys, torch; m = torch.jit.load(sys.argv[1]); "
+         "torch.jit.save(m, sys.argv[2], _extra_files={'note.txt': sys.argv[3]})\" " +
+         model.string() + " " + out.string() + " " + note);
+  EXPECT_EQ(save.code, 0) << save.output;
+  return out;
+}
+
+TEST_F(RescoreTest, CacheGcOlderThanDropsLayersNotUsedSinceAndKeepsTheRest) {
+  const std::string cache = WarmCache("age");
+  const fs::path model_a = root_ / "planted.pt";
+  const fs::path model_b = ResavedModel(model_a, root_ / "planted_age.pt", "age");
+  ASSERT_NE(Sha256(model_b), Sha256(model_a));
+  ASSERT_EQ(Pipeline("up", "age_b", "broden", cache, "--set model.path=" + model_b.string()).code,
+            0);
+  const std::string bin = std::string(ND_BIN_DIR) + "/nd-pipeline cache ";
+  const std::string cfg = " -c " + (root_ / "age_b" / "pipeline.toml").string();
+
+  // Both layers were stamped by their runs: nothing is older than a day.
+  Result stats = Sh(bin + "stats" + cfg);
+  ASSERT_EQ(stats.code, 0) << stats.output;
+  EXPECT_NE(stats.output.find("last used"), std::string::npos) << stats.output;
+  Result none = Sh(bin + "gc --older-than 1d" + cfg);
+  ASSERT_EQ(none.code, 0) << none.output;
+  EXPECT_NE(none.output.find("deleted 0 records of 0 layer(s)"), std::string::npos)
+      << none.output;
+
+  // Model A's layer was last used 40 days ago.
+  const std::string digest_a = Sha256(model_a);
+  {
+    nd::CacheOptions options;
+    options.dir = (root_ / "caches" / cache).string();
+    auto opened = nd::ActivationCache::Open(options);
+    ASSERT_TRUE(opened.ok()) << opened.status().message();
+    std::vector<std::pair<std::string, std::string>> aged;
+    ASSERT_TRUE(opened
+                    ->Scan("m/",
+                           [&](std::string_view key, std::string_view value) {
+                             nd::LayerManifest m;
+                             EXPECT_TRUE(nd::DecodeLayerManifest(value, &m).ok()) << key;
+                             EXPECT_GT(m.last_used_unix, 0) << key << ": stamped by up";
+                             if (m.model_digest_hex == digest_a) {
+                               m.last_used_unix = std::time(nullptr) - 40 * 86400;
+                               aged.emplace_back(std::string(key), nd::EncodeLayerManifest(m));
+                             }
+                             return true;
+                           })
+                    .ok());
+    ASSERT_EQ(aged.size(), 1u);
+    ASSERT_TRUE(opened->PutBatch(aged).ok());
+  }
+  Result bad = Sh(bin + "gc --older-than 30x" + cfg);
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.output.find("--older-than '30x' is not an age"), std::string::npos) << bad.output;
+
+  Result gc = Sh(bin + "gc --older-than 30d" + cfg);
+  ASSERT_EQ(gc.code, 0) << gc.output;
+  // kImages activations + one threshold record (one quantile, one image set) + the manifest.
+  EXPECT_NE(gc.output.find("deleted " + std::to_string(kImages + 2) + " records of 1 layer(s)"),
+            std::string::npos)
+      << gc.output;
+  EXPECT_NE(gc.output.find("deleted: detect of model " + digest_a.substr(0, 12)),
+            std::string::npos)
+      << gc.output;
+
+  // B is intact (no forward pass); A is gone (every image runs again).
+  Result rerun_b = Pipeline("up", "age_b2", "broden", cache, "--set model.path=" + model_b.string());
+  ASSERT_EQ(rerun_b.code, 0) << rerun_b.output;
+  EXPECT_EQ(JsonNumber(Summary("age_b2"), "forward_images"), 0) << Summary("age_b2");
+  Result rerun_a = Pipeline("up", "age_a", "broden", cache);
+  ASSERT_EQ(rerun_a.code, 0) << rerun_a.output;
+  EXPECT_EQ(JsonNumber(Summary("age_a"), "forward_images"), kImages) << Summary("age_a");
+  ExpectSameResults(Out("age_a"), Out("base"));
+}
+
+TEST_F(RescoreTest, CacheVerifyAndGcAreSafeWhileAPipelineWritesTheSameCache) {
+  const std::string cache = WarmCache("busy");
+  const fs::path model_a = root_ / "planted.pt";
+  const fs::path model_c = ResavedModel(model_a, root_ / "planted_busy.pt", "busy");
+  ASSERT_NE(Sha256(model_c), Sha256(model_a));
+
+  // A cold run of model C, one image per batch (one write transaction each), in the background.
+  std::atomic<bool> done{false};
+  Result run;
+  std::thread runner([&] {
+    run = Pipeline("up", "busy_c", "broden", cache,
+                   "--set model.path=" + model_c.string() + " --set model.batch_size=1");
+    done = true;
+  });
+  const std::string bin = std::string(ND_BIN_DIR) + "/nd-pipeline cache ";
+  const std::string cfg = " -c " + (root_ / "age_base.toml").string();
+  std::ofstream(root_ / "age_base.toml")
+      << "[dataset]\npath = \"" << (root_ / "broden").string() << "\"\n"
+      << "[model]\npath = \"" << model_c.string() << "\"\nlayers = [\"detect\"]\n"
+      << "[cache]\ndir = \"" << (root_ / "caches" / cache).string() << "\"\n"
+      << "[output]\ndir = \"" << (root_ / "age_base_out").string() << "\"\n";
+
+  // While it runs: drop model A's layer, and verify the cache again and again.
+  Result gc = Sh(bin + "gc --keep-model " + model_c.string() + cfg);
+  const bool gc_during_run = !done;
+  int verifies_during_run = 0;
+  for (int i = 0; i < 2000 && !done; ++i) {
+    Result verify = Sh(bin + "verify" + cfg);
+    if (done) break;
+    EXPECT_EQ(verify.code, 0) << verify.output;
+    EXPECT_NE(verify.output.find(" 0 bad"), std::string::npos) << verify.output;
+    if (verify.code != 0) break;  // (the runner thread is joined below either way)
+    ++verifies_during_run;
+  }
+  runner.join();
+  ASSERT_EQ(gc.code, 0) << gc.output;
+  EXPECT_TRUE(gc_during_run);
+  EXPECT_GT(verifies_during_run, 0);
+  EXPECT_NE(gc.output.find("deleted " + std::to_string(kImages + 2) + " records of 1 layer(s)"),
+            std::string::npos)
+      << gc.output;
+  EXPECT_NE(gc.output.find("deleted: detect of model " + Sha256(model_a).substr(0, 12)),
+            std::string::npos)
+      << gc.output;
+
+  // The run was not disturbed: all its images through the network, the base run's results.
+  ASSERT_EQ(run.code, 0) << run.output;
+  EXPECT_EQ(JsonNumber(Summary("busy_c"), "forward_images"), kImages) << Summary("busy_c");
+  ExpectSameResults(Out("busy_c"), Out("base"), {"model"});
+  Result after = Sh(bin + "verify" + cfg);
+  EXPECT_EQ(after.code, 0) << after.output;
+  // Verify decodes activations and manifests (thresholds are "NDT1" values without a record
+  // header): C's kImages activations + its manifest; nothing of A.
+  EXPECT_NE(after.output.find("checked " + std::to_string(kImages + 1) + " records: 0 bad"),
+            std::string::npos)
+      << after.output;
 }
 
 // The --expand-from command line; needs a dataset only (no model, no pipeline run).

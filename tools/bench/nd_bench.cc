@@ -6,7 +6,8 @@
 //    times only plain `module.forward` on them, as a lower bound for phase 1;
 // 2. cold run: `nd-pipeline up` with a fresh cache and output under --work, timed end to end,
 //    while every nd-stage-* process's peak RSS (VmHWM) is sampled from /proc;
-// 3. with --rescore: `nd-pipeline up` again with a new quantile (phase 2 only: no forward pass).
+// 3. with --rescore: `nd-pipeline up` again with a new quantile, then on an expanded concept set
+//    made by `nd-make-broden --expand-from` (phase 2 only: no forward pass either time).
 // It prints one table: per-stage images/s, bare forward time, end-to-end wall time and the ratio,
 // score CPU per image, peak RSS per stage.
 #include <dirent.h>
@@ -15,6 +16,7 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -215,6 +217,39 @@ int main(int argc, char** argv) {
     std::printf("\n%-34s %12.2f\n", "rescore (new quantile) wall, s", again.wall_s);
     std::printf("%-34s %12.0f\n", "rescore forward_images", JsonNumber(s2, "forward_images"));
     std::printf("%-34s %12.3f\n", "rescore / cold", again.wall_s / cold.wall_s);
+
+    // An expanded concept set: the same images with more labels (nd-make-broden --expand-from),
+    // scored from the cache at the cold run's quantile. Making the dataset is the user's step
+    // and timed apart.
+    const std::string expanded = work + "/expanded";
+    const std::string make = "'" + BinDir() + "/nd-make-broden' --expand-from '" +
+                             config->dataset.path + "' --out '" + expanded + "' > '" + work +
+                             "/expand.log' 2>&1";
+    auto t0 = Clock::now();
+    if (std::system(make.c_str()) != 0) {
+      std::fprintf(stderr, "nd-bench: nd-make-broden --expand-from failed (see %s/expand.log)\n",
+                   work.c_str());
+      return 1;
+    }
+    const double make_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    auto expanded_sets = sets;
+    expanded_sets.push_back("dataset.path=" + expanded);
+    RunResult wider = RunUp(config_path, expanded_sets);
+    std::string s3 = Read(fs::path(config->output.dir) / layer / "summary.json");
+    std::printf("%-34s %12.2f\n", "expand dataset (not a rescore), s", make_s);
+    std::printf("%-34s %12.2f\n", "rescore (expanded concepts) wall, s", wider.wall_s);
+    std::printf("%-34s %12.0f\n", "rescore forward_images", JsonNumber(s3, "forward_images"));
+    auto lines = [](const std::string& text) {
+      return static_cast<long>(std::count(text.begin(), text.end(), '\n')) - 1;  // less header
+    };
+    std::printf("%-34s %5ld -> %4ld\n", "labels in label.csv",
+                lines(Read(fs::path(config->dataset.path) / "label.csv")),
+                lines(Read(fs::path(expanded) / "label.csv")));
+    std::printf("%-34s %12.3f\n", "rescore / cold", wider.wall_s / cold.wall_s);
+    if (again.code != 0 || wider.code != 0) {
+      std::fprintf(stderr, "nd-bench: a rescore failed (exit %d, %d)\n", again.code, wider.code);
+      return 1;
+    }
   }
   return 0;
 }

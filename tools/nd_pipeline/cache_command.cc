@@ -1,6 +1,7 @@
 #include "tools/nd_pipeline/cache_command.h"
 
 #include <cstdio>
+#include <ctime>
 #include <map>
 #include <set>
 
@@ -22,20 +23,30 @@ std::string Mb(uint64_t bytes) {
   return buf;
 }
 
+std::string FormatTime(int64_t unix_s) {
+  if (unix_s <= 0) return "-";
+  std::time_t t = static_cast<std::time_t>(unix_s);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%MZ", &tm);
+  return buf;
+}
+
 int Stats(const ActivationCache& cache) {
   auto stats = cache.Stats();
   if (!stats.ok()) return Fail(stats.status());
   std::printf("cache %s: %llu entries, %s used, map %s\n", cache.dir().c_str(),
               static_cast<unsigned long long>(stats->entries), Mb(stats->used_bytes).c_str(),
               Mb(stats->map_size_bytes).c_str());
-  std::printf("%-8s %-10s %-28s %-11s %-5s %-18s %8s %10s\n", "kind", "layer", "model",
-              "preprocess", "size", "shape", "entries", "bytes");
+  std::printf("%-8s %-10s %-28s %-11s %-5s %-18s %8s %10s  %s\n", "kind", "layer", "model",
+              "preprocess", "size", "shape", "entries", "bytes", "last used");
   for (const CacheGroupStats& g : stats->groups) {
     std::string kind = g.group.substr(0, 1) == "a"   ? "activ."
                        : g.group.substr(0, 1) == "t" ? "thresh."
                        : g.group.substr(0, 1) == "m" ? "manifest"
                                                      : g.group;
-    std::string layer = "?", model = "?", pre = "", size = "", shape = "";
+    std::string layer = "?", model = "?", pre = "", size = "", shape = "", used = "";
     if (g.manifest) {
       layer = g.manifest->layer;
       model = g.manifest->model_path;
@@ -44,11 +55,12 @@ int Stats(const ActivationCache& cache) {
       size = std::to_string(g.manifest->input_size);
       shape = std::to_string(g.manifest->units) + "x" + std::to_string(g.manifest->h) + "x" +
               std::to_string(g.manifest->w) + " " + DTypeName(g.manifest->dtype);
+      used = FormatTime(g.manifest->last_used_unix);
     }
-    std::printf("%-8s %-10s %-28s %-11s %-5s %-18s %8llu %10s\n", kind.c_str(), layer.c_str(),
-                model.c_str(), pre.c_str(), size.c_str(), shape.c_str(),
-                static_cast<unsigned long long>(g.entries),
-                Mb(g.key_bytes + g.value_bytes).c_str());
+    std::printf("%-8s %-10s %-28s %-11s %-5s %-18s %8llu %10s  %s\n", kind.c_str(),
+                layer.c_str(), model.c_str(), pre.c_str(), size.c_str(), shape.c_str(),
+                static_cast<unsigned long long>(g.entries), Mb(g.key_bytes + g.value_bytes).c_str(),
+                used.c_str());
   }
   return 0;
 }
@@ -64,31 +76,86 @@ int Verify(const ActivationCache& cache) {
   return report->bad_records ? 1 : 0;
 }
 
+// "30d", "12h", "90m", "3600s" or plain seconds → seconds; -1 when malformed.
+int64_t ParseAge(const std::string& text) {
+  if (text.empty()) return -1;
+  int64_t unit = 1;
+  std::string digits = text;
+  switch (text.back()) {
+    case 's': unit = 1; digits.pop_back(); break;
+    case 'm': unit = 60; digits.pop_back(); break;
+    case 'h': unit = 3600; digits.pop_back(); break;
+    case 'd': unit = 86400; digits.pop_back(); break;
+    default: break;
+  }
+  if (digits.empty() || digits.size() > 9) return -1;
+  int64_t v = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return -1;
+    v = v * 10 + (c - '0');
+  }
+  return v * unit;
+}
+
+constexpr const char* kGcUsage =
+    "usage: cache gc [--keep-model FILE]... [--older-than AGE]  (AGE: 30d, 12h, 90m, 3600s)";
+
 int Gc(ActivationCache& cache, const std::vector<std::string>& args) {
   std::set<std::string> keep;
+  int64_t max_age_s = -1;
   for (size_t i = 1; i < args.size(); ++i) {
     if (args[i] == "--keep-model" && i + 1 < args.size()) {
       auto digest = Sha256File(args[++i]);
       if (!digest.ok()) return Fail(digest.status());
       keep.insert(*digest);
+    } else if (args[i] == "--older-than" && i + 1 < args.size()) {
+      max_age_s = ParseAge(args[++i]);
+      if (max_age_s < 0)
+        return Fail(InvalidArgument("gc: --older-than '" + args[i] + "' is not an age; " + kGcUsage));
     } else {
-      return Fail(InvalidArgument("gc: unknown argument '" + args[i] +
-                                  "'; usage: cache gc --keep-model FILE [--keep-model FILE ...]"));
+      return Fail(InvalidArgument("gc: unknown argument '" + args[i] + "'; " + kGcUsage));
     }
   }
-  if (keep.empty()) return Fail(InvalidArgument("gc: name at least one --keep-model FILE"));
+  if (keep.empty() && max_age_s < 0)
+    return Fail(InvalidArgument("gc: name --keep-model FILE or --older-than AGE; " +
+                                std::string(kGcUsage)));
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
   auto stats = cache.Stats();
   if (!stats.ok()) return Fail(stats.status());
-  uint64_t deleted = 0;
+  uint64_t deleted = 0, unknown_owner = 0, never_stamped = 0;
+  std::set<std::string> deleted_layers;
   for (const CacheGroupStats& g : stats->groups) {
-    if (KeyLayerHash(g.group).empty()) continue;  // b/ blobs are not per model
-    if (!g.manifest) continue;  // unknown owner: keep rather than guess
-    if (keep.count(g.manifest->model_digest_hex)) continue;
+    if (KeyLayerHash(g.group).empty()) continue;  // b/ blobs are not per layer
+    if (!g.manifest) {  // unknown owner and age: keep rather than guess
+      ++unknown_owner;
+      continue;
+    }
+    // A group goes when any rule given rejects it.
+    bool other_model = !keep.empty() && !keep.count(g.manifest->model_digest_hex);
+    bool too_old = false;
+    if (max_age_s >= 0) {
+      if (g.manifest->last_used_unix == 0) {
+        if (g.group[0] == 'm') ++never_stamped;
+      } else {
+        too_old = now - g.manifest->last_used_unix > max_age_s;
+      }
+    }
+    if (!other_model && !too_old) continue;
     auto n = cache.DeletePrefix(g.group);
     if (!n.ok()) return Fail(n.status());
     deleted += *n;
+    deleted_layers.insert(g.manifest->layer + " of model " +
+                          g.manifest->model_digest_hex.substr(0, 12));
   }
-  std::printf("deleted %llu records of other models\n", static_cast<unsigned long long>(deleted));
+  std::printf("deleted %llu records of %zu layer(s)\n", static_cast<unsigned long long>(deleted),
+              deleted_layers.size());
+  for (const std::string& l : deleted_layers) std::printf("deleted: %s\n", l.c_str());
+  if (unknown_owner)
+    std::printf("kept %llu group(s) without a layer manifest\n",
+                static_cast<unsigned long long>(unknown_owner));
+  if (never_stamped)
+    std::printf("kept %llu layer(s) with no recorded use (cached before last-use stamps)\n",
+                static_cast<unsigned long long>(never_stamped));
   return 0;
 }
 

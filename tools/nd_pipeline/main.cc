@@ -9,12 +9,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include <filesystem>
 
+#include "cache/activation_cache.h"
+#include "cache/pipeline_keys.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -31,7 +34,9 @@ constexpr char kUsageHead[] =
     "  up         run the pipeline: decode -> extract -> calibrate -> score, as processes,\n"
     "             then write the HTML report (--no-report to skip it)\n"
     "  rescore    the same as up: only what the cache lacks runs through the network\n"
-    "  cache stats|verify|gc [--keep-model FILE]   inspect and maintain the activation cache\n"
+    "  cache stats|verify  inspect the activation cache (safe while a pipeline runs)\n"
+    "  cache gc [--keep-model FILE]... [--older-than AGE]   drop other models' layers, or\n"
+    "             layers not used for AGE (30d, 12h, 90m, 3600s)\n"
     "  validate   print the effective configuration (defaults, file, --set) or the error\n";
 constexpr char kUsage[] =
     "\n"
@@ -67,10 +72,10 @@ nd::StatusOr<CommonArgs> ParseArgs(int argc, char** argv, int first) {
       args.overrides.push_back(a.substr(6));
     } else if (a == "--no-report") {
       args.no_report = true;
-    } else if (a == "--keep-model") {  // cache gc's own option, passed through with its value
-      args.rest.push_back(a);
-      ND_ASSIGN_OR_RETURN(std::string file, next("--keep-model"));
-      args.rest.push_back(file);
+    } else if (a == "--keep-model" || a == "--older-than") {  // cache gc's own options, with
+      args.rest.push_back(a);                                  // their values, passed through
+      ND_ASSIGN_OR_RETURN(std::string value, next(a.c_str()));
+      args.rest.push_back(value);
     } else if (!a.empty() && a[0] == '-') {
       return nd::InvalidArgument("unknown option " + a + " (see --help)");
     } else {
@@ -108,6 +113,15 @@ int Up(const CommonArgs& args) {
   nd::Supervisor supervisor(*config, options);
   auto report = supervisor.Run();
   if (!report.ok()) return Fail(report.status());
+  {
+    // The layers' last use, for `cache gc --older-than`. The results stand either way.
+    auto cache = nd::ActivationCache::Open(nd::CacheOptionsFor(*config));
+    nd::Status used = cache.ok() ? nd::RecordLayerUse(*config, *cache, std::time(nullptr))
+                                 : cache.status();
+    if (!used.ok())
+      std::fprintf(stderr, "nd-pipeline: warning: last use of the layers not recorded: %s\n",
+                   used.message().c_str());
+  }
   std::printf("nd-pipeline: done in %.1f s\n", report->wall_s);
   for (const std::string& r : report->results) std::printf("results: %s\n", r.c_str());
   if (!args.no_report) {
