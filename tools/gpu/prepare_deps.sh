@@ -102,7 +102,6 @@ build_opencv() {
     off+=("-DBUILD_$o=OFF")
   done
   local b="$work/opencv-build"
-  rm -rf "$b"
   cmake -S "$work/opencv-src" -B "$b" -G Ninja \
     -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$dest" \
     -DCMAKE_C_FLAGS_RELEASE="-O2 -DNDEBUG" -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG" \
@@ -136,7 +135,6 @@ build_opencv() {
 build_zmq() {
   fetch_source zeromq3 "$work/zeromq-src"
   local b="$work/zeromq-build"
-  rm -rf "$b"
   cmake -S "$work/zeromq-src" -B "$b" -G Ninja \
     -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$work/zeromq-install" \
     -DCMAKE_C_FLAGS_RELEASE="-O2 -DNDEBUG" -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG" \

@@ -110,6 +110,10 @@ command -v nvidia-smi > /dev/null && nvidia-smi -L 2>&1 | tee -a "$logs/run.log"
 [[ -f "$deps/lib/pkgconfig/libzmq.pc" ]] || { say "$deps: not a prepared deps folder (tools/gpu/prepare_deps.sh)"; exit 1; }
 
 # --- build ----------------------------------------------------------------------------------------
+# LibTorch's CMake config looks for the CUDA toolkit; help it when nvcc is not on PATH.
+if ! command -v nvcc > /dev/null && [[ -x /usr/local/cuda/bin/nvcc ]]; then
+  export PATH="/usr/local/cuda/bin:$PATH"
+fi
 if [[ "${ND_GPU_SKIP_BUILD:-0}" != 1 ]]; then
   gen=(); command -v ninja > /dev/null && gen=(-G Ninja)
   [[ -f "$build/CMakeCache.txt" ]] && gen=()   # keep the generator of an existing build folder
