@@ -15,7 +15,8 @@
 // Comparing floats with a double T: for float v, (double)v > T  <=>  v > ThresholdAsFloat(T),
 // where ThresholdAsFloat(T) is the largest float <= T. A GPU scorer should compare in float32
 // against that value (torch casts a Python-float scalar to the tensor's dtype, which would round
-// T to nearest instead) and and-in `A.amax() > Tf` per map.
+// T to nearest instead) and and-in `any(A > Tf)` per map (not `A.amax() > Tf`: amax propagates NaN,
+// while the max here ignores NaN values; tensor_scorer.h does this).
 //
 // The fast builder (UnitMaskBuilder) computes exactly this, never materialising `up`:
 //  - maps with max A <= T are skipped (empty mask);
