@@ -1,7 +1,9 @@
 #include "cache/activation_cache.h"
 
 #include <lmdb.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -111,7 +113,37 @@ ActivationCache::Env::~Env() {
 
 namespace {
 
+// Why a failed write of the cache was a full disk, or "" when it was not. LMDB turns a short write
+// into EIO, and a write that runs into a full disk or the file-size limit (RLIMIT_FSIZE) is first
+// short (ENOSPC / EFBIG only come when not even one byte fits), so EIO is checked against both.
+std::string DiskFullReason(const std::string& dir, int rc) {
+  if (rc == ENOSPC || rc == EFBIG || rc == EDQUOT) return mdb_strerror(rc);
+  if (rc != EIO) return "";
+  struct rlimit limit;
+  struct stat st;
+  if (getrlimit(RLIMIT_FSIZE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY &&
+      stat((dir + "/data.mdb").c_str(), &st) == 0 &&
+      static_cast<uint64_t>(st.st_size) + (uint64_t{1} << 16) >= limit.rlim_cur) {
+    return "File too large: data.mdb reached the file size limit of " +
+           std::to_string(limit.rlim_cur) + " bytes";
+  }
+  struct statvfs fs;
+  if (statvfs(dir.c_str(), &fs) == 0 &&
+      static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize < (uint64_t{1} << 20)) {
+    return "No space left on device: " +
+           std::to_string(static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize) + " bytes free";
+  }
+  return "";
+}
+
 Status LmdbError(const std::string& dir, const char* what, int rc) {
+  if (const std::string full = DiskFullReason(dir, rc); !full.empty()) {
+    // EFBIG: past the process's file-size limit (RLIMIT_FSIZE); EDQUOT: past a quota. For the
+    // user all three are the same: the cache cannot grow. Committed batches are intact (LMDB only
+    // flips the meta page after every page of a transaction is written).
+    return IoError("cache '" + dir + "': disk full (" + full + ") during " + what +
+                   "; batches committed before are kept");
+  }
   std::string msg = "cache '" + dir + "': " + what + ": " + mdb_strerror(rc);
   if (rc == ENOSPC || rc == EACCES || rc == EROFS || rc == EIO || rc == ENOMEM ||
       rc == MDB_MAP_FULL) {

@@ -77,7 +77,11 @@ class ActivationCache {
  public:
   // Opens (creating if needed) the cache in options.dir. Flags: MDB_NOTLS, MDB_NOMETASYNC (a
   // crash of the OS may lose the last committed batch, never consistency; a crash of the process
-  // loses nothing committed). Clears reader slots left by dead processes.
+  // loses nothing committed). Clears reader slots left by dead processes. A writer that died
+  // inside a transaction (SIGKILL, holding LMDB's write lock) loses only that transaction: its
+  // pages were never made reachable, and LMDB's write mutex is a robust process-shared mutex, so
+  // the next writer takes it over (or, when no process has the cache open, the lock file is
+  // re-initialised on open).
   // Errors: InvalidArgument (empty dir), IoError naming the dir (cannot create, not writable,
   // LMDB failure with mdb_strerror), NotFound (read_only and no cache there),
   // FailedPrecondition (already open read-only in this process and read-write requested).
@@ -97,9 +101,12 @@ class ActivationCache {
   // Writes all pairs in ONE write transaction (later pairs win on duplicate keys; existing keys
   // are overwritten). Grows the map and retries on MDB_MAP_FULL. On error nothing of the batch
   // is stored.
-  // Errors: InvalidArgument (empty key or longer than LMDB's maximum, 511 bytes), IoError (disk
-  // full, map could not grow past max_map_size_bytes, LMDB failure), FailedPrecondition
-  // (read-only).
+  // Errors: InvalidArgument (empty key or longer than LMDB's maximum, 511 bytes), IoError (map
+  // could not grow past max_map_size_bytes, LMDB failure), FailedPrecondition (read-only).
+  // A full disk (ENOSPC), a file-size limit (EFBIG; the process must ignore SIGXFSZ, as stage
+  // processes do) or a quota (EDQUOT), also when LMDB reports it as a short write (EIO), is
+  // IoError "cache '<dir>': disk full (<why>) during write batch; batches committed before are
+  // kept": every earlier batch stays readable.
   [[nodiscard]] Status PutBatch(const std::vector<std::pair<std::string, std::string>>& kv);
 
   [[nodiscard]] StatusOr<bool> Contains(std::string_view key) const;

@@ -166,6 +166,9 @@ StatusOr<std::unique_ptr<StageProcess>> StageProcess::Start(const std::string& s
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGPIPE, SIG_IGN);
+  // Past RLIMIT_FSIZE a write fails with EFBIG instead of killing the process, so that a full
+  // disk or a file-size limit is reported as an error naming the file (the cache: "disk full").
+  std::signal(SIGXFSZ, SIG_IGN);
   std::string config_path;
   std::vector<std::string> overrides;
   for (int i = 1; i < argc; ++i) {

@@ -217,12 +217,11 @@ bool Unfilter(int filter, uint8_t* cur, const uint8_t* prev, size_t n, size_t bp
   }
 }
 
-FastPngResult DecodePngFast(const std::vector<uint8_t>& file, int expected_rows, int expected_cols,
-                            PngHeader* header, std::vector<uint16_t>* out) {
-  static constexpr uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-  const uint8_t* const data = file.data();
-  const size_t size = file.size();
-  if (size < 8 || std::memcmp(data, kSignature, 8) != 0) return FastPngResult::kFallback;
+constexpr uint8_t kPngSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+
+FastPngResult DecodePngFast(const uint8_t* const data, const size_t size, int expected_rows,
+                            int expected_cols, PngHeader* header, std::vector<uint16_t>* out) {
+  if (size < 8 || std::memcmp(data, kPngSignature, 8) != 0) return FastPngResult::kFallback;
 
   // Walk the chunks; remember where the IDAT payloads are.
   thread_local std::vector<std::pair<size_t, size_t>> idat;  // (offset, length)
@@ -580,10 +579,22 @@ Status DecodeLabelPng(const std::string& path, int expected_rows, int expected_c
   // One buffer per thread for the file bytes: no allocation per call once warm.
   thread_local std::vector<uint8_t> file;
   ND_RETURN_IF_ERROR(ReadWholeFile(path, &file));
+  return DecodeLabelPngBytes(file.data(), file.size(), path, expected_rows, expected_cols, out,
+                             used_fast_path);
+}
 
+Status DecodeLabelPngBytes(const uint8_t* data, size_t size, const std::string& path,
+                           int expected_rows, int expected_cols, std::vector<uint16_t>* out,
+                           bool* used_fast_path) {
+  if (used_fast_path != nullptr) *used_fast_path = false;
+  if (expected_rows <= 0 || expected_cols <= 0) {
+    return InvalidArgument(path + ": expected size " + std::to_string(expected_rows) + "x" +
+                           std::to_string(expected_cols) + " is not positive");
+  }
+  if (size == 0) return DataLoss(path + ": empty file");
   // Fast path: plain 8-bit RGB/RGBA or 8/16-bit grayscale PNGs, i.e. every Broden layer.
   PngHeader header;
-  const FastPngResult fast = DecodePngFast(file, expected_rows, expected_cols, &header, out);
+  const FastPngResult fast = DecodePngFast(data, size, expected_rows, expected_cols, &header, out);
   if (fast == FastPngResult::kDecoded) {
     if (used_fast_path != nullptr) *used_fast_path = true;
     return Status::Ok();
@@ -593,11 +604,23 @@ Status DecodeLabelPng(const std::string& path, int expected_rows, int expected_c
                      expected_rows, expected_cols);
   }
 
+  // A PNG whose header names another size is refused before OpenCV allocates for it (a damaged
+  // or hostile header could claim gigapixels).
+  if (size >= 24 && std::memcmp(data, kPngSignature, 8) == 0 &&
+      std::memcmp(data + 12, "IHDR", 4) == 0) {
+    const uint32_t width = ReadBigEndian32(data + 16), height = ReadBigEndian32(data + 20);
+    if (width != static_cast<uint32_t>(expected_cols) ||
+        height != static_cast<uint32_t>(expected_rows)) {
+      return SizeError(path, height, width, expected_rows, expected_cols);
+    }
+  }
+  if (size > static_cast<size_t>(INT32_MAX)) return DataLoss(path + ": file too large");
+
   // Everything else (palette, interlaced, tRNS, other depths, damaged files) goes through OpenCV,
   // which decodes what it can, exactly as cv::imread(path, IMREAD_UNCHANGED) would.
   cv::Mat mat;
   try {
-    mat = cv::imdecode(cv::Mat(1, static_cast<int>(file.size()), CV_8U, file.data()),
+    mat = cv::imdecode(cv::Mat(1, static_cast<int>(size), CV_8U, const_cast<uint8_t*>(data)),
                        cv::IMREAD_UNCHANGED);
   } catch (const cv::Exception& e) {
     std::string what = e.err;

@@ -124,4 +124,12 @@ class BrodenDataset {
 Status DecodeLabelPng(const std::string& path, int expected_rows, int expected_cols,
                       std::vector<uint16_t>* out, bool* used_fast_path = nullptr);
 
+// DecodeLabelPng on bytes already in memory (the fuzz target's entry point); `path` only names the
+// data in errors. A PNG whose IHDR names a size other than expected_rows x expected_cols is refused
+// (InvalidArgument) before any pixel is allocated, whichever decoder would handle it.
+// REQUIRES: data points to `size` readable bytes (may be null when size is 0).
+Status DecodeLabelPngBytes(const uint8_t* data, size_t size, const std::string& path,
+                           int expected_rows, int expected_cols, std::vector<uint16_t>* out,
+                           bool* used_fast_path = nullptr);
+
 }  // namespace nd

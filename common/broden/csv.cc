@@ -19,6 +19,15 @@ std::string Shown(std::string_view text) {
   return out + "'";
 }
 
+// `text` with line breaks replaced by spaces, so that an error message built from file contents
+// (quoted CSV fields may span lines) stays one line.
+std::string OneLine(std::string text) {
+  for (char& c : text) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return text;
+}
+
 }  // namespace
 
 bool ParseInt64(std::string_view text, int64_t* value) {
@@ -165,10 +174,19 @@ int CsvTable::ColumnIndex(std::string_view column) const {
 StatusOr<int> CsvTable::RequireColumn(std::string_view column) const {
   const int k = ColumnIndex(column);
   if (k >= 0) return k;
+  // At most 32 names, each shortened: the message stays one readable line.
+  constexpr size_t kMaxListed = 32;
   std::string columns;
-  for (const std::string& h : header_) columns += (columns.empty() ? "" : ", ") + h;
-  return InvalidArgument(name_ + ":" + std::to_string(header_line_) + ": missing column '" +
-                         std::string(column) + "'; columns are: " + columns);
+  for (size_t k = 0; k < header_.size() && k < kMaxListed; ++k) {
+    const std::string shown = Shown(header_[k]);
+    columns += (k == 0 ? "" : ", ") + shown.substr(1, shown.size() - 2);
+  }
+  if (header_.size() > kMaxListed) {
+    columns += ", ... (" + std::to_string(header_.size()) + " columns)";
+  }
+  return InvalidArgument(OneLine(name_ + ":" + std::to_string(header_line_) +
+                                 ": missing column '" + std::string(column) +
+                                 "'; columns are: " + columns));
 }
 
 StatusOr<int64_t> CsvTable::GetInt(size_t row, int column) const {
@@ -202,12 +220,12 @@ StatusOr<double> CsvTable::GetDouble(size_t row, int column) const {
 }
 
 Status CsvTable::CellError(size_t row, int column, const std::string& what) const {
-  return InvalidArgument(name_ + ":" + std::to_string(lines_[row]) + ": column '" +
-                         header_[column] + "': " + what);
+  return InvalidArgument(OneLine(name_ + ":" + std::to_string(lines_[row]) + ": column " +
+                                 Shown(header_[column]) + ": " + what));
 }
 
 Status CsvTable::RowError(size_t row, const std::string& what) const {
-  return InvalidArgument(name_ + ":" + std::to_string(lines_[row]) + ": " + what);
+  return InvalidArgument(OneLine(name_ + ":" + std::to_string(lines_[row]) + ": " + what));
 }
 
 }  // namespace nd

@@ -30,6 +30,14 @@ double LinearQuantileFromTop(const std::vector<float>& top, int64_t n, double le
   return g >= 0.5 ? b - d * (1.0 - g) : a + d * g;
 }
 
+NonFiniteCounts CountNonFinite(const ActivationMap& map) {
+  NonFiniteCounts counts;
+  for (const float x : map.data) {
+    if (!std::isfinite(x)) ++(std::isnan(x) ? counts.nan : counts.inf);
+  }
+  return counts;
+}
+
 CalibrateStage::CalibrateStage(const CalibrateOptions& options) : options_(options) {}
 
 int64_t CalibrateStage::held_values() const {
@@ -75,18 +83,18 @@ Status CalibrateStage::Consume(const ActivationMap& map) {
     const float* v = map.unit(u);
     auto& t = tail_[u];
     float cut = cutoff_[u];
-    int64_t nan = 0;
+    int64_t nan = 0, inf = 0;
     for (size_t i = 0; i < plane; ++i) {
       float x = v[i];
-      if (std::isnan(x)) {
-        ++nan;
-      } else if (x > cut || (cut == -std::numeric_limits<float>::infinity() &&
-                             x == -std::numeric_limits<float>::infinity())) {
+      if (!std::isfinite(x)) {
+        ++(std::isnan(x) ? nan : inf);
+      } else if (x > cut) {
         t.push_back(x);
       }
     }
     nan_values_ += nan;
-    count_[u] += static_cast<int64_t>(plane) - nan;
+    inf_values_ += inf;
+    count_[u] += static_cast<int64_t>(plane) - nan - inf;
     if (static_cast<int64_t>(t.size()) >= 2 * keep_ + 1024) Prune(u);
   }
   return Status::Ok();
@@ -104,7 +112,7 @@ StatusOr<std::vector<UnitThresholds>> CalibrateStage::Finish() {
     auto& t = tail_[u];
     std::sort(t.begin(), t.end(), std::greater<float>());
     int64_t n = count_[u];
-    if (n == 0) continue;  // all NaN: threshold NaN, no pixel is ever above it
+    if (n == 0) continue;  // all non-finite: threshold NaN, no pixel is ever above it
     for (size_t k = 0; k < out.size(); ++k) {
       double level = 1.0 - options_.quantiles[k];
       // Values dropped at the cut-off equal the smallest kept value; the top ranks we need are

@@ -13,7 +13,9 @@
 // cut-off below which values are dropped on arrival; ties at the cut-off are safe to drop because
 // equal values are interchangeable in the top-K multiset.
 //
-// NaN values are counted (nan_values()) and excluded; ±Inf are ordinary values.
+// Non-finite values (NaN, +Inf, -Inf) are counted (nan_values(), inf_values()) and excluded: the
+// quantile is taken over the finite values only. (The calibrate process skips a whole image whose
+// maps hold any non-finite value before it gets here; see CountNonFinite.)
 // One instance per layer; not thread-safe.
 #pragma once
 
@@ -49,6 +51,7 @@ class CalibrateStage {
 
   int64_t images() const { return images_; }
   int64_t nan_values() const { return nan_values_; }
+  int64_t inf_values() const { return inf_values_; }
   // Values currently held across all units (a measure of the bounded memory).
   int64_t held_values() const;
 
@@ -60,10 +63,18 @@ class CalibrateStage {
   int64_t keep_ = 0;  // K
   int64_t images_ = 0;
   int64_t nan_values_ = 0;
+  int64_t inf_values_ = 0;
   std::vector<std::vector<float>> tail_;  // per unit, unordered
   std::vector<float> cutoff_;             // per unit: values <= cutoff are dropped
   std::vector<int64_t> count_;            // per unit: non-NaN values seen
 };
+
+// NaN and infinite values in a map's data.
+struct NonFiniteCounts {
+  int64_t nan = 0, inf = 0;
+  bool any() const { return nan + inf > 0; }
+};
+NonFiniteCounts CountNonFinite(const ActivationMap& map);
 
 // The numpy "linear" quantile of `sorted_desc_top` (the top values of a population of n values,
 // sorted descending) at level `level`. REQUIRES: enough top values (n − floor(level·(n−1))).

@@ -30,7 +30,8 @@ Status Run(StageProcess& p) {
                                                  /*high_water_mark=*/4, p.timeout_ms()));
   uint64_t seen = 0;
   std::vector<std::string> digests;  // of the images the thresholds are computed over
-  ActivationMap map;
+  std::vector<ActivationMap> maps(layers.size());  // one image's maps, every layer
+  uint64_t non_finite_images = 0;
   StageCounters& counters = p.counters();
   counters.items_total = dataset.images().size();
   for (;;) {
@@ -53,16 +54,20 @@ Status Run(StageProcess& p) {
         if (stages[l].images() == 0) return FailedPrecondition("calibrate: no usable images");
         auto thresholds = stages[l].Finish();
         if (!thresholds.ok()) return thresholds.status().WithContext(layers[l].layer);
-        if (stages[l].nan_values())
-          LogWarning(layers[l].layer + ": " + std::to_string(stages[l].nan_values()) +
-                     " NaN activation values excluded from the thresholds");
+        if (stages[l].nan_values() + stages[l].inf_values())  // (only if a check above failed)
+          LogWarning(layers[l].layer + ": " + std::to_string(stages[l].nan_values()) + " NaN and " +
+                     std::to_string(stages[l].inf_values()) +
+                     " infinite activation values excluded from the thresholds");
         for (const UnitThresholds& t : *thresholds)
           records.emplace_back(ImageSetThresholdKey(layers[l], t.quantile, digests),
                                EncodeThresholdValues(t.values));
       }
       ND_RETURN_IF_ERROR(cache.PutBatch(records));
       LogInfo("thresholds for " + std::to_string(layers.size()) + " layer(s) from " +
-              std::to_string(seen) + " images");
+              std::to_string(seen) + " images" +
+              (non_finite_images ? "; " + std::to_string(non_finite_images) +
+                                       " skipped for NaN/Inf activations"
+                                 : std::string()));
       eos.stage_seconds += ", \"calibrate\": " + std::to_string(p.elapsed_s());
       ScopedMicros waiting(counters.waiting_us);  // done: from here on the stage is idle
       ND_RETURN_IF_ERROR(out.Send(Encode(eos), p.timeout_ms()));
@@ -73,17 +78,40 @@ Status Run(StageProcess& p) {
     ND_RETURN_IF_ERROR(Decode(*msg, &ready));
     counters.items_in += ready.images.size();
     counters.skipped += ready.skipped.size();
-    for (const ImageRef& image : ready.images) {
+    // An image whose activations hold NaN or ±Inf in any layer is skipped as a whole (one
+    // warning line naming it, a skip with its reason in summary.json): it counts neither towards
+    // the thresholds nor in score.
+    std::vector<ImageRef> usable;
+    for (ImageRef& image : ready.images) {
+      std::string bad;
       for (size_t l = 0; l < layers.size(); ++l) {
-        Status got = cache.GetActivation(ActivationKey(prefixes[l], image.digest), &map);
+        Status got = cache.GetActivation(ActivationKey(prefixes[l], image.digest), &maps[l]);
         if (!got.ok())
           return got.WithContext("calibrate: " + layers[l].layer + ", row " +
                                  std::to_string(image.row));
-        ND_RETURN_IF_ERROR(stages[l].Consume(map).WithContext(layers[l].layer));
+        const NonFiniteCounts counts = CountNonFinite(maps[l]);
+        if (counts.any() && bad.empty()) {
+          const std::string name = image.row < dataset.images().size()
+                                       ? dataset.images()[image.row].image
+                                       : "row " + std::to_string(image.row);
+          bad = name + ": layer '" + layers[l].layer + "' has " + std::to_string(counts.nan) +
+                " NaN and " + std::to_string(counts.inf) + " infinite activation values";
+        }
       }
+      if (!bad.empty()) {
+        LogWarning("skipped: " + bad);
+        ready.skipped.push_back({image.row, bad});
+        ++counters.skipped;
+        ++non_finite_images;
+        continue;
+      }
+      for (size_t l = 0; l < layers.size(); ++l)
+        ND_RETURN_IF_ERROR(stages[l].Consume(maps[l]).WithContext(layers[l].layer));
       digests.push_back(image.digest);
       ++seen;
+      usable.push_back(std::move(image));
     }
+    ready.images = std::move(usable);
     Status sent;
     {
       ScopedMicros blocked(counters.blocked_us);

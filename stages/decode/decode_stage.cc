@@ -1,6 +1,7 @@
 #include "stages/decode/decode_stage.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -84,6 +85,11 @@ void DecodeStage::DecodeOne(size_t row, Slot* slot) const {
     return;
   }
   std::ifstream in(*path, std::ios::binary);
+  if (!in.is_open()) {
+    const int err = errno;  // set by the failed open(2) underneath
+    slot->reason = image.image + ": cannot open: " + (err ? std::strerror(err) : "unknown error");
+    return;
+  }
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (!in.good() && !in.eof()) {
     slot->reason = image.image + ": cannot read file";

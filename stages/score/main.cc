@@ -109,6 +109,9 @@ Status Run(StageProcess& p) {
         // Each image counts once, however many layers and quantiles it is scored for.
         counters.items_out += report.images_scored;
         counters.skipped += report.images_skipped;
+        // One line per image score could not use (its label layers or activations), naming it.
+        for (const auto& skip : report.skipped)
+          LogWarning("skipped: row " + std::to_string(skip.row) + ": " + skip.reason);
       }
       double score_s =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
