@@ -306,6 +306,22 @@ const std::vector<Key>& Keys() {
          return Status::Ok();
        },
        [](const PipelineConfig& c) { return std::to_string(c.run.http_port); }},
+      {"run", "heartbeat_timeout_s",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         int64_t v;
+         ND_RETURN_IF_ERROR(ReadInt(n, 2, 86400, &v));
+         c->run.heartbeat_timeout_s = static_cast<int>(v);
+         return Status::Ok();
+       },
+       [](const PipelineConfig& c) { return std::to_string(c.run.heartbeat_timeout_s); }},
+      {"run", "max_restarts",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         int64_t v;
+         ND_RETURN_IF_ERROR(ReadInt(n, 0, 100, &v));
+         c->run.max_restarts = static_cast<int>(v);
+         return Status::Ok();
+       },
+       [](const PipelineConfig& c) { return std::to_string(c.run.max_restarts); }},
   };
   return keys;
 }

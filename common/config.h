@@ -63,6 +63,8 @@ struct RunConfig {
   int base_port = 5600;            // first tcp port; stages use base_port + k
   int timeout_s = 120;             // a peer silent this long is declared dead
   int http_port = 0;               // supervisor's /metrics and /status on 127.0.0.1; 0 = off
+  int heartbeat_timeout_s = 10;    // a stage sending no metrics snapshot this long is declared dead
+  int max_restarts = 3;            // pipeline restarts after stage crashes before `up` gives up
 };
 
 struct PipelineConfig {

@@ -1,6 +1,7 @@
 #include "common/stage_process.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -143,8 +144,24 @@ void MetricsPublisher::Loop() {
   // the very first snapshot from being dropped by the PUB slow-joiner effect.
   Clock::time_point first_until = Clock::now() + std::chrono::milliseconds(200);
   while (!stop_ && !subscribed && Clock::now() < first_until) wait(kTick);
+  // Parent watch (Options::parent_pid): SIGTERM once the parent is gone, SIGKILL 10 s later.
+  bool parent_gone = false;
+  Clock::time_point parent_gone_at;
+  auto check_parent = [&] {
+    if (options_.parent_pid <= 1 || ::getppid() == static_cast<pid_t>(options_.parent_pid)) return;
+    if (!parent_gone) {
+      parent_gone = true;
+      parent_gone_at = Clock::now();
+      LogWarning("the supervisor (pid " + std::to_string(options_.parent_pid) +
+                 ") is gone; stopping");
+      ::kill(::getpid(), SIGTERM);
+    } else if (Clock::now() - parent_gone_at > std::chrono::seconds(10)) {
+      ::kill(::getpid(), SIGKILL);
+    }
+  };
   Clock::time_point next = Clock::now();
   while (!stop_) {
+    check_parent();
     publish(false);
     next = std::max(next + options_.interval, Clock::now());
     wait(next - Clock::now());
@@ -197,8 +214,11 @@ StatusOr<std::unique_ptr<StageProcess>> StageProcess::Start(const std::string& s
       Channel::Open(p->context_, zmq::socket_type::push, p->endpoints_.events, false, 1000);
   if (!events.ok()) return events.status();
   p->events_.emplace(std::move(events).value());
-  ND_ASSIGN_OR_RETURN(p->metrics_, MetricsPublisher::Start(p->context_, p->endpoints_.metrics,
-                                                           stage, p->counters_, p->start_));
+  MetricsPublisher::Options metrics_options;
+  metrics_options.parent_pid = ::getppid();
+  ND_ASSIGN_OR_RETURN(p->metrics_,
+                      MetricsPublisher::Start(p->context_, p->endpoints_.metrics, stage,
+                                              p->counters_, p->start_, metrics_options));
   p->Report("ready", "");
   return p;
 }

@@ -93,7 +93,9 @@ class ScopedMicros {
 
 // Publishes StageMetrics snapshots of a StageCounters on one endpoint, from its own thread, which
 // is the only user of its socket (an XPUB connected to the supervisor's SUB; XPUB so that the
-// thread sees when a subscriber is attached). A snapshot goes out when the thread starts and then
+// thread sees when a subscriber is attached). These snapshots are also the stage's heartbeat: the
+// supervisor declares a stage silent for run.heartbeat_timeout_s dead (supervisor.h). A snapshot
+// goes out when the thread starts and then
 // every `interval`; Stop() sends a last one marked `final`, waiting at most `final_wait` for a
 // subscriber if none has attached yet, so that a short-lived stage's totals still arrive. Nothing
 // here blocks the stage: a missing or slow supervisor only misses snapshots (PUB drops).
@@ -103,6 +105,11 @@ class MetricsPublisher {
   struct Options {
     std::chrono::milliseconds interval{1000};
     std::chrono::milliseconds final_wait{500};
+    // When > 1: the pid of the supervisor that started this process. Should it go away without
+    // PR_SET_PDEATHSIG having killed us (the stage was started by hand, or the signal was lost),
+    // the thread notices within one interval, raises SIGTERM (the stage stops cleanly) and, if
+    // the process still lives 10 s later, SIGKILL: a stage never outlives its supervisor for long.
+    int64_t parent_pid = 0;
   };
   // Connects the socket (errors are a Status naming the endpoint) and starts the thread.
   static StatusOr<std::unique_ptr<MetricsPublisher>> Start(

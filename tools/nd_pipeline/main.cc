@@ -112,6 +112,10 @@ int Up(const CommonArgs& args) {
   options.bin_dir = BinDir();
   nd::Supervisor supervisor(*config, options);
   auto report = supervisor.Run();
+  if (!report.ok() && report.status().code() == nd::StatusCode::kCancelled) {
+    Fail(report.status());
+    return 130;  // interrupted, as a shell reports Ctrl-C
+  }
   if (!report.ok()) return Fail(report.status());
   {
     // The layers' last use, for `cache gc --older-than`. The results stand either way.
@@ -122,7 +126,9 @@ int Up(const CommonArgs& args) {
       std::fprintf(stderr, "nd-pipeline: warning: last use of the layers not recorded: %s\n",
                    used.message().c_str());
   }
-  std::printf("nd-pipeline: done in %.1f s\n", report->wall_s);
+  std::printf("nd-pipeline: done in %.1f s", report->wall_s);
+  if (report->restarts > 0) std::printf(" (%d restart(s) after stage crashes)", report->restarts);
+  std::printf("\n");
   for (const std::string& r : report->results) std::printf("results: %s\n", r.c_str());
   if (!args.no_report) {
     // The HTML report is rendered from the cache and the result files (no forward pass). The

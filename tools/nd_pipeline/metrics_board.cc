@@ -158,10 +158,21 @@ void MetricsBoard::SetStageProcess(const std::string& stage, int64_t pid, const 
   std::lock_guard<std::mutex> lock(mu_);
   for (Entry& e : entries_) {
     if (e.row.stage != stage) continue;
+    if (state == "starting" && pid != e.row.pid && e.row.pid != 0) {
+      StageBoardRow fresh;
+      fresh.stage = e.row.stage;
+      e.row = fresh;
+      e.history.clear();
+    }
     e.row.pid = pid;
     e.row.state = state;
     e.row.exit_code = exit_code;
   }
+}
+
+void MetricsBoard::SetRestarts(int restarts) {
+  std::lock_guard<std::mutex> lock(mu_);
+  run_.restarts = restarts;
 }
 
 void MetricsBoard::SetRunState(const std::string& state, const std::string& error) {
@@ -230,7 +241,8 @@ std::string BoardToJson(const BoardSnapshot& b) {
     << ", \"http_port\": " << b.http_port << ", \"state\": " << JsonString(b.state)
     << ", \"error\": " << JsonString(b.error) << ", \"uptime_s\": " << Num(b.uptime_s)
     << ", \"updated_unix_s\": " << Num(b.updated_unix_s) << ", \"eta_s\": " << Num(b.eta_s)
-    << ", \"bottleneck\": " << JsonString(b.bottleneck) << ",\n \"stages\": {";
+    << ", \"bottleneck\": " << JsonString(b.bottleneck) << ", \"restarts\": " << b.restarts
+    << ",\n \"stages\": {";
   bool first = true;
   for (const auto& r : b.stages) {
     const StageMetrics& m = r.metrics;
@@ -273,6 +285,7 @@ StatusOr<BoardSnapshot> BoardFromJson(const std::string& text, const std::string
     b.uptime_s = tree.get<double>("uptime_s", 0);
     b.updated_unix_s = tree.get<double>("updated_unix_s", 0);
     b.eta_s = tree.get<double>("eta_s", -1);
+    b.restarts = tree.get<int>("restarts", 0);
     b.bottleneck = tree.get<std::string>("bottleneck", "");
     for (const auto& [name, s] : tree.get_child("stages")) {
       StageBoardRow r;

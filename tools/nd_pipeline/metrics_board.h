@@ -10,7 +10,7 @@
 // status.json (written atomically, once per second, to <run dir>/status.json):
 //   {"format": 1, "config": "/abs/pipeline.toml", "run_dir": "…", "supervisor_pid": 123,
 //    "http_port": 0, "state": "running", "error": "", "uptime_s": 12.5,
-//    "updated_unix_s": 1700000000.25, "eta_s": 3.5, "bottleneck": "extract",
+//    "updated_unix_s": 1700000000.25, "eta_s": 3.5, "bottleneck": "extract", "restarts": 0,
 //    "stages": {"decode": {"state": "running", "pid": 124, "exit_code": 0, "has_metrics": true,
 //               "sequence": 11, "final": false, "items_in": 40, "items_out": 40,
 //               "items_total": 40, "total": 40, "skipped": 0, "errors": 0, "rate_instant": 12.0,
@@ -62,6 +62,7 @@ struct BoardSnapshot {
   double updated_unix_s = 0;  // wall clock when taken; lets a reader see a stale file
   double eta_s = -1;          // of the whole run: the largest known stage ETA; -1 = unknown
   std::string bottleneck;     // stage name, "" when none stands out
+  int restarts = 0;           // pipeline restarts after stage crashes so far (supervisor.h)
   std::vector<StageBoardRow> stages;
 
   const StageBoardRow* Find(const std::string& stage) const;
@@ -77,8 +78,11 @@ class MetricsBoard {
   // Folds in a snapshot received at `now_s` (supervisor clock, seconds). Snapshots of unknown
   // stages and older-than-latest ones from the same process (sequence) are ignored.
   void Update(const StageMetrics& metrics, double now_s);
+  // "starting" with a pid other than the row's current one is a new process (a restart): its
+  // counters start from zero until its first snapshot.
   void SetStageProcess(const std::string& stage, int64_t pid, const std::string& state,
                        int exit_code = 0);
+  void SetRestarts(int restarts);
   void SetRunState(const std::string& state, const std::string& error = "");
   // True when every stage in `stages` has delivered its final snapshot.
   bool AllFinal() const;

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -24,16 +25,25 @@ namespace {
 
 namespace fs = std::filesystem;
 
-volatile sig_atomic_t g_interrupted = 0;
-void OnInterrupt(int) { g_interrupted = 1; }
+// Ctrl-C (or SIGTERM) count: 1 = stop the stages cleanly, 2 = kill them at once.
+volatile sig_atomic_t g_interrupts = 0;
+void OnInterrupt(int) {
+  if (g_interrupts < 2) g_interrupts = g_interrupts + 1;
+}
+
+// A stage gets this long (or run.heartbeat_timeout_s, when longer) to send its first snapshot:
+// starting a LibTorch process on a loaded machine can take seconds before its publisher runs.
+constexpr double kFirstHeartbeatAllowanceS = 60;
 
 struct Child {
   std::string stage;
   pid_t pid = -1;
   bool exited = false;
-  int exit_code = 0;
-  uint64_t done = 0, total = 0;
+  int exit_code = 0;  // 128 + signal when killed
   std::string error;
+  double spawned_s = 0;
+  double heard_s = -1;  // supervisor clock of the latest snapshot from this pid; -1 = none yet
+  bool final_seen = false;
 };
 
 StatusOr<pid_t> Spawn(const std::string& exe, const std::string& config_path) {
@@ -53,6 +63,12 @@ StatusOr<pid_t> Spawn(const std::string& exe, const std::string& config_path) {
   return pid;
 }
 
+int ExitCodeOf(int status) {
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// SIGTERM to every live stage, up to `grace_ms` for them to exit, then SIGKILL; a second Ctrl-C
+// cuts the grace period short. Reaps every child: no zombies, no orphans.
 void StopAll(std::vector<Child>& children, int grace_ms) {
   for (auto& c : children)
     if (!c.exited) ::kill(c.pid, SIGTERM);
@@ -64,21 +80,40 @@ void StopAll(std::vector<Child>& children, int grace_ms) {
       int status;
       if (::waitpid(c.pid, &status, WNOHANG) == c.pid) {
         c.exited = true;
-        c.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        c.exit_code = ExitCodeOf(status);
       } else {
         all = false;
       }
     }
     if (all) return;
-    if (std::chrono::steady_clock::now() > deadline) break;
+    if (std::chrono::steady_clock::now() > deadline || g_interrupts >= 2) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   for (auto& c : children)
     if (!c.exited) {
       ::kill(c.pid, SIGKILL);
-      ::waitpid(c.pid, nullptr, 0);
+      int status = 0;
+      ::waitpid(c.pid, &status, 0);
       c.exited = true;
+      c.exit_code = ExitCodeOf(status);
     }
+}
+
+// The stale ipc socket files of the endpoints the stages bind (a killed stage leaves its file
+// behind); the supervisor's own events and metrics sockets stay.
+void RemoveStaleStageSockets(const PipelineConfig& config, const Endpoints& endpoints) {
+  if (config.run.transport != "ipc") return;
+  for (const std::string& endpoint : {endpoints.images, endpoints.ready, endpoints.scored}) {
+    const std::string prefix = "ipc://";
+    if (endpoint.rfind(prefix, 0) != 0) continue;
+    std::error_code ec;
+    fs::remove(endpoint.substr(prefix.size()), ec);
+  }
+}
+
+std::string SignalText(int signal) {
+  const char* name = ::strsignal(signal);
+  return "signal " + std::to_string(signal) + (name ? std::string(" (") + name + ")" : "");
 }
 
 // The metrics SUB socket: bound by the supervisor, subscribed to everything.
@@ -95,9 +130,10 @@ StatusOr<Channel> OpenMetrics(zmq::context_t& context, const std::string& endpoi
 }
 
 // Takes every metrics snapshot already queued (at most `limit`, so a flood cannot starve the
-// event loop), or waits up to `wait_ms` for the first one.
-void DrainMetrics(Channel& metrics, MetricsBoard& board, double now_s, int wait_ms,
-                  int limit = 256) {
+// event loop), or waits up to `wait_ms` for the first one. Only snapshots of the current
+// `children` count (a killed generation's late ones are dropped); each is that child's heartbeat.
+void DrainMetrics(Channel& metrics, MetricsBoard& board, std::vector<Child>& children,
+                  double now_s, int wait_ms, int limit = 256) {
   for (int i = 0; i < limit; ++i) {
     auto msg = metrics.Receive(i == 0 ? wait_ms : 0);
     if (!msg.ok()) {
@@ -108,16 +144,16 @@ void DrainMetrics(Channel& metrics, MetricsBoard& board, double now_s, int wait_
     StageMetrics m;
     Status decoded = Decode(**msg, &m);
     if (decoded.ok()) {
-      board.Update(m, now_s);
+      for (Child& c : children) {
+        if (c.stage != m.stage || static_cast<uint64_t>(c.pid) != m.pid) continue;
+        c.heard_s = now_s;
+        c.final_seen = c.final_seen || m.final;
+        board.Update(m, now_s);
+      }
     } else {
       LogWarning("metrics: " + decoded.message());
     }
   }
-}
-
-std::string ExitState(const Child& c, bool stopped_by_us) {
-  if (c.exit_code == 0) return "done";
-  return stopped_by_us ? "stopped" : "failed";
 }
 
 }  // namespace
@@ -166,112 +202,181 @@ StatusOr<RunReport> Supervisor::Run() {
     if (!s.ok() && !status_write_failed) LogWarning(s.message());
     status_write_failed = !s.ok();
   };
+  g_interrupts = 0;
   struct sigaction sa {};
   sa.sa_handler = OnInterrupt;
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
 
-  std::vector<Child> children;
-  for (const std::string& stage : options_.stages) {
-    auto pid = Spawn((fs::path(options_.bin_dir) / ("nd-stage-" + stage)).string(), config_path);
-    if (!pid.ok()) {
-      StopAll(children, 2000);
-      return pid.status();
-    }
-    Child child;
-    child.stage = stage;
-    child.pid = *pid;
-    children.push_back(child);
-    board.SetStageProcess(stage, *pid, "starting");
-  }
-  write_status();
-
   RunReport report;
   Status failure;
+  std::vector<Child> children;
   const bool tty = options_.progress_on_terminal && ::isatty(2);
-  auto last_print = std::chrono::steady_clock::now();
-  auto last_status = last_print;
-  for (;;) {
-    if (g_interrupted) {
-      failure = Cancelled("interrupted; stages stopped, committed batches stay in the cache");
-      break;
-    }
-    auto msg = events.Receive(100);
-    if (!msg.ok()) LogWarning(msg.status().message());
-    if (msg.ok() && msg->has_value()) {
-      StageEvent ev;
-      if (Decode(**msg, &ev).ok()) {
-        for (auto& c : children)
-          if (c.stage == ev.stage) {
-            if (ev.kind == "progress") {
-              c.done = ev.done;
-              c.total = ev.total;
-            } else if (ev.kind == "error") {
-              c.error = ev.text;
-            } else if (ev.kind == "result") {
-              report.results.push_back(ev.text);
-            }
-          }
+  const double heartbeat_s = config_.run.heartbeat_timeout_s;
+  // One pass of this loop is one generation of the pipeline: all stages started, watched until
+  // the run completes, fails, is interrupted or loses a stage, then all stopped.
+  for (int generation = 0;; ++generation) {
+    RemoveStaleStageSockets(config_, endpoints);
+    children.clear();
+    for (const std::string& stage : options_.stages) {
+      auto pid = Spawn((fs::path(options_.bin_dir) / ("nd-stage-" + stage)).string(), config_path);
+      if (!pid.ok()) {
+        StopAll(children, 2000);
+        return pid.status();
       }
+      Child child;
+      child.stage = stage;
+      child.pid = *pid;
+      child.spawned_s = seconds();
+      children.push_back(child);
+      board.SetStageProcess(stage, *pid, "starting");
     }
-    for (auto& c : children) {
-      if (c.exited) continue;
-      int status;
-      if (::waitpid(c.pid, &status, WNOHANG) == c.pid) {
-        c.exited = true;
-        c.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        board.SetStageProcess(c.stage, c.pid, ExitState(c, false), c.exit_code);
-        if (c.exit_code != 0 && failure.ok()) {
-          // Drain events briefly: the stage's own reason usually arrives just before it exits.
-          for (int i = 0; i < 5 && c.error.empty(); ++i) {
-            auto late = events.Receive(50);
-            StageEvent ev;
-            if (late.ok() && late->has_value() && Decode(**late, &ev).ok() && ev.kind == "error")
-              for (auto& d : children)
-                if (d.stage == ev.stage) d.error = ev.text;
-          }
-          std::string why =
-              c.error.empty()
-                  ? (WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status))
-                                         : "exited with code " + std::to_string(c.exit_code))
-                  : c.error;
-          failure = Unavailable("stage " + c.stage + " failed: " + why);
+    write_status();
+
+    std::string crash;  // why a stage died, when it may be restarted
+    auto last_print = std::chrono::steady_clock::now();
+    auto last_status = last_print;
+    for (;;) {
+      if (g_interrupts) {
+        failure = Cancelled("interrupted");
+        break;
+      }
+      auto msg = events.Receive(100);
+      if (!msg.ok()) LogWarning(msg.status().message());
+      if (msg.ok() && msg->has_value()) {
+        StageEvent ev;
+        if (Decode(**msg, &ev).ok()) {
+          for (auto& c : children)
+            if (c.stage == ev.stage) {
+              if (ev.kind == "error") {
+                c.error = ev.text;
+              } else if (ev.kind == "result") {
+                report.results.push_back(ev.text);
+              }
+            }
         }
       }
+      for (auto& c : children) {
+        if (c.exited) continue;
+        int status;
+        if (::waitpid(c.pid, &status, WNOHANG) != c.pid) continue;
+        c.exited = true;
+        c.exit_code = ExitCodeOf(status);
+        board.SetStageProcess(c.stage, c.pid, c.exit_code == 0 ? "done" : "failed", c.exit_code);
+        if (c.exit_code == 0 || !failure.ok() || !crash.empty()) continue;
+        if (WIFSIGNALED(status)) {
+          // A crash, kill -9, the OOM killer: nothing deterministic, so worth another try.
+          crash = "stage " + c.stage + " killed by " + SignalText(WTERMSIG(status));
+          continue;
+        }
+        if (c.exit_code == 130) {
+          // The stage stopped on a SIGTERM/SIGINT that did not come from this supervisor.
+          crash = "stage " + c.stage + " exited with code 130 (stopped by a signal)";
+          continue;
+        }
+        // The stage's own reason: a bad config, an unknown layer, a bad model. Deterministic,
+        // so it is not restarted. It usually arrives just before the exit; drain events briefly.
+        for (int i = 0; i < 5 && c.error.empty(); ++i) {
+          auto late = events.Receive(50);
+          StageEvent ev;
+          if (late.ok() && late->has_value() && Decode(**late, &ev).ok() && ev.kind == "error")
+            for (auto& d : children)
+              if (d.stage == ev.stage) d.error = ev.text;
+        }
+        std::string why =
+            c.error.empty() ? "exited with code " + std::to_string(c.exit_code) : c.error;
+        failure = Unavailable("stage " + c.stage + " failed: " + why);
+      }
+      if (!failure.ok() || !crash.empty()) break;
+      // The run is complete when the last stage has finished: the producers before it wait for
+      // their release after END_OF_STREAM (common/stage_release.h) and are stopped below.
+      if (children.back().exited) break;
+      DrainMetrics(metrics, board, children, seconds(), 0);
+      // Heartbeats: a live stage silent too long (stopped, wedged, swapping) counts as dead.
+      const double now_s = seconds();
+      for (auto& c : children) {
+        if (c.exited || c.final_seen) continue;
+        const bool heard = c.heard_s >= 0;
+        const double silent_s = now_s - (heard ? c.heard_s : c.spawned_s);
+        const double limit_s = heard ? heartbeat_s : std::max(heartbeat_s, kFirstHeartbeatAllowanceS);
+        if (silent_s <= limit_s) continue;
+        ::kill(c.pid, SIGKILL);
+        int status = 0;
+        ::waitpid(c.pid, &status, 0);
+        c.exited = true;
+        c.exit_code = ExitCodeOf(status);
+        board.SetStageProcess(c.stage, c.pid, "failed", c.exit_code);
+        char buf[160];
+        std::snprintf(buf, sizeof(buf), "stage %s sent no heartbeat for %.1f s (killed)",
+                      c.stage.c_str(), silent_s);
+        crash = buf;
+        break;
+      }
+      if (!crash.empty()) break;
+      auto now = std::chrono::steady_clock::now();
+      if (now - last_status >= std::chrono::seconds(1)) {
+        last_status = now;
+        write_status();
+      }
+      if (now - last_print > std::chrono::milliseconds(tty ? 250 : 5000)) {
+        last_print = now;
+        std::string line = ProgressLine(board.Snapshot(seconds()));
+        if (tty)
+          std::fprintf(stderr, "\r%s\033[K", line.c_str());
+        else
+          LogInfo(line);
+      }
     }
-    if (!failure.ok()) break;
-    // The run is complete when the last stage has finished: the producers before it wait for
-    // their release after END_OF_STREAM (common/stage_release.h) and are stopped below.
-    if (children.back().exited) break;
-    DrainMetrics(metrics, board, seconds(), 0);
-    auto now = std::chrono::steady_clock::now();
-    if (now - last_status >= std::chrono::seconds(1)) {
-      last_status = now;
-      write_status();
+    if (tty) std::fprintf(stderr, "\r\033[K");
+    if (!failure.ok() && failure.code() == StatusCode::kCancelled) {
+      // How far it got, before the counters are overwritten by the stopped stages.
+      std::string progress;
+      BoardSnapshot b = board.Snapshot(seconds());
+      for (const StageBoardRow& r : b.stages)
+        progress += (progress.empty() ? "" : ", ") + r.stage + " " +
+                    std::to_string(r.metrics.items_out) + "/" + std::to_string(r.total);
+      failure = Cancelled("interrupted: all stages stopped (images passed on: " + progress +
+                          "); what was committed stays in the cache, and `nd-pipeline up` again "
+                          "resumes from it");
     }
-    if (now - last_print > std::chrono::milliseconds(tty ? 250 : 5000)) {
-      last_print = now;
-      std::string line = ProgressLine(board.Snapshot(seconds()));
-      if (tty)
-        std::fprintf(stderr, "\r%s\033[K", line.c_str());
-      else
-        LogInfo(line);
+    std::vector<bool> exited_before(children.size());
+    for (size_t i = 0; i < children.size(); ++i) exited_before[i] = children[i].exited;
+    StopAll(children, g_interrupts >= 2 ? 0 : 5000);
+    for (size_t i = 0; i < children.size(); ++i)
+      if (!exited_before[i])
+        board.SetStageProcess(children[i].stage, children[i].pid,
+                              children[i].exit_code == 0 ? "done" : "stopped",
+                              children[i].exit_code);
+    if (crash.empty()) break;
+    if (g_interrupts) {
+      failure = Cancelled(crash + "; interrupted before the restart; `nd-pipeline up` again "
+                                  "resumes from the cache");
+      break;
+    }
+    if (report.restarts >= config_.run.max_restarts) {
+      failure = Unavailable(crash + "; gave up after " + std::to_string(report.restarts) +
+                            " restart(s) (run.max_restarts = " +
+                            std::to_string(config_.run.max_restarts) + ")");
+      break;
+    }
+    ++report.restarts;
+    board.SetRestarts(report.restarts);
+    LogWarning(crash + "; restarting all stages from the cache (restart " +
+               std::to_string(report.restarts) + "/" + std::to_string(config_.run.max_restarts) +
+               ")");
+    // Events of the stopped generation (its "stopped by signal" errors) must not be taken for
+    // the next one's: every one of its processes is gone, so what is left arrives at once.
+    for (int i = 0; i < 100; ++i) {
+      auto stale = events.Receive(20);
+      if (!stale.ok() || !stale->has_value()) break;
     }
   }
-  if (tty) std::fprintf(stderr, "\r\033[K");
-  std::vector<bool> exited_before(children.size());
-  for (size_t i = 0; i < children.size(); ++i) exited_before[i] = children[i].exited;
-  StopAll(children, 5000);
-  for (size_t i = 0; i < children.size(); ++i)
-    if (!exited_before[i])
-      board.SetStageProcess(children[i].stage, children[i].pid, ExitState(children[i], true),
-                            children[i].exit_code);
   // The stages' final snapshots were sent before they exited; take them (bounded: a stage that
   // was killed never sends one) so that status.json ends with the final counters.
   auto drain_until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
   while (!board.AllFinal() && std::chrono::steady_clock::now() < drain_until)
-    DrainMetrics(metrics, board, seconds(), 50);
-  DrainMetrics(metrics, board, seconds(), 0);
+    DrainMetrics(metrics, board, children, seconds(), 50);
+  DrainMetrics(metrics, board, children, seconds(), 0);
   if (failure.ok()) {
     board.SetRunState("done");
   } else {
