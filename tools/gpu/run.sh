@@ -132,9 +132,9 @@ fi
 # --- models ---------------------------------------------------------------------------------------
 limit_export=120; [[ -n "$dry" ]] && limit_export=600
 missing=""   # models already exported into ND_GPU_WORK by an earlier run are kept
-for m in $models; do [[ -s "$work/models/$m.pt" ]] || missing="$missing${missing:+,}$m"; done
+for m in $models; do [[ -s "$work/models-$size/$m.pt" ]] || missing="$missing${missing:+,}$m"; done
 if [[ -n "$missing" ]]; then
-  step export "$limit_export" "$python" tools/gpu/export_models.py "$work/models" --size "$size" \
+  step export "$limit_export" "$python" tools/gpu/export_models.py "$work/models-$size" --size "$size" \
     --archs "$missing" || exit 1
 else
   say "export: $models already in $work/models, kept"
@@ -211,7 +211,7 @@ for model in $models; do
 path = "$data"
 
 [model]
-path = "$work/models/$model.pt"
+path = "$work/models-$size/$model.pt"
 layers = ["layer4"]
 input_size = $size
 preprocess = "torchvision"
