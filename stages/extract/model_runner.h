@@ -14,7 +14,10 @@
 // the other's kernels. The input is staged in pinned (page-locked) host memory and copied with
 // non_blocking; outputs are converted on the device (to float16 when half_outputs is set) and
 // copied back into pinned host buffers; the stream is synchronised once per Run, after the last
-// copy. On the CPU none of this applies and Run is a plain forward pass.
+// copy. Run does not return before its outputs are on the host, so a single runner leaves its GPU
+// idle while its caller stages the next batch (pinning the input); a second runner on the same
+// GPU (model.device = ["cuda:0", "cuda:0"]) fills that gap. On the CPU none of this applies and
+// Run is a plain forward pass.
 // No exception crosses this API: LibTorch errors come back as a Status naming the model file.
 #pragma once
 
