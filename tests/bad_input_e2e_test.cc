@@ -118,13 +118,31 @@ class BadInputE2eTest : public ::testing::Test {
     root_ = fs::temp_directory_path() / ("nd_bad_" + std::to_string(::getpid()));
     fs::remove_all(root_);
     fs::create_directories(root_);
-    Result gen = Sh(std::string(ND_BIN_DIR) + "/nd-make-broden --out " +
-                    (root_ / "broden").string() + " --images " + std::to_string(kImages) +
-                    " --seed 5 --size 64 --threads 1");
-    ASSERT_EQ(gen.code, 0) << gen.output;
+    fixtures_ = SharedFixtures();
+  }
+
+  // The clean dataset and the model, made once per build tree and shared read-only by every test
+  // process (ctest runs each TEST in its own process; importing torch alone takes seconds). Made
+  // in a private folder and renamed into place, so concurrent test processes never see half of it.
+  // Bump the version in the name when the fixture script or the dataset parameters change.
+  static fs::path SharedFixtures() {
+    const fs::path dir = fs::path(ND_BIN_DIR).parent_path() / "fixtures" / "bad_input_v1";
+    if (fs::exists(dir / "ready")) return dir;
+    const fs::path tmp = dir.string() + ".tmp" + std::to_string(::getpid());
+    fs::remove_all(tmp);
+    fs::create_directories(tmp);
+    Result gen = Sh(std::string(ND_BIN_DIR) + "/nd-make-broden --out " + (tmp / "broden").string() +
+                    " --images " + std::to_string(kImages) + " --seed 5 --size 64 --threads 1");
+    EXPECT_EQ(gen.code, 0) << gen.output;
     Result model = Sh("/usr/bin/python3 " + std::string(ND_SOURCE_DIR) +
-                      "/tests/fixtures/make_nonfinite_model.py " + (root_ / "model.pt").string());
-    ASSERT_EQ(model.code, 0) << model.output;
+                      "/tests/fixtures/make_nonfinite_model.py " + (tmp / "model.pt").string());
+    EXPECT_EQ(model.code, 0) << model.output;
+    if (gen.code != 0 || model.code != 0) return tmp;
+    std::ofstream(tmp / "ready") << "ok\n";
+    std::error_code ec;
+    fs::rename(tmp, dir, ec);  // fails when another process got there first: use theirs
+    if (ec) fs::remove_all(tmp);
+    return dir;
   }
   static void TearDownTestSuite() { fs::remove_all(root_); }
 
@@ -132,7 +150,7 @@ class BadInputE2eTest : public ::testing::Test {
   fs::path CopyDataset(const std::string& name) {
     fs::path dir = root_ / name / "broden";
     fs::create_directories(dir.parent_path());
-    fs::copy(root_ / "broden", dir, fs::copy_options::recursive);
+    fs::copy(fixtures_ / "broden", dir, fs::copy_options::recursive);
     return dir;
   }
 
@@ -162,7 +180,7 @@ class BadInputE2eTest : public ::testing::Test {
     fs::create_directories(dir);
     std::ofstream(dir / "pipeline.toml")
         << "[dataset]\npath = \"" << dataset.string() << "\"\n"
-        << "[model]\npath = \"" << (model.empty() ? root_ / "model.pt" : model).string() << "\"\n"
+        << "[model]\npath = \"" << (model.empty() ? fixtures_ / "model.pt" : model).string() << "\"\n"
         << "layers = [\"detect\"]\ninput_size = 64\nbatch_size = 4\n"
         << "[decode]\nworkers = 1\n[score]\nworkers = 1\n"
         << "[cache]\ndir = \"" << cache.string() << "\"\n"
@@ -205,10 +223,12 @@ class BadInputE2eTest : public ::testing::Test {
     EXPECT_EQ(r.output.substr(r.output.rfind("nd-pipeline:")), last + "\n") << r.output;
   }
 
-  static fs::path root_;
+  static fs::path root_;      // this process's scratch folder
+  static fs::path fixtures_;  // the shared clean dataset (broden/) and model (model.pt)
 };
 
 fs::path BadInputE2eTest::root_;
+fs::path BadInputE2eTest::fixtures_;
 
 // ---- Photos -------------------------------------------------------------------------------------
 
@@ -359,7 +379,7 @@ TEST_F(BadInputE2eTest, PathEscapingTheDatasetRootFailsNamingTheRow) {
 TEST_F(BadInputE2eTest, NonTorchScriptModelFailsNamingTheFile) {
   fs::create_directories(root_ / "garbage_model");
   Write(root_ / "garbage_model" / "model.pt", "this is not a zip archive");
-  Result r = Up("garbage_model", root_ / "broden", "", root_ / "garbage_model" / "model.pt");
+  Result r = Up("garbage_model", fixtures_ / "broden", "", root_ / "garbage_model" / "model.pt");
   ExpectOneLineFailure(r, "stage extract failed: [^\\n]*" +
                               Re((root_ / "garbage_model" / "model.pt").string()) +
                               ": not a TorchScript file");
@@ -367,15 +387,15 @@ TEST_F(BadInputE2eTest, NonTorchScriptModelFailsNamingTheFile) {
 
 TEST_F(BadInputE2eTest, TruncatedModelFileFailsNamingTheFile) {
   fs::create_directories(root_ / "truncated_model");
-  const std::string bytes = Read(root_ / "model.pt");
+  const std::string bytes = Read(fixtures_ / "model.pt");
   Write(root_ / "truncated_model" / "model.pt", bytes.substr(0, bytes.size() / 2));
-  Result r = Up("truncated_model", root_ / "broden", "", root_ / "truncated_model" / "model.pt");
+  Result r = Up("truncated_model", fixtures_ / "broden", "", root_ / "truncated_model" / "model.pt");
   ExpectOneLineFailure(r, "stage extract failed: [^\\n]*" +
                               Re((root_ / "truncated_model" / "model.pt").string()));
 }
 
 TEST_F(BadInputE2eTest, UnknownLayerFailsListingTheModulePaths) {
-  fs::path cfg = Config("unknown_layer", root_ / "broden", root_ / "unknown_layer" / "cache");
+  fs::path cfg = Config("unknown_layer", fixtures_ / "broden", root_ / "unknown_layer" / "cache");
   Result r = Sh(std::string(ND_BIN_DIR) + "/nd-pipeline up -c " + cfg.string() +
                 " --set 'model.layers=[\"detect\", \"layer9\"]'");
   ExpectOneLineFailure(r, "layer 'layer9' not found[^\\n]*pool, detect");
@@ -410,7 +430,7 @@ TEST_F(BadInputE2eTest, NanAndInfActivationsSkipTheirImagesAndTheRunCompletes) {
 TEST_F(BadInputE2eTest, CacheDirWhoseParentIsAFileFailsNamingTheDir) {
   Write(root_ / "a_file", "not a directory");
   fs::path cache = root_ / "a_file" / "cache";
-  fs::path cfg = Config("parent_file", root_ / "broden", cache);
+  fs::path cfg = Config("parent_file", fixtures_ / "broden", cache);
   Result r = Sh(std::string(ND_BIN_DIR) + "/nd-pipeline up -c " + cfg.string());
   // (The supervisor creates the cache directory before it starts a stage, so it reports this.)
   ExpectOneLineFailure(r, Re(cache.string()) + "'?: cannot create[^\\n]*: Not a directory");
@@ -423,7 +443,7 @@ TEST_F(BadInputE2eTest, CacheDirNotWritableFailsNamingTheDir) {
   fs::path cache = dir / "cache";
   fs::create_directories(cache);
   fs::permissions(cache, fs::perms(0555));
-  fs::path cfg = Config("not_writable", root_ / "broden", cache);
+  fs::path cfg = Config("not_writable", fixtures_ / "broden", cache);
   fs::create_directories(dir / "out");
   fs::permissions(dir / "out", fs::perms(0777));
   std::string prefix;
@@ -461,7 +481,7 @@ uint64_t CountActivations(const fs::path& dir) {
 
 TEST_F(BadInputE2eTest, DiskFullIsOneLineAndKeepsCommittedBatchesAndEarlierResults) {
   // A complete run first, whose result files must survive the failing run below.
-  Result good = Up("disk_full", root_ / "broden");
+  Result good = Up("disk_full", fixtures_ / "broden");
   ASSERT_EQ(good.code, 0) << good.output;
   const std::string tally = Read(Out("disk_full") / "tally.csv");
   const std::string summary = Read(Out("disk_full") / "summary.json");
@@ -470,7 +490,7 @@ TEST_F(BadInputE2eTest, DiskFullIsOneLineAndKeepsCommittedBatchesAndEarlierResul
   // LMDB overflow pages, so a batch of 4 adds ~36 KiB to data.mdb: one or two batches commit
   // before the limit, never all three.
   fs::path cache = root_ / "disk_full" / "small_cache";
-  fs::path cfg = Config("disk_full", root_ / "broden", cache);
+  fs::path cfg = Config("disk_full", fixtures_ / "broden", cache);
   Result full = Sh("prlimit --fsize=102400 " + std::string(ND_BIN_DIR) + "/nd-pipeline up -c " +
                    cfg.string());
   ExpectOneLineFailure(full, "cache '" + Re(cache.string()) + "': disk full \\(File too large");
@@ -492,7 +512,7 @@ TEST_F(BadInputE2eTest, DiskFullIsOneLineAndKeepsCommittedBatchesAndEarlierResul
 }
 
 TEST_F(BadInputE2eTest, LmdbLeftByACrashedWriterIsUsable) {
-  Result first = Up("crashed_writer", root_ / "broden");
+  Result first = Up("crashed_writer", fixtures_ / "broden");
   ASSERT_EQ(first.code, 0) << first.output;
   fs::path cache = root_ / "crashed_writer" / "cache";
   ASSERT_EQ(CountActivations(cache), static_cast<uint64_t>(kImages));
@@ -528,7 +548,7 @@ TEST_F(BadInputE2eTest, LmdbLeftByACrashedWriterIsUsable) {
   ASSERT_TRUE(WIFSIGNALED(status));
   // `up` on that cache: succeeds, everything committed is still there (no forward pass), the
   // uncommitted record is absent, and `cache verify` passes.
-  Result again = Up("crashed_writer", root_ / "broden");
+  Result again = Up("crashed_writer", fixtures_ / "broden");
   ASSERT_EQ(again.code, 0) << again.output;
   EXPECT_EQ(JsonNumber(Read(Out("crashed_writer") / "summary.json"), "forward_images"), 0);
   EXPECT_EQ(JsonNumber(Read(Out("crashed_writer") / "summary.json"), "images"), kImages);
