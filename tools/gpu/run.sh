@@ -137,7 +137,7 @@ if [[ -n "$missing" ]]; then
   step export "$limit_export" "$python" tools/gpu/export_models.py "$work/models-$size" --size "$size" \
     --archs "$missing" || exit 1
 else
-  say "export: $models already in $work/models, kept"
+  say "export: $models already in $work/models-$size, kept"
 fi
 
 # --- dataset --------------------------------------------------------------------------------------
