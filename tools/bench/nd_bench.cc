@@ -62,9 +62,12 @@ void SampleStageRss(std::map<std::string, long>* peak) {
   while (dirent* e = ::readdir(proc)) {
     if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
     std::string base = std::string("/proc/") + e->d_name;
-    std::string comm = Read(base + "/comm");
-    if (comm.rfind("nd-stage-", 0) != 0) continue;
-    comm = comm.substr(9, comm.find('\n') - 9);
+    // The executable's name from argv[0] (/proc/<pid>/comm is cut to 15 characters).
+    std::string cmdline = Read(base + "/cmdline");
+    std::string exe = cmdline.substr(0, cmdline.find('\0'));
+    exe = exe.substr(exe.rfind('/') == std::string::npos ? 0 : exe.rfind('/') + 1);
+    if (exe.rfind("nd-stage-", 0) != 0) continue;
+    std::string comm = exe.substr(9);
     std::string status = Read(base + "/status");
     size_t at = status.find("VmHWM:");
     if (at == std::string::npos) continue;

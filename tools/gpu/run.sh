@@ -173,7 +173,7 @@ for line in lines:
     if m:
         vals[m.group(1).strip()] = float(m.group(2))
         r = re.match(r"peak RSS (\S+), MB", m.group(1))
-        if r:  # nd-bench names stages by /proc comm, cut at 15 characters ("nd-stage-calibr")
+        if r:  # full stage names; older nd-bench builds cut them at 15 characters ("calibr")
             name = {"calibr": "calibrate", "extrac": "extract"}.get(r.group(1), r.group(1))
             rss[name] = float(m.group(2))
 def get(k):
