@@ -218,6 +218,7 @@ StatusOr<RunReport> Supervisor::Run() {
   for (int generation = 0;; ++generation) {
     RemoveStaleStageSockets(config_, endpoints);
     children.clear();
+    report.results.clear();  // only the generation that completes reports its results
     for (const std::string& stage : options_.stages) {
       auto pid = Spawn((fs::path(options_.bin_dir) / ("nd-stage-" + stage)).string(), config_path);
       if (!pid.ok()) {
