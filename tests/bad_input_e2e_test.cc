@@ -29,69 +29,27 @@
 #include <vector>
 
 #include "cache/activation_cache.h"
+#include "tests/e2e_support.h"
 
 namespace {
 
 namespace fs = std::filesystem;
+using nd_e2e::Result;
+using nd_e2e::Sh;
+using nd_e2e::Read;
+using nd_e2e::Split;
+using nd_e2e::JsonNumber;
 
 constexpr int kImages = 12;
 
-struct Result {
-  int code = -1;
-  std::string output;
-};
-
-// Runs a shell command with a hard time limit, capturing stdout and stderr.
-Result Sh(const std::string& command, int limit_s = 180) {
-  std::string full = "timeout -k 5 " + std::to_string(limit_s) + " " + command + " 2>&1";
-  Result r;
-  FILE* pipe = ::popen(full.c_str(), "r");
-  if (!pipe) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) r.output.append(buf.data(), n);
-  int status = ::pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-std::string Read(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 void Write(const fs::path& p, const std::string& bytes) {
   std::ofstream(p, std::ios::binary | std::ios::trunc) << bytes;
-}
-
-std::vector<std::string> Split(const std::string& line, char sep) {
-  std::vector<std::string> out;
-  std::string cur;
-  for (char c : line) {
-    if (c == sep) {
-      out.push_back(cur);
-      cur.clear();
-    } else if (c != '\r') {
-      cur += c;
-    }
-  }
-  out.push_back(cur);
-  return out;
 }
 
 std::vector<std::string> Lines(const std::string& text) {
   std::vector<std::string> out = Split(text, '\n');
   if (!out.empty() && out.back().empty()) out.pop_back();
   return out;
-}
-
-// A number from summary.json: the text after "\"key\": ".
-double JsonNumber(const std::string& json, const std::string& key) {
-  size_t at = json.find("\"" + key + "\": ");
-  if (at == std::string::npos) return -1;
-  return std::stod(json.substr(at + key.size() + 4));
 }
 
 // The supervisor's final line ("nd-pipeline: ..."): the one line a failed run ends with.

@@ -13,50 +13,16 @@
 #include <string>
 #include <vector>
 
+#include "tests/e2e_support.h"
+
 namespace {
 
 namespace fs = std::filesystem;
-
-struct Result {
-  int code = -1;
-  std::string output;
-};
-
-// Runs a shell command with a hard time limit, capturing stdout and stderr.
-Result Sh(const std::string& command, int limit_s = 240) {
-  std::string full = "timeout -k 5 " + std::to_string(limit_s) + " " + command + " 2>&1";
-  Result r;
-  FILE* pipe = ::popen(full.c_str(), "r");
-  if (!pipe) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) r.output.append(buf.data(), n);
-  int status = ::pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-std::string Read(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::vector<std::string> Split(const std::string& line, char sep) {
-  std::vector<std::string> out;
-  std::string cur;
-  for (char c : line) {
-    if (c == sep) {
-      out.push_back(cur);
-      cur.clear();
-    } else if (c != '\r') {
-      cur += c;
-    }
-  }
-  out.push_back(cur);
-  return out;
-}
+using nd_e2e::Result;
+using nd_e2e::Sh;
+using nd_e2e::Read;
+using nd_e2e::Split;
+using nd_e2e::JsonNumber;
 
 // tally.csv rows keyed by 1-based unit, each a column-name → cell map.
 std::map<int, std::map<std::string, std::string>> ReadTally(const fs::path& p) {
@@ -73,13 +39,6 @@ std::map<int, std::map<std::string, std::string>> ReadTally(const fs::path& p) {
     rows[std::stoi(row["unit"])] = row;
   }
   return rows;
-}
-
-// A number from summary.json: the text after "\"key\": ".
-double JsonNumber(const std::string& json, const std::string& key) {
-  size_t at = json.find("\"" + key + "\": ");
-  if (at == std::string::npos) return -1;
-  return std::stod(json.substr(at + key.size() + 4));
 }
 
 class PipelineE2eTest : public ::testing::Test {

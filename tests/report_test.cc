@@ -22,38 +22,16 @@
 #include <vector>
 
 #include "common/broden/broden_dataset.h"
+#include "tests/e2e_support.h"
 #include "tools/report/report_builder.h"
 #include "tools/report/report_html.h"
 
 namespace {
 
 namespace fs = std::filesystem;
-
-struct Result {
-  int code = -1;
-  std::string output;
-};
-
-// Runs a shell command with a hard time limit, capturing stdout and stderr.
-Result Sh(const std::string& command, int limit_s = 240) {
-  std::string full = "timeout -k 5 " + std::to_string(limit_s) + " " + command + " 2>&1";
-  Result r;
-  FILE* pipe = ::popen(full.c_str(), "r");
-  if (!pipe) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) r.output.append(buf.data(), n);
-  int status = ::pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-std::string Read(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using nd_e2e::Result;
+using nd_e2e::Sh;
+using nd_e2e::Read;
 
 size_t Count(const std::string& text, const std::string& needle) {
   size_t n = 0;

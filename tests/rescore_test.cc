@@ -26,55 +26,20 @@
 
 #include "cache/activation_cache.h"
 #include "cache/cache_keys.h"
+#include "tests/e2e_support.h"
 
 namespace {
 
 namespace fs = std::filesystem;
+using nd_e2e::Result;
+using nd_e2e::Sh;
+using nd_e2e::Read;
+using nd_e2e::Split;
+using nd_e2e::JsonNumber;
 
 constexpr int kImages = 40;      // the base dataset
 constexpr int kMoreImages = 48;  // the same seed, more images
 constexpr int kSegPixels = 64 * 64;
-
-struct Result {
-  int code = -1;
-  std::string output;
-};
-
-// Runs a shell command with a hard time limit, capturing stdout and stderr.
-Result Sh(const std::string& command, int limit_s = 240) {
-  std::string full = "timeout -k 5 " + std::to_string(limit_s) + " " + command + " 2>&1";
-  Result r;
-  FILE* pipe = ::popen(full.c_str(), "r");
-  if (!pipe) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) r.output.append(buf.data(), n);
-  int status = ::pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-std::string Read(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::vector<std::string> Split(const std::string& line, char sep) {
-  std::vector<std::string> out;
-  std::string cur;
-  for (char c : line) {
-    if (c == sep) {
-      out.push_back(cur);
-      cur.clear();
-    } else if (c != '\r') {
-      cur += c;
-    }
-  }
-  out.push_back(cur);
-  return out;
-}
 
 // Rows of a simple (unquoted) CSV, each a column-name → cell map.
 std::vector<std::map<std::string, std::string>> ReadCsv(const fs::path& p) {
@@ -105,13 +70,6 @@ std::map<std::string, std::map<std::string, std::string>> TallyByUnit(const fs::
   std::map<std::string, std::map<std::string, std::string>> rows;
   for (const auto& row : ReadCsv(p)) rows[row.at("unit")] = row;
   return rows;
-}
-
-// A number from summary.json: the text after "\"key\": ".
-double JsonNumber(const std::string& json, const std::string& key) {
-  size_t at = json.find("\"" + key + "\": ");
-  if (at == std::string::npos) return -1;
-  return std::stod(json.substr(at + key.size() + 4));
 }
 
 // summary.json without the lines that describe this invocation rather than the result (what ran

@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/e2e_support.h"
 #include "tests/monitor_testing.h"
 #include "tools/nd_pipeline/metrics_board.h"
 
@@ -37,43 +38,14 @@ namespace nd {
 namespace {
 
 namespace fs = std::filesystem;
+using nd_e2e::Result;
+using nd_e2e::Sh;
+using nd_e2e::Read;
+using nd_e2e::JsonNumber;
 using Clock = std::chrono::steady_clock;
 
 constexpr int kImages = 600;
 constexpr int kBatch = 4;
-
-std::string Read(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-struct Result {
-  int code = -1;
-  std::string output;
-};
-
-// Runs a shell command with a hard time limit, capturing stdout and stderr.
-Result Sh(const std::string& command, int limit_s = 240) {
-  std::string full = "timeout -k 5 " + std::to_string(limit_s) + " " + command + " 2>&1";
-  Result r;
-  FILE* pipe = ::popen(full.c_str(), "r");
-  if (!pipe) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) r.output.append(buf.data(), n);
-  int status = ::pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-// A number from summary.json: the text after "\"key\": ".
-double JsonNumber(const std::string& json, const std::string& key) {
-  size_t at = json.find("\"" + key + "\": ");
-  if (at == std::string::npos) return -1;
-  return std::stod(json.substr(at + key.size() + 4));
-}
 
 int Count(const std::string& text, const std::string& what) {
   int n = 0;
