@@ -31,6 +31,7 @@
 #include "stages/extract/activation_writer.h"
 #include "stages/extract/extract_pool.h"
 #include "stages/extract/model_runner.h"
+#include "tests/e2e_support.h"
 
 namespace nd {
 namespace {
@@ -439,30 +440,9 @@ TEST_F(ExtractWorkersTest, CudaHalfOutputsGiveTheSameRecordsAsFloat32Outputs) {
 
 // --- End to end: nd-pipeline up with two CPU devices ---------------------------------------
 
-struct ShResult {
-  int code = -1;
-  std::string output;
-};
-
-ShResult Sh(const std::string& command, int limit_s = 240) {
-  const std::string full = "timeout -k 5 " + std::to_string(limit_s) + " " + command + " 2>&1";
-  ShResult r;
-  FILE* pipe = ::popen(full.c_str(), "r");
-  if (!pipe) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) r.output.append(buf.data(), n);
-  const int status = ::pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-std::string ReadFile(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using ShResult = nd_e2e::Result;
+using nd_e2e::Sh;
+using nd_e2e::Read;
 
 TEST_F(ExtractWorkersTest, UpWithTwoCpuDevicesGivesTheSameTallyAsOne) {
   const std::string bin = ND_BIN_DIR;
@@ -486,13 +466,13 @@ TEST_F(ExtractWorkersTest, UpWithTwoCpuDevicesGivesTheSameTallyAsOne) {
   ShResult two = up("two", "[\"cpu\", \"cpu\"]");
   ASSERT_EQ(two.code, 0) << two.output;
   for (const char* layer : {"layer3", "layer4"}) {
-    const std::string t1 = ReadFile(root_ / "one" / "out" / layer / "tally.csv");
-    const std::string t2 = ReadFile(root_ / "two" / "out" / layer / "tally.csv");
+    const std::string t1 = Read(root_ / "one" / "out" / layer / "tally.csv");
+    const std::string t2 = Read(root_ / "two" / "out" / layer / "tally.csv");
     ASSERT_FALSE(t1.empty()) << layer;
     // A header and one row per unit (layer3: 256 units, layer4: 512).
     EXPECT_EQ(std::count(t1.begin(), t1.end(), '\n'), std::string(layer) == "layer3" ? 257 : 513);
     EXPECT_EQ(t1, t2) << layer;
-    const std::string s2 = ReadFile(root_ / "two" / "out" / layer / "summary.json");
+    const std::string s2 = Read(root_ / "two" / "out" / layer / "summary.json");
     EXPECT_NE(s2.find("\"forward_images\": 30"), std::string::npos) << s2;
   }
   // The two-worker run's extract log says it ran two workers.

@@ -34,11 +34,11 @@ IouTally::IouTally(const std::vector<double>& thresholds, int num_labels, int nu
   for (double t : thresholds) thresholds_f_.push_back(ThresholdAsFloat(t));
 }
 
-Status IouTally::AddImage(const LabelIndex& labels, const ActivationMap& acts,
-                          UnitMaskBuilder* builder) {
-  if (acts.units != units_) {
+Status CheckTallyInputs(const LabelIndex& labels, const ActivationMap& acts, int units,
+                        int num_labels, int num_categories) {
+  if (acts.units != units) {
     return InvalidArgument("activation map has " + std::to_string(acts.units) +
-                           " units, thresholds have " + std::to_string(units_));
+                           " units, thresholds have " + std::to_string(units));
   }
   if (acts.h <= 0 || acts.w <= 0) {
     return InvalidArgument("activation map size " + std::to_string(acts.h) + "x" +
@@ -49,12 +49,18 @@ Status IouTally::AddImage(const LabelIndex& labels, const ActivationMap& acts,
                            " values, expected " + std::to_string(acts.units) + "x" +
                            std::to_string(acts.h) + "x" + std::to_string(acts.w));
   }
-  if (labels.num_labels() > num_labels_ || labels.num_categories() > num_categories_) {
+  if (labels.num_labels() > num_labels || labels.num_categories() > num_categories) {
     return InvalidArgument("label index built for " + std::to_string(labels.num_labels()) +
                            " labels and " + std::to_string(labels.num_categories()) +
-                           " categories, tally has " + std::to_string(num_labels_) + " and " +
-                           std::to_string(num_categories_));
+                           " categories, tally has " + std::to_string(num_labels) + " and " +
+                           std::to_string(num_categories));
   }
+  return Status::Ok();
+}
+
+Status IouTally::AddImage(const LabelIndex& labels, const ActivationMap& acts,
+                          UnitMaskBuilder* builder) {
+  ND_RETURN_IF_ERROR(CheckTallyInputs(labels, acts, units_, num_labels_, num_categories_));
   ++images_;
   const int64_t pixels = labels.pixels();
   const auto& pixel_labels = labels.pixel_labels();

@@ -34,6 +34,12 @@ const char* UnionRuleName(UnionRule rule);
 // Parses "paper" / "lite"; anything else is InvalidArgument naming the value.
 StatusOr<UnionRule> ParseUnionRule(const std::string& name);
 
+// The input checks every scorer (IouTally, TensorScorer) makes before counting an image, so both
+// refuse the same inputs with the same message: acts.units != units, non-positive h/w, data size
+// != units*h*w, a label index built for more labels or categories than the tally has.
+Status CheckTallyInputs(const LabelIndex& labels, const ActivationMap& acts, int units,
+                        int num_labels, int num_categories);
+
 class IouTally {
  public:
   // `thresholds[u]` is unit u's T_u; the tally has thresholds.size() units. `num_labels` is the

@@ -221,25 +221,7 @@ Status TensorScorer::AddImage(const LabelIndex& labels, const ActivationMap& act
   Impl& s = *impl_;
   if (s.broken) return Internal("tensor scorer: unusable after an earlier device error");
   // The checks of IouTally::AddImage, same order and meaning.
-  if (acts.units != s.units) {
-    return InvalidArgument("activation map has " + std::to_string(acts.units) +
-                           " units, thresholds have " + std::to_string(s.units));
-  }
-  if (acts.h <= 0 || acts.w <= 0) {
-    return InvalidArgument("activation map size " + std::to_string(acts.h) + "x" +
-                           std::to_string(acts.w) + " is not positive");
-  }
-  if (acts.data.size() != static_cast<size_t>(acts.units) * acts.plane()) {
-    return InvalidArgument("activation map holds " + std::to_string(acts.data.size()) +
-                           " values, expected " + std::to_string(acts.units) + "x" +
-                           std::to_string(acts.h) + "x" + std::to_string(acts.w));
-  }
-  if (labels.num_labels() > s.num_labels || labels.num_categories() > s.num_categories) {
-    return InvalidArgument("label index built for " + std::to_string(labels.num_labels()) +
-                           " labels and " + std::to_string(labels.num_categories()) +
-                           " categories, tally has " + std::to_string(s.num_labels) + " and " +
-                           std::to_string(s.num_categories));
-  }
+  ND_RETURN_IF_ERROR(CheckTallyInputs(labels, acts, s.units, s.num_labels, s.num_categories));
   const int64_t pixels = labels.pixels();
   if (pixels > kMaxExactPixels) {
     return InvalidArgument("segmentation grid " + std::to_string(labels.sh()) + "x" +
