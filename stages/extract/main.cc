@@ -13,6 +13,7 @@
 #include <chrono>
 #include <thread>
 
+#include "common/broden/broden_dataset.h"
 #include "common/log.h"
 #include "common/stage_process.h"
 #include "common/stage_release.h"
@@ -88,6 +89,9 @@ Status Run(StageProcess& p) {
 
   uint64_t images = 0;
   StageCounters& counters = p.counters();
+  // The run's size, for progress and ETA (decode reports a dataset that cannot be read).
+  if (auto dataset = BrodenDataset::Open(p.config().dataset.path); dataset.ok())
+    counters.items_total = dataset->images().size();
   for (;;) {
     if (StageProcess::stop_requested()) return Cancelled("extract: stopped by signal");
     ReadyBatch ready;
@@ -102,7 +106,7 @@ Status Run(StageProcess& p) {
     }
     counters.items_out += ready.images.size();
     if (!sent.ok()) return sent.WithContext("extract: calibrate is not taking notices");
-    p.Report("progress", "", images, 0);
+    p.Report("progress", "", images, counters.items_total);
   }
   // Drained: the receiver stored END_OF_STREAM before closing the pool.
   eos.forward_images = pool->forward_images();
