@@ -1,16 +1,13 @@
 #include "stages/score/layer_results.h"
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
-#include <fstream>
 #include <numeric>
 #include <set>
+
+#include "common/atomic_file.h"
 
 namespace nd {
 
@@ -239,23 +236,7 @@ StatusOr<std::string> FormatTallyCsv(const LayerResults& r, const BrodenDataset&
 Status WriteTallyCsv(const LayerResults& results, const BrodenDataset& dataset,
                      const std::string& path) {
   ND_ASSIGN_OR_RETURN(std::string text, FormatTallyCsv(results, dataset));
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) return IoError("tally.csv: cannot create " + tmp + ": " + std::strerror(errno));
-    f.write(text.data(), static_cast<std::streamsize>(text.size()));
-    f.flush();
-    if (!f) {
-      std::remove(tmp.c_str());
-      return IoError("tally.csv: cannot write " + tmp);
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
-    std::remove(tmp.c_str());
-    return IoError("tally.csv: cannot rename " + tmp + " to " + path + ": " + why);
-  }
-  return Status::Ok();
+  return WriteFileAtomically(path, text);
 }
 
 }  // namespace nd

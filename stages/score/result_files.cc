@@ -5,25 +5,12 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/atomic_file.h"
+
 namespace nd {
 namespace {
 
 namespace fs = std::filesystem;
-
-Status WriteAtomically(const fs::path& path, const std::string& text) {
-  fs::path tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) return IoError(tmp.string() + ": cannot write (disk full or not writable?)");
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) return IoError(path.string() + ": cannot rename into place: " + ec.message());
-  return Status::Ok();
-}
 
 std::string Num(double v) {
   char buf[40];
@@ -68,7 +55,7 @@ Status WriteLayerResultFiles(const std::string& dir, const BrodenDataset& datase
 
   std::string csv = "unit,threshold\n";
   for (size_t u = 0; u < thresholds.size(); ++u) csv += std::to_string(u) + "," + Num(thresholds[u]) + "\n";
-  ND_RETURN_IF_ERROR(WriteAtomically(fs::path(dir) / "thresholds.csv", csv));
+  ND_RETURN_IF_ERROR(WriteFileAtomically((fs::path(dir) / "thresholds.csv").string(), csv));
 
   const auto& cats = dataset.categories();
   std::ostringstream j;
@@ -117,7 +104,7 @@ Status WriteLayerResultFiles(const std::string& dir, const BrodenDataset& datase
     << ",\n";
   j << "  \"stage_seconds\": {" << facts.stage_seconds << "}\n";
   j << "}\n";
-  return WriteAtomically(fs::path(dir) / "summary.json", j.str());
+  return WriteFileAtomically((fs::path(dir) / "summary.json").string(), j.str());
 }
 
 }  // namespace nd

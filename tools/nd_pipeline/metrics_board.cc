@@ -322,27 +322,6 @@ StatusOr<BoardSnapshot> BoardFromJson(const std::string& text, const std::string
   }
 }
 
-Status WriteFileAtomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) {
-      std::error_code ignored;
-      std::filesystem::remove(tmp, ignored);
-      return IoError(tmp + ": cannot write");
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    return IoError(path + ": cannot replace: " + ec.message());
-  }
-  return Status::Ok();
-}
-
 std::string BoardToPrometheus(const BoardSnapshot& b) {
   struct Metric {
     const char* name;

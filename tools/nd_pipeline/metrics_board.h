@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "common/atomic_file.h"  // WriteFileAtomically, for status.json
 #include "common/status.h"
 #include "common/wire.h"
 #include "tools/nd_pipeline/http_server.h"
@@ -106,8 +107,6 @@ void DeriveBoard(BoardSnapshot* board);
 // status.json text (see the file comment), and back. Reading names the file in its errors.
 std::string BoardToJson(const BoardSnapshot& board);
 StatusOr<BoardSnapshot> BoardFromJson(const std::string& text, const std::string& what);
-// Writes `path` atomically: a temporary file in the same directory, then rename(2).
-Status WriteFileAtomically(const std::string& path, const std::string& text);
 
 // The Prometheus text exposition format (version 0.0.4): for every metric a # HELP and # TYPE
 // line, then one sample per stage, `name{stage="decode"} value`.

@@ -18,6 +18,7 @@
 
 #include "cache/activation_cache.h"
 #include "cache/pipeline_keys.h"
+#include "common/atomic_file.h"
 #include "common/broden/broden_dataset.h"
 #include "common/broden/csv.h"
 #include "common/digest.h"
@@ -90,21 +91,6 @@ std::string CsvQuote(const std::string& s) {
   std::string out = "\"";
   for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
   return out + "\"";
-}
-
-Status WriteFileAtomically(const fs::path& path, const std::string& bytes) {
-  fs::path tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out) return IoError(tmp.string() + ": cannot write (disk full or not writable?)");
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) return IoError(path.string() + ": cannot rename into place: " + ec.message());
-  return Status::Ok();
 }
 
 // The number after "\"key\": " in summary.json text, -1 when absent.
@@ -356,7 +342,8 @@ Status WriteStrips(const BrodenDataset& dataset, const LayerScan& scan,
         return IoError((img_dir / name).string() + ": JPEG encoding failed: " + e.what());
       }
       ND_RETURN_IF_ERROR(WriteFileAtomically(
-          img_dir / name, std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size())));
+          (img_dir / name).string(),
+          std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size())));
       UnitCard& card = (*cards_by_unit)[u];
       card.strip = url_dir + "/" + name;
       card.strip_width = strips[i].cols;
@@ -678,7 +665,7 @@ StatusOr<ReportStats> BuildReport(const PipelineConfig& config, const ReportOpti
           index += std::to_string(c.unit) + "," + std::to_string(r + 1) + "," +
                    std::to_string(c.tiles[r].row) + "," + CsvQuote(c.tiles[r].image) + "," +
                    FormatFloat(c.tiles[r].max) + "\n";
-      ND_RETURN_IF_ERROR(WriteFileAtomically(img_dir / "images.csv", index));
+      ND_RETURN_IF_ERROR(WriteFileAtomically((img_dir / "images.csv").string(), index));
       // Tally order: IoU descending, ties by unit (as tally.csv).
       std::vector<int> order(scan.units);
       for (int u = 0; u < scan.units; ++u) order[u] = u;
@@ -699,7 +686,7 @@ StatusOr<ReportStats> BuildReport(const PipelineConfig& config, const ReportOpti
   stats.strips = counters.strips;
   stats.photos_unreadable = counters.unreadable;
   const fs::path index_path = out_dir / "index.html";
-  ND_RETURN_IF_ERROR(WriteFileAtomically(index_path, RenderReportHtml(page)));
+  ND_RETURN_IF_ERROR(WriteFileAtomically(index_path.string(), RenderReportHtml(page)));
   stats.index_path = index_path.string();
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return stats;
