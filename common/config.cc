@@ -1,9 +1,10 @@
 #include "common/config.h"
 
+#include <toml++/toml.h>
+
 #include <filesystem>
 #include <functional>
 #include <sstream>
-#include <toml++/toml.h>
 
 namespace nd {
 namespace {
@@ -54,7 +55,8 @@ Status ReadString(const toml::node& n, std::string* out) {
 Status ReadPath(const toml::node& n, const Origin& origin, std::string* out,
                 bool allow_empty = false) {
   ND_RETURN_IF_ERROR(ReadString(n, out));
-  if (out->empty()) return allow_empty ? Status::Ok() : InvalidArgument("expected a non-empty path");
+  if (out->empty())
+    return allow_empty ? Status::Ok() : InvalidArgument("expected a non-empty path");
   fs::path p(*out);
   if (p.is_relative()) p = origin.base / p;
   *out = p.lexically_normal().string();
@@ -156,7 +158,8 @@ const std::vector<Key>& Keys() {
          if (c->model.devices.empty()) return InvalidArgument("at least one device is required");
          for (const auto& d : c->model.devices)
            if (!IsDevice(d, true))
-             return InvalidArgument("\"" + d + "\" is not \"auto\", \"cpu\", \"cuda\" or \"cuda:N\"");
+             return InvalidArgument("\"" + d +
+                                    "\" is not \"auto\", \"cpu\", \"cuda\" or \"cuda:N\"");
          return Status::Ok();
        },
        [](const PipelineConfig& c) {
@@ -239,7 +242,8 @@ const std::vector<Key>& Keys() {
        [](const toml::node& n, const Origin&, PipelineConfig* c) {
          ND_RETURN_IF_ERROR(ReadString(n, &c->score.device));
          if (!IsDevice(c->score.device, false))
-           return InvalidArgument("\"" + c->score.device + "\" is not \"cpu\", \"cuda\" or \"cuda:N\"");
+           return InvalidArgument("\"" + c->score.device +
+                                  "\" is not \"cpu\", \"cuda\" or \"cuda:N\"");
          return Status::Ok();
        },
        [](const PipelineConfig& c) { return Quote(c.score.device); }},
@@ -366,8 +370,8 @@ Status ApplyTable(const toml::table& root, const Origin& origin, PipelineConfig*
       std::string name(key.str());
       const Key* spec = FindKey(section, name);
       if (!spec)
-        return InvalidArgument(Where(origin, section, name) + ": unknown key; keys of [" +
-                               section + "] are " + KeysOf(section));
+        return InvalidArgument(Where(origin, section, name) + ": unknown key; keys of [" + section +
+                               "] are " + KeysOf(section));
       Status s = spec->set(node, origin, config);
       if (!s.ok()) return InvalidArgument(Where(origin, section, name) + ": " + s.message());
     }

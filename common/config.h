@@ -22,10 +22,10 @@ struct DatasetConfig {
 };
 
 struct ModelConfig {
-  std::string path;                         // TorchScript file (required)
+  std::string path;                           // TorchScript file (required)
   std::vector<std::string> layers{"layer4"};  // module paths as named in the model
-  int input_size = 224;                     // images are resized (bilinear) to this square size
-  std::string preprocess = "torchvision";   // "torchvision" | "netdissect" (SPEC.md §2 step 1)
+  int input_size = 224;                       // images are resized (bilinear) to this square size
+  std::string preprocess = "torchvision";     // "torchvision" | "netdissect" (SPEC.md §2 step 1)
   std::vector<std::string> devices{"auto"};  // "auto" | "cpu" | "cuda" | "cuda:N"; a list = workers
   int batch_size = 32;
   std::string precision = "fp32";  // "fp32" | "fp16" | "bf16" (autocast on CUDA only)
@@ -40,16 +40,16 @@ struct ThresholdConfig {
 };
 
 struct ScoreConfig {
-  double iou_threshold = 0.04;   // detector cut-off: best IoU > this
+  double iou_threshold = 0.04;       // detector cut-off: best IoU > this
   std::string union_rule = "paper";  // "paper" | "lite" (SPEC.md §2 step 5); key: score.union
-  int workers = 0;               // scoring threads; 0 = number of cores
-  std::string device = "cpu";    // "cpu" | "cuda" | "cuda:N"
+  int workers = 0;                   // scoring threads; 0 = number of cores
+  std::string device = "cpu";        // "cpu" | "cuda" | "cuda:N"
 };
 
 struct CacheConfig {
-  std::string dir;               // LMDB environment directory (required)
+  std::string dir;                // LMDB environment directory (required)
   std::string dtype = "float16";  // "float16" | "float32"
-  int64_t map_size_mb = 1024;    // initial map size; grows when full
+  int64_t map_size_mb = 1024;     // initial map size; grows when full
 };
 
 struct OutputConfig {
@@ -57,7 +57,7 @@ struct OutputConfig {
 };
 
 struct RunConfig {
-  std::string dir;                 // run directory for ipc:// sockets and pid files; "" = <output.dir>/.run
+  std::string dir;  // run directory for ipc:// sockets and pid files; "" = <output.dir>/.run
   std::string transport = "ipc";   // "ipc" | "tcp"
   std::string host = "127.0.0.1";  // bind address for tcp
   int base_port = 5600;            // first tcp port; stages use base_port + k

@@ -216,9 +216,9 @@ StatusOr<std::unique_ptr<StageProcess>> StageProcess::Start(const std::string& s
   p->events_.emplace(std::move(events).value());
   MetricsPublisher::Options metrics_options;
   metrics_options.parent_pid = ::getppid();
-  ND_ASSIGN_OR_RETURN(p->metrics_,
-                      MetricsPublisher::Start(p->context_, p->endpoints_.metrics, stage,
-                                              p->counters_, p->start_, metrics_options));
+  ND_ASSIGN_OR_RETURN(
+      p->metrics_, MetricsPublisher::Start(p->context_, p->endpoints_.metrics, stage, p->counters_,
+                                           p->start_, metrics_options));
   p->Report("ready", "");
   return p;
 }

@@ -104,9 +104,9 @@ class [[nodiscard]] StatusOr {
 #define ND_CONCAT_(a, b) ND_CONCAT_INNER_(a, b)
 
 // Returns the Status from the enclosing function if `expr` is not OK.
-#define ND_RETURN_IF_ERROR(expr)          \
-  do {                                    \
-    ::nd::Status nd_status_ = (expr);     \
+#define ND_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::nd::Status nd_status_ = (expr);        \
     if (!nd_status_.ok()) return nd_status_; \
   } while (0)
 

@@ -134,11 +134,16 @@ Status CheckType(const WireMessage& m, MessageType type, size_t frames) {
 
 const char* MessageTypeName(MessageType type) {
   switch (type) {
-    case MessageType::kImageBatch: return "IMAGE_BATCH";
-    case MessageType::kReady: return "READY";
-    case MessageType::kEndOfStream: return "END_OF_STREAM";
-    case MessageType::kEvent: return "EVENT";
-    case MessageType::kMetrics: return "METRICS";
+    case MessageType::kImageBatch:
+      return "IMAGE_BATCH";
+    case MessageType::kReady:
+      return "READY";
+    case MessageType::kEndOfStream:
+      return "END_OF_STREAM";
+    case MessageType::kEvent:
+      return "EVENT";
+    case MessageType::kMetrics:
+      return "METRICS";
   }
   return "UNKNOWN";
 }

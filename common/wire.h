@@ -55,8 +55,8 @@ struct ImageBatch {
 // extract → calibrate → score.
 struct ReadyBatch {
   uint64_t batch_id = 0;
-  std::vector<ImageRef> images;      // activations for every layer are in the cache
-  uint32_t forwarded = 0;            // how many of `images` ran through the network just now
+  std::vector<ImageRef> images;  // activations for every layer are in the cache
+  uint32_t forwarded = 0;        // how many of `images` ran through the network just now
   std::vector<SkippedRow> skipped;
 };
 
@@ -71,11 +71,11 @@ struct EndOfStream {
 
 // A stage's report to the supervisor.
 struct StageEvent {
-  std::string stage;     // "decode", "extract", ...
-  std::string kind;      // "ready", "progress", "done", "error", "result"
-  std::string text;      // error reason, result path, or JSON detail
-  uint64_t done = 0;     // items processed so far
-  uint64_t total = 0;    // items expected (0 = unknown)
+  std::string stage;   // "decode", "extract", ...
+  std::string kind;    // "ready", "progress", "done", "error", "result"
+  std::string text;    // error reason, result path, or JSON detail
+  uint64_t done = 0;   // items processed so far
+  uint64_t total = 0;  // items expected (0 = unknown)
 };
 
 // A stage's counters at one moment, published once per second on the `metrics` endpoint (PUB/SUB:

@@ -92,7 +92,8 @@ StatusOr<std::optional<WireMessage>> Channel::Receive(int timeout_ms) {
 void ReportEvent(Channel* events, const StageEvent& event) {
   if (!events) return;
   Status s = events->Send(Encode(event), 2000);
-  if (!s.ok()) LogWarning("could not report '" + event.kind + "' to the supervisor: " + s.message());
+  if (!s.ok())
+    LogWarning("could not report '" + event.kind + "' to the supervisor: " + s.message());
 }
 
 }  // namespace nd

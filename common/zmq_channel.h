@@ -20,12 +20,12 @@ namespace nd {
 // The well-known endpoints of one pipeline run. ipc:// sockets live in the run directory; with
 // run.transport = "tcp" they are run.host:run.base_port + k.
 struct Endpoints {
-  std::string events;     // stages → supervisor (supervisor binds PULL)
-  std::string images;     // decode → extract (decode binds PUSH)
-  std::string ready;      // extract → calibrate (extract binds PUSH)
-  std::string scored;     // calibrate → score (calibrate binds PUSH)
-  std::string metrics;    // stages → supervisor, StageMetrics once per second (supervisor binds
-                          // SUB, stages connect PUB)
+  std::string events;   // stages → supervisor (supervisor binds PULL)
+  std::string images;   // decode → extract (decode binds PUSH)
+  std::string ready;    // extract → calibrate (extract binds PUSH)
+  std::string scored;   // calibrate → score (calibrate binds PUSH)
+  std::string metrics;  // stages → supervisor, StageMetrics once per second (supervisor binds
+                        // SUB, stages connect PUB)
 };
 Endpoints MakeEndpoints(const PipelineConfig& config);
 

@@ -7,14 +7,13 @@
 //   - where the damage touches single images, the run completes on the rest: tally.csv exists,
 //     summary.json counts N-k images and lists each skipped row with its reason;
 //   - nothing already committed is lost (the cache cases reopen the cache and count).
-// The model is tests/fixtures/make_nonfinite_model.py: layer `detect`, 3 units, finite except for an
-// all-black photo (+Inf) or an all-white photo (NaN).
+// The model is tests/fixtures/make_nonfinite_model.py: layer `detect`, 3 units, finite except for
+// an all-black photo (+Inf) or an all-white photo (NaN).
 #include <gtest/gtest.h>
+#include <lmdb.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <lmdb.h>
 
 #include <array>
 #include <cmath>
@@ -34,11 +33,11 @@
 namespace {
 
 namespace fs = std::filesystem;
+using nd_e2e::JsonNumber;
+using nd_e2e::Read;
 using nd_e2e::Result;
 using nd_e2e::Sh;
-using nd_e2e::Read;
 using nd_e2e::Split;
-using nd_e2e::JsonNumber;
 
 constexpr int kImages = 12;
 
@@ -138,7 +137,8 @@ class BadInputE2eTest : public ::testing::Test {
     fs::create_directories(dir);
     std::ofstream(dir / "pipeline.toml")
         << "[dataset]\npath = \"" << dataset.string() << "\"\n"
-        << "[model]\npath = \"" << (model.empty() ? fixtures_ / "model.pt" : model).string() << "\"\n"
+        << "[model]\npath = \"" << (model.empty() ? fixtures_ / "model.pt" : model).string()
+        << "\"\n"
         << "layers = [\"detect\"]\ninput_size = 64\nbatch_size = 4\n"
         << "[decode]\nworkers = 1\n[score]\nworkers = 1\n"
         << "[cache]\ndir = \"" << cache.string() << "\"\n"
@@ -167,8 +167,8 @@ class BadInputE2eTest : public ::testing::Test {
         << summary;
     EXPECT_EQ(JsonNumber(summary, "skipped"), static_cast<double>(skipped_rows.size())) << summary;
     for (const auto& [row, reason] : skipped_rows)
-      EXPECT_TRUE(Matches(summary, "\\{\"row\": " + std::to_string(row) +
-                                       ", \"reason\": \"[^\"\\n]*" + reason))
+      EXPECT_TRUE(Matches(
+          summary, "\\{\"row\": " + std::to_string(row) + ", \"reason\": \"[^\"\\n]*" + reason))
           << "row " << row << " /" << reason << "/ in " << summary;
   }
 
@@ -176,8 +176,9 @@ class BadInputE2eTest : public ::testing::Test {
   void ExpectOneLineFailure(const Result& r, const std::string& pattern) {
     EXPECT_NE(r.code, 0) << r.output;
     std::string last = FinalLine(r.output);
-    EXPECT_TRUE(Matches(last, pattern)) << "final line: " << last << "\nexpected /" << pattern
-                                        << "/\n" << r.output;
+    EXPECT_TRUE(Matches(last, pattern))
+        << "final line: " << last << "\nexpected /" << pattern << "/\n"
+        << r.output;
     EXPECT_EQ(r.output.substr(r.output.rfind("nd-pipeline:")), last + "\n") << r.output;
   }
 
@@ -237,11 +238,11 @@ TEST_F(BadInputE2eTest, CorruptAndTruncatedSegmentationPngsAreSkippedMidRun) {
   Result r = Up("corrupt_png", ds);
   ASSERT_EQ(r.code, 0) << r.output;
   // Each skip is one log line naming the row, the PNG and the index.csv line.
-  EXPECT_TRUE(Matches(r.output, "skipped: row 3: [^\\n]*" + Re(truncated) +
-                                    "[^\\n]*index\\.csv:5, column 'color'"))
+  EXPECT_TRUE(Matches(
+      r.output, "skipped: row 3: [^\\n]*" + Re(truncated) + "[^\\n]*index\\.csv:5, column 'color'"))
       << r.output;
-  EXPECT_TRUE(Matches(r.output, "skipped: row 8: [^\\n]*" + Re(corrupt) +
-                                    "[^\\n]*index\\.csv:10, column 'color'"))
+  EXPECT_TRUE(Matches(
+      r.output, "skipped: row 8: [^\\n]*" + Re(corrupt) + "[^\\n]*index\\.csv:10, column 'color'"))
       << r.output;
   ExpectCompletedWithSkips("corrupt_png", {{3, Re(truncated)}, {8, Re(corrupt)}});
 }
@@ -261,7 +262,8 @@ TEST_F(BadInputE2eTest, WrongSizeSegmentationIsSkipped) {
   fs::path ds = CopyDataset("wrong_size");
   const std::string png = IndexRow(ds, 6)[Column(ds, "color")];
   // A valid PNG, 20 rows x 24 columns where index.csv says sh x sw = 32x32.
-  ASSERT_TRUE(cv::imwrite((ds / "images" / png).string(), cv::Mat(20, 24, CV_8UC3, cv::Scalar(0, 0, 1))));
+  ASSERT_TRUE(
+      cv::imwrite((ds / "images" / png).string(), cv::Mat(20, 24, CV_8UC3, cv::Scalar(0, 0, 1))));
   Result r = Up("wrong_size", ds);
   ASSERT_EQ(r.code, 0) << r.output;
   const std::string why = Re(png) + ": size 20x24 \\(rows x cols\\) differs from sh x sw = 32x32";
@@ -273,10 +275,12 @@ TEST_F(BadInputE2eTest, PixelLabelNotInLabelCsvIsSkipped) {
   fs::path ds = CopyDataset("pixel_label");
   const std::string png = IndexRow(ds, 1)[Column(ds, "color")];
   // Label 4000 = R + 256*G with R = 160, G = 15 (OpenCV writes B,G,R); label.csv has ~90 labels.
-  ASSERT_TRUE(cv::imwrite((ds / "images" / png).string(), cv::Mat(32, 32, CV_8UC3, cv::Scalar(0, 15, 160))));
+  ASSERT_TRUE(cv::imwrite((ds / "images" / png).string(),
+                          cv::Mat(32, 32, CV_8UC3, cv::Scalar(0, 15, 160))));
   Result r = Up("pixel_label", ds);
   ASSERT_EQ(r.code, 0) << r.output;
-  const std::string why = Re(png) + ": pixel \\(row 0, col 0\\) has label 4000 with no row in label\\.csv";
+  const std::string why =
+      Re(png) + ": pixel \\(row 0, col 0\\) has label 4000 with no row in label\\.csv";
   EXPECT_TRUE(Matches(r.output, "skipped: row 1: [^\\n]*" + why)) << r.output;
   ExpectCompletedWithSkips("pixel_label", {{1, why}});
 }
@@ -299,24 +303,25 @@ TEST_F(BadInputE2eTest, MalformedIndexRowFailsNamingTheLine) {
   fs::path ds = CopyDataset("short_row");
   ReplaceLine(ds / "index.csv", 4, "synth/000003.jpg,train,64");
   Result r = Up("short_row", ds);
-  ExpectOneLineFailure(r, Re((ds / "index.csv").string()) + ":4: expected \\d+ fields as in the "
-                          "header, found 3");
+  ExpectOneLineFailure(r, Re((ds / "index.csv").string()) +
+                              ":4: expected \\d+ fields as in the "
+                              "header, found 3");
 }
 
 TEST_F(BadInputE2eTest, MalformedLabelCsvRowFailsNamingTheCell) {
   fs::path ds = CopyDataset("label_row");
   ReplaceLine(ds / "label.csv", 3, "two,blue-c,color(9),9,2.247070,");
   Result r = Up("label_row", ds);
-  ExpectOneLineFailure(r, Re((ds / "label.csv").string()) +
-                              ":3: column 'number': 'two' is not an integer");
+  ExpectOneLineFailure(
+      r, Re((ds / "label.csv").string()) + ":3: column 'number': 'two' is not an integer");
 }
 
 TEST_F(BadInputE2eTest, UnterminatedQuoteFailsNamingTheLine) {
   fs::path ds = CopyDataset("quote");
   ReplaceLine(ds / "category.csv", 3, "\"object,12,32,21,63");
   Result r = Up("quote", ds);
-  ExpectOneLineFailure(r, Re((ds / "category.csv").string()) +
-                              ":3: column 1: quoted field is never closed");
+  ExpectOneLineFailure(
+      r, Re((ds / "category.csv").string()) + ":3: column 1: quoted field is never closed");
 }
 
 TEST_F(BadInputE2eTest, PathEscapingTheDatasetRootFailsNamingTheRow) {
@@ -332,7 +337,8 @@ TEST_F(BadInputE2eTest, PathEscapingTheDatasetRootFailsNamingTheRow) {
                               "the images/ directory");
 }
 
-// ---- Model ----------------------------------------------------------------------------------------
+// ---- Model
+// ----------------------------------------------------------------------------------------
 
 TEST_F(BadInputE2eTest, NonTorchScriptModelFailsNamingTheFile) {
   fs::create_directories(root_ / "garbage_model");
@@ -347,9 +353,10 @@ TEST_F(BadInputE2eTest, TruncatedModelFileFailsNamingTheFile) {
   fs::create_directories(root_ / "truncated_model");
   const std::string bytes = Read(fixtures_ / "model.pt");
   Write(root_ / "truncated_model" / "model.pt", bytes.substr(0, bytes.size() / 2));
-  Result r = Up("truncated_model", fixtures_ / "broden", "", root_ / "truncated_model" / "model.pt");
-  ExpectOneLineFailure(r, "stage extract failed: [^\\n]*" +
-                              Re((root_ / "truncated_model" / "model.pt").string()));
+  Result r =
+      Up("truncated_model", fixtures_ / "broden", "", root_ / "truncated_model" / "model.pt");
+  ExpectOneLineFailure(
+      r, "stage extract failed: [^\\n]*" + Re((root_ / "truncated_model" / "model.pt").string()));
 }
 
 TEST_F(BadInputE2eTest, UnknownLayerFailsListingTheModulePaths) {
@@ -359,19 +366,23 @@ TEST_F(BadInputE2eTest, UnknownLayerFailsListingTheModulePaths) {
   ExpectOneLineFailure(r, "layer 'layer9' not found[^\\n]*pool, detect");
 }
 
-// ---- Activations ----------------------------------------------------------------------------------
+// ---- Activations
+// ----------------------------------------------------------------------------------
 
 TEST_F(BadInputE2eTest, NanAndInfActivationsSkipTheirImagesAndTheRunCompletes) {
   fs::path ds = CopyDataset("nonfinite");
   // Row 2 all black (+Inf in unit 1), row 10 all white (NaN in unit 2).
   const std::string black = IndexRow(ds, 2)[0], white = IndexRow(ds, 10)[0];
-  ASSERT_TRUE(cv::imwrite((ds / "images" / black).string(), cv::Mat(64, 64, CV_8UC3, cv::Scalar(0, 0, 0))));
+  ASSERT_TRUE(
+      cv::imwrite((ds / "images" / black).string(), cv::Mat(64, 64, CV_8UC3, cv::Scalar(0, 0, 0))));
   ASSERT_TRUE(cv::imwrite((ds / "images" / white).string(),
                           cv::Mat(64, 64, CV_8UC3, cv::Scalar(255, 255, 255))));
   Result r = Up("nonfinite", ds);
   ASSERT_EQ(r.code, 0) << r.output;
-  const std::string inf = Re(black) + ": layer 'detect' has 0 NaN and 1024 infinite activation values";
-  const std::string nan = Re(white) + ": layer 'detect' has 1024 NaN and 0 infinite activation values";
+  const std::string inf =
+      Re(black) + ": layer 'detect' has 0 NaN and 1024 infinite activation values";
+  const std::string nan =
+      Re(white) + ": layer 'detect' has 1024 NaN and 0 infinite activation values";
   EXPECT_TRUE(Matches(r.output, "skipped: " + inf)) << r.output;
   EXPECT_TRUE(Matches(r.output, "skipped: " + nan)) << r.output;
   ExpectCompletedWithSkips("nonfinite", {{2, inf}, {10, nan}});
@@ -383,7 +394,8 @@ TEST_F(BadInputE2eTest, NanAndInfActivationsSkipTheirImagesAndTheRunCompletes) {
   }
 }
 
-// ---- Cache ----------------------------------------------------------------------------------------
+// ---- Cache
+// ----------------------------------------------------------------------------------------
 
 TEST_F(BadInputE2eTest, CacheDirWhoseParentIsAFileFailsNamingTheDir) {
   Write(root_ / "a_file", "not a directory");
@@ -410,7 +422,8 @@ TEST_F(BadInputE2eTest, CacheDirNotWritableFailsNamingTheDir) {
     prefix = "setpriv --reuid=65534 --regid=65534 --clear-groups ";
   }
   Result r = Sh(prefix + std::string(ND_BIN_DIR) + "/nd-pipeline up -c " + cfg.string());
-  ExpectOneLineFailure(r, "cache dir '" + Re(cache.string()) + "' is not writable: Permission denied");
+  ExpectOneLineFailure(r,
+                       "cache dir '" + Re(cache.string()) + "' is not writable: Permission denied");
   EXPECT_FALSE(fs::exists(cache / "data.mdb"));
 }
 
@@ -424,10 +437,13 @@ uint64_t CountActivations(const fs::path& dir) {
   if (!cache.ok()) return 0;
   uint64_t n = 0;
   std::vector<std::string> keys;
-  EXPECT_TRUE(cache->Scan("a/", [&](std::string_view key, std::string_view) {
-                      keys.emplace_back(key);
-                      return true;
-                    }).ok());
+  EXPECT_TRUE(cache
+                  ->Scan("a/",
+                         [&](std::string_view key, std::string_view) {
+                           keys.emplace_back(key);
+                           return true;
+                         })
+                  .ok());
   nd::ActivationMap map;
   for (const std::string& key : keys) {
     nd::Status s = cache->GetActivation(key, &map);

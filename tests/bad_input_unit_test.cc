@@ -11,13 +11,13 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <csignal>
-#include <limits>
 #include <cmath>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -51,7 +51,8 @@ std::vector<std::pair<std::string, std::string>> Batch(const std::string& prefix
                                                        size_t value_bytes) {
   std::vector<std::pair<std::string, std::string>> kv;
   for (int i = 0; i < n; ++i)
-    kv.emplace_back(prefix + std::to_string(i), std::string(value_bytes, static_cast<char>('a' + i)));
+    kv.emplace_back(prefix + std::to_string(i),
+                    std::string(value_bytes, static_cast<char>('a' + i)));
   return kv;
 }
 

@@ -16,7 +16,7 @@
 namespace nd_e2e {
 
 struct Result {
-  int code = -1;  // the exit status; -1 when the command did not exit normally
+  int code = -1;       // the exit status; -1 when the command did not exit normally
   std::string output;  // stdout and stderr together
 };
 

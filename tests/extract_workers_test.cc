@@ -86,16 +86,18 @@ ImageBatch MakeBatch(uint64_t id, const std::vector<uint32_t>& rows,
 
 // Batches of odd sizes (16 images), one made only of cached images, skipped rows in two.
 std::vector<ImageBatch> Batches() {
-  return {MakeBatch(0, {0, 1, 2}),          MakeBatch(1, {3}, {}, {4}),
-          MakeBatch(2, {5, 6, 7, 8, 9}),    MakeBatch(3, {}, {10, 11}),
-          MakeBatch(4, {12, 13}, {14}),     MakeBatch(5, {15, 16, 17, 18}, {}, {19}),
+  return {MakeBatch(0, {0, 1, 2}),
+          MakeBatch(1, {3}, {}, {4}),
+          MakeBatch(2, {5, 6, 7, 8, 9}),
+          MakeBatch(3, {}, {10, 11}),
+          MakeBatch(4, {12, 13}, {14}),
+          MakeBatch(5, {15, 16, 17, 18}, {}, {19}),
           MakeBatch(6, {20})};
 }
 constexpr int kForwarded = 16;  // 3 + 1 + 5 + 2 + 4 + 1
 
 PipelineConfig Config(const fs::path& cache_dir, std::vector<std::string> devices,
-                      const std::string& dtype = "float16",
-                      const std::string& precision = "fp32") {
+                      const std::string& dtype = "float16", const std::string& precision = "fp32") {
   PipelineConfig c;
   c.model.path = ResNet();
   c.model.layers = kLayers;
@@ -179,8 +181,8 @@ class ExtractWorkersTest : public ::testing::Test {
  protected:
   void SetUp() override {
     torch::set_num_threads(2);
-    ASSERT_TRUE(fs::exists(ResNet())) << ResNet()
-                                      << " missing; run ctest (make_test_models sets it up)";
+    ASSERT_TRUE(fs::exists(ResNet()))
+        << ResNet() << " missing; run ctest (make_test_models sets it up)";
     root_ = fs::temp_directory_path() /
             ("nd_extract_workers_" + std::to_string(::getpid()) + "_" +
              ::testing::UnitTest::GetInstance()->current_test_info()->name());
@@ -307,8 +309,8 @@ TEST_F(ExtractWorkersTest, Fp16AndBf16FallBackToFp32OnCpu) {
 // |rounded - x| within half a unit in the last place of a format with `mantissa` stored bits
 // and smallest normal 2^min_exp: relative 2^-(mantissa+1) for normal values, absolute half the
 // subnormal spacing below.
-void ExpectHalfUlp(const torch::Tensor& x, const torch::Tensor& rounded, int mantissa,
-                   int min_exp, const std::string& what) {
+void ExpectHalfUlp(const torch::Tensor& x, const torch::Tensor& rounded, int mantissa, int min_exp,
+                   const std::string& what) {
   ASSERT_EQ(x.sizes(), rounded.sizes()) << what;
   const float* a = x.contiguous().data_ptr<float>();
   const torch::Tensor rc = rounded.contiguous();
@@ -441,8 +443,8 @@ TEST_F(ExtractWorkersTest, CudaHalfOutputsGiveTheSameRecordsAsFloat32Outputs) {
 // --- End to end: nd-pipeline up with two CPU devices ---------------------------------------
 
 using ShResult = nd_e2e::Result;
-using nd_e2e::Sh;
 using nd_e2e::Read;
+using nd_e2e::Sh;
 
 TEST_F(ExtractWorkersTest, UpWithTwoCpuDevicesGivesTheSameTallyAsOne) {
   const std::string bin = ND_BIN_DIR;

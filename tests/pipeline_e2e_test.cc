@@ -18,11 +18,11 @@
 namespace {
 
 namespace fs = std::filesystem;
+using nd_e2e::JsonNumber;
+using nd_e2e::Read;
 using nd_e2e::Result;
 using nd_e2e::Sh;
-using nd_e2e::Read;
 using nd_e2e::Split;
-using nd_e2e::JsonNumber;
 
 // tally.csv rows keyed by 1-based unit, each a column-name → cell map.
 std::map<int, std::map<std::string, std::string>> ReadTally(const fs::path& p) {
@@ -46,8 +46,8 @@ class PipelineE2eTest : public ::testing::Test {
   static void SetUpTestSuite() {
     root_ = fs::temp_directory_path() / ("nd_e2e_" + std::to_string(::getpid()));
     fs::create_directories(root_);
-    Result gen = Sh(std::string(ND_BIN_DIR) + "/nd-make-broden --out " + (root_ / "broden").string() +
-                    " --images 48 --seed 11 --size 224");
+    Result gen = Sh(std::string(ND_BIN_DIR) + "/nd-make-broden --out " +
+                    (root_ / "broden").string() + " --images 48 --seed 11 --size 224");
     ASSERT_EQ(gen.code, 0) << gen.output;
     Result model = Sh("/usr/bin/python3 " + std::string(ND_SOURCE_DIR) +
                       "/tests/fixtures/make_planted_model.py " + (root_ / "planted.pt").string());
@@ -98,8 +98,11 @@ TEST_F(PipelineE2eTest, PlantedColourDetectorsAreRecovered) {
     int unit;  // 1-based, as in tally.csv
     const char* label;
     double min_iou;
-  } planted[] = {{1, "green-c", 0.5}, {2, "blue-c", 0.5}, {3, "red-c", 0.25},
-                 {4, "white-c", 0.4}, {5, "black-c", 0.4}};
+  } planted[] = {{1, "green-c", 0.5},
+                 {2, "blue-c", 0.5},
+                 {3, "red-c", 0.25},
+                 {4, "white-c", 0.4},
+                 {5, "black-c", 0.4}};
   std::string quantiles;
   std::vector<double> qs;
   for (const Planted& p : planted) {
@@ -159,8 +162,8 @@ TEST_F(PipelineE2eTest, GarbageModelFileIsAOneLineErrorNamingIt) {
   Result r = Up("garbage_run", "");
   ASSERT_EQ(r.code, 0) << r.output;
   Result bad = Sh(std::string(ND_BIN_DIR) + "/nd-pipeline up -c " +
-                  (root_ / "garbage_run" / "pipeline.toml").string() + " --set model.path=" +
-                  (root_ / "garbage" / "model.pt").string());
+                  (root_ / "garbage_run" / "pipeline.toml").string() +
+                  " --set model.path=" + (root_ / "garbage" / "model.pt").string());
   EXPECT_NE(bad.code, 0);
   // The supervisor's last line names the stage, the file and the reason.
   std::string last = bad.output.substr(bad.output.rfind("nd-pipeline:"));

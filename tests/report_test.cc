@@ -29,9 +29,9 @@
 namespace {
 
 namespace fs = std::filesystem;
+using nd_e2e::Read;
 using nd_e2e::Result;
 using nd_e2e::Sh;
-using nd_e2e::Read;
 
 size_t Count(const std::string& text, const std::string& needle) {
   size_t n = 0;

@@ -12,16 +12,16 @@
 
 #include <array>
 #include <atomic>
-#include <ctime>
-#include <thread>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cache/activation_cache.h"
@@ -31,11 +31,11 @@
 namespace {
 
 namespace fs = std::filesystem;
+using nd_e2e::JsonNumber;
+using nd_e2e::Read;
 using nd_e2e::Result;
 using nd_e2e::Sh;
-using nd_e2e::Read;
 using nd_e2e::Split;
-using nd_e2e::JsonNumber;
 
 constexpr int kImages = 40;      // the base dataset
 constexpr int kMoreImages = 48;  // the same seed, more images
@@ -382,8 +382,7 @@ TEST_F(RescoreTest, CacheGcOlderThanDropsLayersNotUsedSinceAndKeepsTheRest) {
   EXPECT_NE(stats.output.find("last used"), std::string::npos) << stats.output;
   Result none = Sh(bin + "gc --older-than 1d" + cfg);
   ASSERT_EQ(none.code, 0) << none.output;
-  EXPECT_NE(none.output.find("deleted 0 records of 0 layer(s)"), std::string::npos)
-      << none.output;
+  EXPECT_NE(none.output.find("deleted 0 records of 0 layer(s)"), std::string::npos) << none.output;
 
   // Model A's layer was last used 40 days ago.
   const std::string digest_a = Sha256(model_a);
@@ -419,12 +418,12 @@ TEST_F(RescoreTest, CacheGcOlderThanDropsLayersNotUsedSinceAndKeepsTheRest) {
   EXPECT_NE(gc.output.find("deleted " + std::to_string(kImages + 2) + " records of 1 layer(s)"),
             std::string::npos)
       << gc.output;
-  EXPECT_NE(gc.output.find("deleted: detect of model " + digest_a.substr(0, 12)),
-            std::string::npos)
+  EXPECT_NE(gc.output.find("deleted: detect of model " + digest_a.substr(0, 12)), std::string::npos)
       << gc.output;
 
   // B is intact (no forward pass); A is gone (every image runs again).
-  Result rerun_b = Pipeline("up", "age_b2", "broden", cache, "--set model.path=" + model_b.string());
+  Result rerun_b =
+      Pipeline("up", "age_b2", "broden", cache, "--set model.path=" + model_b.string());
   ASSERT_EQ(rerun_b.code, 0) << rerun_b.output;
   EXPECT_EQ(JsonNumber(Summary("age_b2"), "forward_images"), 0) << Summary("age_b2");
   Result rerun_a = Pipeline("up", "age_a", "broden", cache);

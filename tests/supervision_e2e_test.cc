@@ -38,10 +38,10 @@ namespace nd {
 namespace {
 
 namespace fs = std::filesystem;
+using nd_e2e::JsonNumber;
+using nd_e2e::Read;
 using nd_e2e::Result;
 using nd_e2e::Sh;
-using nd_e2e::Read;
-using nd_e2e::JsonNumber;
 using Clock = std::chrono::steady_clock;
 
 constexpr int kImages = 600;
@@ -71,9 +71,9 @@ class SupervisionTest : public ::testing::Test {
   static void SetUpTestSuite() {
     root_ = fs::temp_directory_path() / ("nd_supervision_" + std::to_string(::getpid()));
     fs::create_directories(root_);
-    Result gen = Sh(std::string(ND_BIN_DIR) + "/nd-make-broden --out " +
-                    (root_ / "broden").string() + " --images " + std::to_string(kImages) +
-                    " --seed 5 --size 128");
+    Result gen =
+        Sh(std::string(ND_BIN_DIR) + "/nd-make-broden --out " + (root_ / "broden").string() +
+           " --images " + std::to_string(kImages) + " --seed 5 --size 128");
     ASSERT_EQ(gen.code, 0) << gen.output;
     Result model = Sh("/usr/bin/python3 " + std::string(ND_SOURCE_DIR) +
                       "/tests/fixtures/make_planted_model.py " + (root_ / "planted.pt").string());
@@ -222,7 +222,8 @@ class SupervisionTest : public ::testing::Test {
   // it to go on), or -1 when that did not happen within two minutes.
   static pid_t HoldMidRun(const std::string& name, pid_t up) {
     StageBoardRow row;
-    if (!WaitForStage(name, "decode", up, [](const StageBoardRow&) { return true; }, &row))
+    if (!WaitForStage(
+            name, "decode", up, [](const StageBoardRow&) { return true; }, &row))
       return -1;
     const pid_t decode = static_cast<pid_t>(row.pid);
     if (::kill(decode, SIGSTOP) != 0) return -1;
@@ -256,15 +257,14 @@ class SupervisionTest : public ::testing::Test {
     // counters may not have reached status.json, as it runs only in short bursts.)
     StageBoardRow row;
     row.pid = decode;
-    bool mid_run =
-        stage == "decode" ||
-        WaitForStage(
-            name, stage, up,
-            [&](const StageBoardRow& r) {
-              uint64_t n = stage == "extract" ? r.metrics.items_out : r.metrics.items_in;
-              return n > 0 && n < static_cast<uint64_t>(kImages);
-            },
-            &row, 30);
+    bool mid_run = stage == "decode" || WaitForStage(
+                                            name, stage, up,
+                                            [&](const StageBoardRow& r) {
+                                              uint64_t n = stage == "extract" ? r.metrics.items_out
+                                                                              : r.metrics.items_in;
+                                              return n > 0 && n < static_cast<uint64_t>(kImages);
+                                            },
+                                            &row, 30);
     // Extract's items_out counts batches committed and passed on (a lower bound at the kill).
     uint64_t committed = 0;
     if (auto board = Board(name)) committed = board->Find("extract")->metrics.items_out;

@@ -1,9 +1,9 @@
 // Tests of the tensor scorer (stages/score/tensor_scorer.h) run on the CPU device: its upsampled
 // values are bit-identical to upsample.h's, and its counts (every G, I, U integer, both union
-// rules, mask stats) are identical to IouTally's (the native CPU scorer) on a hand-computed 2x2->4x4
-// example and on many random datasets with ties at the threshold, maps whose maximum is exactly T,
-// NaN and infinite values; ScoreStage with the tensor engine writes a tally.csv byte-identical to
-// the native engine's.
+// rules, mask stats) are identical to IouTally's (the native CPU scorer) on a hand-computed
+// 2x2->4x4 example and on many random datasets with ties at the threshold, maps whose maximum is
+// exactly T, NaN and infinite values; ScoreStage with the tensor engine writes a tally.csv
+// byte-identical to the native engine's.
 //
 // Benchmark (not run by ctest): tensor_scorer_test --gtest_also_run_disabled_tests
 //   --gtest_filter='*Bench*' prints CPU ms/image of both scorers for 512 units 7x7 -> 112x112.
@@ -132,8 +132,8 @@ TEST(TensorScorerTest, HandExample2x2To4x4) {
   EXPECT_EQ(std::vector<float>(up->begin(), up->begin() + 16), up0);
   EXPECT_EQ(std::vector<float>(up->begin() + 16, up->begin() + 32), up1);
 
-  const int64_t i_expected[4][5] = {{0, 4, 5, 9, 0}, {0, 0, 4, 4, 0}, {0, 0, 0, 0, 0},
-                                    {0, 2, 0, 1, 0}};
+  const int64_t i_expected[4][5] = {
+      {0, 4, 5, 9, 0}, {0, 0, 4, 4, 0}, {0, 0, 0, 0, 0}, {0, 2, 0, 1, 0}};
   const int64_t m[4] = {9, 4, 0, 1};
   const int64_t u_lite[4][3] = {{9, 9, 9}, {0, 4, 4}, {0, 0, 0}, {1, 1, 0}};
   for (UnionRule rule : {UnionRule::kPaper, UnionRule::kLite}) {
@@ -163,10 +163,9 @@ TEST(TensorScorerTest, HandExample2x2To4x4) {
 // negative, zero of both signs, ties; infinities, whose products with 0 are NaN).
 TEST(TensorScorerTest, UpsampleIsBitIdenticalToReference) {
   std::mt19937 rng(7);
-  const int geometries[][4] = {{2, 2, 4, 4},    {7, 7, 112, 112}, {7, 7, 113, 113},
-                               {14, 14, 112, 112}, {3, 5, 13, 11}, {1, 1, 9, 9},
-                               {5, 3, 3, 5},    {1, 6, 1, 37},    {56, 56, 112, 112},
-                               {6, 6, 1, 1}};
+  const int geometries[][4] = {
+      {2, 2, 4, 4}, {7, 7, 112, 112}, {7, 7, 113, 113}, {14, 14, 112, 112}, {3, 5, 13, 11},
+      {1, 1, 9, 9}, {5, 3, 3, 5},     {1, 6, 1, 37},    {56, 56, 112, 112}, {6, 6, 1, 1}};
   std::normal_distribution<float> normal(0, 1);
   std::uniform_int_distribution<int> kind(0, 9);
   int64_t compared = 0;
@@ -176,8 +175,12 @@ TEST(TensorScorerTest, UpsampleIsBitIdenticalToReference) {
       ActivationMap a = Map(units, g[0], g[1], std::vector<float>(units * g[0] * g[1]));
       for (float& v : a.data) {
         const int k = kind(rng);
-        v = k < 5 ? normal(rng) * 3 : k == 5 ? 1e-40f * normal(rng) : k == 6 ? 3e37f * normal(rng)
-            : k == 7 ? std::round(normal(rng)) : k == 8 ? -0.0f : 0.1f;
+        v = k < 5    ? normal(rng) * 3
+            : k == 5 ? 1e-40f * normal(rng)
+            : k == 6 ? 3e37f * normal(rng)
+            : k == 7 ? std::round(normal(rng))
+            : k == 8 ? -0.0f
+                     : 0.1f;
         if (rep == 2 && kind(rng) == 0) v = kind(rng) < 5 ? INFINITY : -INFINITY;
       }
       std::vector<float> ref(static_cast<size_t>(g[2]) * g[3]);
@@ -236,13 +239,32 @@ TEST(TensorScorerTest, RandomDatasetsMatchNativeScorer) {
       const float* d = a.unit(u);
       const float mx = *std::max_element(d, d + a.plane());
       switch (pick(rng)) {
-        case 0: case 1: case 2: t[u] = d[at(rng)]; ++tie_units; break;
-        case 3: case 4: t[u] = mx; ++max_is_t_units; break;
-        case 5: t[u] = 0.5; break;
-        case 6: t[u] = std::nextafter(static_cast<double>(d[at(rng)]), 1e300); break;
-        case 7: t[u] = std::nextafter(static_cast<double>(d[at(rng)]), -1e300); break;
-        case 8: t[u] = -1e300; break;
-        default: t[u] = 0.7 * mx; break;
+        case 0:
+        case 1:
+        case 2:
+          t[u] = d[at(rng)];
+          ++tie_units;
+          break;
+        case 3:
+        case 4:
+          t[u] = mx;
+          ++max_is_t_units;
+          break;
+        case 5:
+          t[u] = 0.5;
+          break;
+        case 6:
+          t[u] = std::nextafter(static_cast<double>(d[at(rng)]), 1e300);
+          break;
+        case 7:
+          t[u] = std::nextafter(static_cast<double>(d[at(rng)]), -1e300);
+          break;
+        case 8:
+          t[u] = -1e300;
+          break;
+        default:
+          t[u] = 0.7 * mx;
+          break;
       }
     }
     // NaN and infinities in a few maps.
@@ -368,7 +390,7 @@ TEST(TensorScorerTest, ScoreStageTensorEngineWritesIdenticalTally) {
   testing_score::TestBroden b;
   b.categories = {"c0", "c1", "c2"};
   b.label_names = {"", "a", "b", "c", "d", "e", "f"};
-  b.coverage = {{-1, -1, -1}, {1, -1, -1}, {0.5, 0.5, -1}, {-1, 1, -1},
+  b.coverage = {{-1, -1, -1}, {1, -1, -1},   {0.5, 0.5, -1}, {-1, 1, -1},
                 {-1, -1, 1},  {-1, 0.25, 1}, {-1, -1, -1}};
   std::uniform_int_distribution<int> label(0, 6), coin(0, 1), size(5, 16);
   for (int i = 0; i < 9; ++i) {
@@ -474,11 +496,12 @@ TEST(TensorScorerBench, DISABLED_CpuMsPerImage) {
       const double native_ms = std::chrono::duration<double, std::milli>(t1 - t0).count() / images;
       const double tensor_ms = std::chrono::duration<double, std::milli>(t2 - t1).count() / images;
       const MaskStats& st = builder.stats();
-      std::printf("T=%g %s: %.0f%% of maps pass max > T; native %.2f ms/image (1 thread), tensor "
-                  "on CPU %.2f ms/image (LibTorch intra-op threads)\n",
-                  level, UnionRuleName(rule),
-                  100.0 * static_cast<double>(st.maps - st.maps_skipped_max) / st.maps, native_ms,
-                  tensor_ms);
+      std::printf(
+          "T=%g %s: %.0f%% of maps pass max > T; native %.2f ms/image (1 thread), tensor "
+          "on CPU %.2f ms/image (LibTorch intra-op threads)\n",
+          level, UnionRuleName(rule),
+          100.0 * static_cast<double>(st.maps - st.maps_skipped_max) / st.maps, native_ms,
+          tensor_ms);
     }
   }
 }

@@ -184,9 +184,8 @@ StatusOr<int> CsvTable::RequireColumn(std::string_view column) const {
   if (header_.size() > kMaxListed) {
     columns += ", ... (" + std::to_string(header_.size()) + " columns)";
   }
-  return InvalidArgument(OneLine(name_ + ":" + std::to_string(header_line_) +
-                                 ": missing column '" + std::string(column) +
-                                 "'; columns are: " + columns));
+  return InvalidArgument(OneLine(name_ + ":" + std::to_string(header_line_) + ": missing column '" +
+                                 std::string(column) + "'; columns are: " + columns));
 }
 
 StatusOr<int64_t> CsvTable::GetInt(size_t row, int column) const {

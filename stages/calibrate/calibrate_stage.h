@@ -34,8 +34,8 @@ struct CalibrateOptions {
 };
 
 struct UnitThresholds {
-  double quantile = 0;          // q
-  std::vector<double> values;   // T_u per unit
+  double quantile = 0;         // q
+  std::vector<double> values;  // T_u per unit
 };
 
 class CalibrateStage {

@@ -20,8 +20,8 @@ Status Run(StageProcess& p) {
   std::vector<CalibrateStage> stages;
   for (const LayerId& id : layers) {
     prefixes.push_back(LayerKeyPrefix(id));
-    stages.emplace_back(CalibrateOptions{c.threshold.quantiles,
-                                         static_cast<int64_t>(dataset.images().size())});
+    stages.emplace_back(
+        CalibrateOptions{c.threshold.quantiles, static_cast<int64_t>(dataset.images().size())});
   }
   ND_ASSIGN_OR_RETURN(Channel in, Channel::Open(p.context(), zmq::socket_type::pull,
                                                 p.endpoints().ready, /*bind=*/false));
@@ -29,7 +29,7 @@ Status Run(StageProcess& p) {
                                                  p.endpoints().scored, /*bind=*/true,
                                                  /*high_water_mark=*/4, p.timeout_ms()));
   uint64_t seen = 0;
-  std::vector<std::string> digests;  // of the images the thresholds are computed over
+  std::vector<std::string> digests;                // of the images the thresholds are computed over
   std::vector<ActivationMap> maps(layers.size());  // one image's maps, every layer
   uint64_t non_finite_images = 0;
   StageCounters& counters = p.counters();
@@ -42,10 +42,10 @@ Status Run(StageProcess& p) {
       received = in.Receive(p.timeout_ms());
     }
     ND_ASSIGN_OR_RETURN(auto msg, std::move(received));
-    if (!msg && StageProcess::stop_requested())
-      return Cancelled("calibrate: stopped by signal");
-    if (!msg) return Unavailable("calibrate: no notice from extract for " +
-                                 std::to_string(c.run.timeout_s) + " s");
+    if (!msg && StageProcess::stop_requested()) return Cancelled("calibrate: stopped by signal");
+    if (!msg)
+      return Unavailable("calibrate: no notice from extract for " +
+                         std::to_string(c.run.timeout_s) + " s");
     if (msg->type == MessageType::kEndOfStream) {
       EndOfStream eos;
       ND_RETURN_IF_ERROR(Decode(*msg, &eos));
@@ -65,9 +65,9 @@ Status Run(StageProcess& p) {
       ND_RETURN_IF_ERROR(cache.PutBatch(records));
       LogInfo("thresholds for " + std::to_string(layers.size()) + " layer(s) from " +
               std::to_string(seen) + " images" +
-              (non_finite_images ? "; " + std::to_string(non_finite_images) +
-                                       " skipped for NaN/Inf activations"
-                                 : std::string()));
+              (non_finite_images
+                   ? "; " + std::to_string(non_finite_images) + " skipped for NaN/Inf activations"
+                   : std::string()));
       eos.stage_seconds += ", \"calibrate\": " + std::to_string(p.elapsed_s());
       ScopedMicros waiting(counters.waiting_us);  // done: from here on the stage is idle
       ND_RETURN_IF_ERROR(out.Send(Encode(eos), p.timeout_ms()));

@@ -24,8 +24,7 @@ struct DecodeStage::Slot {
 DecodeStage::DecodeStage(const BrodenDataset& dataset, const DecodeOptions& options,
                          std::function<bool(const std::string&)> is_cached)
     : dataset_(dataset), options_(options), is_cached_(std::move(is_cached)) {
-  if (options_.workers <= 0)
-    options_.workers = std::max(1u, std::thread::hardware_concurrency());
+  if (options_.workers <= 0) options_.workers = std::max(1u, std::thread::hardware_concurrency());
 }
 
 Status PreprocessRgb(const unsigned char* rgb, int rows, int cols, int size,
@@ -72,7 +71,8 @@ bool IsTruncatedJpeg(const std::string& bytes) {
   // The end-of-image marker FF D9, allowing a little trailing padding after it.
   size_t from = bytes.size() > 64 ? bytes.size() - 64 : 2;
   for (size_t i = bytes.size() - 1; i > from; --i)
-    if (static_cast<unsigned char>(bytes[i]) == 0xD9 && static_cast<unsigned char>(bytes[i - 1]) == 0xFF)
+    if (static_cast<unsigned char>(bytes[i]) == 0xD9 &&
+        static_cast<unsigned char>(bytes[i - 1]) == 0xFF)
       return false;
   return true;
 }
@@ -124,8 +124,8 @@ void DecodeStage::DecodeOne(size_t row, Slot* slot) const {
   cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
   const int s = options_.input_size;
   slot->pixels.resize(static_cast<size_t>(3) * s * s);
-  Status st = PreprocessRgb(rgb.data, rgb.rows, rgb.cols, s, options_.preprocess,
-                            slot->pixels.data());
+  Status st =
+      PreprocessRgb(rgb.data, rgb.rows, rgb.cols, s, options_.preprocess, slot->pixels.data());
   if (!st.ok()) {
     slot->reason = image.image + ": " + st.message();
     return;

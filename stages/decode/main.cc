@@ -60,8 +60,8 @@ Status Run(StageProcess& p) {
     if (!sent.ok()) return sent.WithContext("decode: extract is not taking batches");
     p.Report("progress", "", stage.rows_done(), stage.rows_total());
   }
-  LogInfo("decoded " + std::to_string(eos.images - cached) + " images, " +
-          std::to_string(cached) + " already cached, " + std::to_string(eos.skipped) + " skipped");
+  LogInfo("decoded " + std::to_string(eos.images - cached) + " images, " + std::to_string(cached) +
+          " already cached, " + std::to_string(eos.skipped) + " skipped");
   // Which model the cache was asked about: a changed model file is a new digest, hence 0 cached.
   std::string layer_names;
   for (const LayerId& id : layers) layer_names += (layer_names.empty() ? "" : ", ") + id.layer;

@@ -86,7 +86,7 @@ class ActivationWriter {
   DType dtype_ = DType::kFloat16;
   std::unique_ptr<ActivationCache> cache_;
 
-  std::mutex commit_mu_;               // serialises Commit
+  std::mutex commit_mu_;                // serialises Commit
   std::vector<bool> manifest_written_;  // guarded by commit_mu_
 };
 

@@ -49,7 +49,8 @@ StatusOr<std::unique_ptr<ExtractPool>> ExtractPool::Open(const PipelineConfig& c
   pool->workers_running_ = n;
   // No thread may outlive the pool: the destructor joins them (also on this function's errors).
   pool->threads_.reserve(2 * n);
-  for (size_t k = 0; k < n; ++k) pool->threads_.emplace_back(&ExtractPool::WorkerLoop, pool.get(), k);
+  for (size_t k = 0; k < n; ++k)
+    pool->threads_.emplace_back(&ExtractPool::WorkerLoop, pool.get(), k);
   for (size_t k = 0; k < n; ++k) pool->threads_.emplace_back(&ExtractPool::WriterLoop, pool.get());
   return pool;
 }
@@ -107,9 +108,7 @@ void ExtractPool::Abort(const Status& reason) {
 
 StatusOr<ExtractPool::Event> ExtractPool::Next(int timeout_ms, ReadyBatch* ready) {
   std::unique_lock<std::mutex> lock(mu_);
-  auto done = [&] {
-    return !failure_.ok() || !ready_.empty() || (closed_ && in_flight_ == 0);
-  };
+  auto done = [&] { return !failure_.ok() || !ready_.empty() || (closed_ && in_flight_ == 0); };
   if (!ready_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), done)) {
     return Event::kTimeout;
   }
@@ -172,8 +171,8 @@ void ExtractPool::WorkerLoop(size_t k) {
                                  std::to_string(w) + " float32");
       } else {
         // from_blob wraps the batch's bytes without a copy; they live until Run returns.
-        torch::Tensor input = torch::from_blob(const_cast<char*>(batch.tensor.data()),
-                                               {n, 3, h, w}, torch::kFloat32);
+        torch::Tensor input =
+            torch::from_blob(const_cast<char*>(batch.tensor.data()), {n, 3, h, w}, torch::kFloat32);
         StatusOr<std::vector<torch::Tensor>> outputs = runner.Run(input);
         if (outputs.ok()) {
           f.outputs = std::move(outputs).value();
@@ -215,9 +214,8 @@ void ExtractPool::WriterLoop() {
     Forwarded f;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      forwarded_cv_.wait(lock, [&] {
-        return !failure_.ok() || !forwarded_.empty() || workers_running_ == 0;
-      });
+      forwarded_cv_.wait(
+          lock, [&] { return !failure_.ok() || !forwarded_.empty() || workers_running_ == 0; });
       if (!failure_.ok() || forwarded_.empty()) return;  // failed, or every worker is done
       f = std::move(forwarded_.front());
       forwarded_.pop_front();

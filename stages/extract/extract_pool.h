@@ -124,10 +124,10 @@ class ExtractPool {
   size_t capacity_ = 0;
 
   mutable std::mutex mu_;
-  std::condition_variable room_;       // Submit: in_flight_ < capacity_, or failed
-  std::condition_variable pending_cv_;  // workers: pending_ not empty, closed_, or failed
+  std::condition_variable room_;          // Submit: in_flight_ < capacity_, or failed
+  std::condition_variable pending_cv_;    // workers: pending_ not empty, closed_, or failed
   std::condition_variable forwarded_cv_;  // writers: forwarded_ not empty, no workers, or failed
-  std::condition_variable ready_cv_;   // Next: ready_ not empty, drained, or failed
+  std::condition_variable ready_cv_;      // Next: ready_ not empty, drained, or failed
   std::deque<ImageBatch> pending_;
   std::deque<Forwarded> forwarded_;
   std::deque<ReadyBatch> ready_;

@@ -73,11 +73,11 @@ class ModelRunner {
   // One forward pass over `input`; returns, in the order of layers(), one float32, contiguous CPU
   // tensor of shape [n, units, h, w] per layer (a layer with output [n, units] gives
   // [n, units, 1, 1]); with options.half_outputs on CUDA, float16 where the values fit (see
-  // ModelOptions::half_outputs). On CUDA the returned tensors live in pinned host memory. Runs without autograd, under InferenceMode: the returned tensors are
-  // inference tensors: read, copy and convert them freely, but LibTorch refuses in-place changes
-  // to them outside an InferenceMode guard.
-  // REQUIRES: input is a defined float32 CPU tensor of shape [n, 3, H, W] with n >= 1; any other
-  // input is an InvalidArgument error, as is a layer output of another rank.
+  // ModelOptions::half_outputs). On CUDA the returned tensors live in pinned host memory. Runs
+  // without autograd, under InferenceMode: the returned tensors are inference tensors: read, copy
+  // and convert them freely, but LibTorch refuses in-place changes to them outside an InferenceMode
+  // guard. REQUIRES: input is a defined float32 CPU tensor of shape [n, 3, H, W] with n >= 1; any
+  // other input is an InvalidArgument error, as is a layer output of another rank.
   [[nodiscard]] StatusOr<std::vector<torch::Tensor>> Run(const torch::Tensor& input);
 
   // Every submodule path of the model, depth first ("conv1", "bn1", ..., "layer1", "layer1.0").
@@ -94,8 +94,7 @@ class ModelRunner {
 
  private:
   ModelRunner(ModelOptions options, torch::jit::Module module, torch::Device device,
-              std::string precision, std::string capture_method,
-              std::optional<c10::Stream> stream);
+              std::string precision, std::string capture_method, std::optional<c10::Stream> stream);
 
   // The CUDA part of Run (inside its guards); `input` is checked.
   [[nodiscard]] Status RunCuda(const torch::Tensor& input, std::vector<torch::Tensor>* outputs);
@@ -103,8 +102,8 @@ class ModelRunner {
   ModelOptions options_;
   torch::jit::Module module_;
   torch::Device device_;
-  std::string precision_;       // "fp32", "fp16" or "bf16" as used (after any CPU fallback)
-  std::string capture_method_;  // name of the method AddCaptureMethod added
+  std::string precision_;              // "fp32", "fp16" or "bf16" as used (after any CPU fallback)
+  std::string capture_method_;         // name of the method AddCaptureMethod added
   std::optional<c10::Stream> stream_;  // CUDA only: this runner's stream from the pool
 };
 

@@ -123,11 +123,10 @@ Status IouTally::Merge(const IouTally& other) {
 Status IouTally::AddCounts(int64_t images, const std::vector<int64_t>& g,
                            const std::vector<int64_t>& i, const std::vector<int64_t>& u) {
   if (images < 0 || g.size() != g_.size() || i.size() != i_.size() || u.size() != u_.size()) {
-    return InvalidArgument("tally: added counts have the wrong shape (" +
-                           std::to_string(g.size()) + "/" + std::to_string(i.size()) + "/" +
-                           std::to_string(u.size()) + " values, expected " +
-                           std::to_string(g_.size()) + "/" + std::to_string(i_.size()) + "/" +
-                           std::to_string(u_.size()) + ")");
+    return InvalidArgument("tally: added counts have the wrong shape (" + std::to_string(g.size()) +
+                           "/" + std::to_string(i.size()) + "/" + std::to_string(u.size()) +
+                           " values, expected " + std::to_string(g_.size()) + "/" +
+                           std::to_string(i_.size()) + "/" + std::to_string(u_.size()) + ")");
   }
   images_ += images;
   for (size_t k = 0; k < g_.size(); ++k) g_[k] += g[k];

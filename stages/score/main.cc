@@ -59,10 +59,10 @@ Status Run(StageProcess& p) {
       received = in.Receive(p.timeout_ms());
     }
     ND_ASSIGN_OR_RETURN(auto msg, std::move(received));
-    if (!msg && StageProcess::stop_requested())
-      return Cancelled("score: stopped by signal");
-    if (!msg) return Unavailable("score: no notice from calibrate for " +
-                                 std::to_string(c.run.timeout_s) + " s");
+    if (!msg && StageProcess::stop_requested()) return Cancelled("score: stopped by signal");
+    if (!msg)
+      return Unavailable("score: no notice from calibrate for " + std::to_string(c.run.timeout_s) +
+                         " s");
     if (msg->type == MessageType::kEndOfStream) {
       ND_RETURN_IF_ERROR(Decode(*msg, &eos));
       break;
@@ -131,11 +131,10 @@ Status Run(StageProcess& p) {
       if (c.threshold.quantiles.size() > 1) dir /= QuantileDirName(q);
       ND_RETURN_IF_ERROR(WriteLayerResultFiles(dir.string(), dataset, report, thresholds, facts));
       const LayerResults& r = report.results;
-      LogInfo(layer.layer + " (q=" + std::to_string(q) + "): " + std::to_string(r.detectors) +
-              "/" + std::to_string(r.units) + " detectors, " +
-              std::to_string(r.unique_detectors_paper) + " unique (paper rule), " +
-              std::to_string(r.unique_detectors_top_label) + " unique (top label); " +
-              std::to_string(report.images_scored) + " images");
+      LogInfo(layer.layer + " (q=" + std::to_string(q) + "): " + std::to_string(r.detectors) + "/" +
+              std::to_string(r.units) + " detectors, " + std::to_string(r.unique_detectors_paper) +
+              " unique (paper rule), " + std::to_string(r.unique_detectors_top_label) +
+              " unique (top label); " + std::to_string(report.images_scored) + " images");
       p.Report("result", dir.string());
     }
   }

@@ -54,7 +54,8 @@ Status WriteLayerResultFiles(const std::string& dir, const BrodenDataset& datase
   ND_RETURN_IF_ERROR(WriteTallyCsv(r, dataset, (fs::path(dir) / "tally.csv").string()));
 
   std::string csv = "unit,threshold\n";
-  for (size_t u = 0; u < thresholds.size(); ++u) csv += std::to_string(u) + "," + Num(thresholds[u]) + "\n";
+  for (size_t u = 0; u < thresholds.size(); ++u)
+    csv += std::to_string(u) + "," + Num(thresholds[u]) + "\n";
   ND_RETURN_IF_ERROR(WriteFileAtomically((fs::path(dir) / "thresholds.csv").string(), csv));
 
   const auto& cats = dataset.categories();

@@ -50,9 +50,9 @@ enum class ScoreEngine {
 };
 
 struct ScoreOptions {
-  UnionRule union_rule = UnionRule::kPaper;  // config [score] union = "paper" | "lite"
-  double iou_threshold = 0.04;               // config [score] iou_threshold; detector if IoU > it
-  int workers = 0;                           // threads; 0 = std::thread::hardware_concurrency()
+  UnionRule union_rule = UnionRule::kPaper;   // config [score] union = "paper" | "lite"
+  double iou_threshold = 0.04;                // config [score] iou_threshold; detector if IoU > it
+  int workers = 0;                            // threads; 0 = std::thread::hardware_concurrency()
   ScoreEngine engine = ScoreEngine::kNative;  // score main: kTensor when score.device != "cpu"
   std::string device = "cpu";  // the tensor engine's device: "cpu" | "cuda" | "cuda:N"
   int64_t tensor_chunk_bytes = int64_t{512} << 20;  // tensor engine: device memory of all workers'

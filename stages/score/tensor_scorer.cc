@@ -54,8 +54,8 @@ StatusOr<torch::Device> ParseDevice(const std::string& spec) {
     available = torch::cuda::is_available();
     count = available ? static_cast<int>(torch::cuda::device_count()) : 0;
   } catch (const std::exception& e) {
-    return FailedPrecondition("score device '" + spec + "': cannot query CUDA: " +
-                              FirstLine(e.what()));
+    return FailedPrecondition("score device '" + spec +
+                              "': cannot query CUDA: " + FirstLine(e.what()));
   }
   if (!available) {
     return FailedPrecondition("score device '" + spec +
@@ -73,8 +73,8 @@ StatusOr<torch::Device> ParseDevice(const std::string& spec) {
 // reused afterwards).
 torch::Tensor Upload(const void* data, at::IntArrayRef sizes, torch::ScalarType type,
                      const torch::Device& device) {
-  torch::Tensor host = torch::from_blob(const_cast<void*>(data), sizes,
-                                        torch::TensorOptions().dtype(type));
+  torch::Tensor host =
+      torch::from_blob(const_cast<void*>(data), sizes, torch::TensorOptions().dtype(type));
   return host.to(device, type, /*non_blocking=*/false, /*copy=*/true);
 }
 
@@ -147,7 +147,7 @@ struct TensorScorer::Impl {
 
   // The queue: images of one geometry.
   struct Image {
-    std::vector<uint8_t> columns;      // K*P 0/1 bytes: pixel sets (label targets, then categories)
+    std::vector<uint8_t> columns;  // K*P 0/1 bytes: pixel sets (label targets, then categories)
     std::vector<int64_t> column_label;  // K targets in acc_i (num_labels = none)
     std::vector<int> scalar_labels;
     struct Union {
@@ -186,9 +186,9 @@ int TensorScorer::units() const { return impl_->units; }
 const std::string& TensorScorer::device() const { return impl_->device_name; }
 
 StatusOr<std::unique_ptr<TensorScorer>> TensorScorer::Create(const std::vector<double>& thresholds,
-                                                              int num_labels, int num_categories,
-                                                              UnionRule rule,
-                                                              const TensorScorerOptions& options) {
+                                                             int num_labels, int num_categories,
+                                                             UnionRule rule,
+                                                             const TensorScorerOptions& options) {
   ND_ASSIGN_OR_RETURN(torch::Device device, ParseDevice(options.device));
   if (options.batch_images < 1) {
     return InvalidArgument("tensor scorer: batch_images is " +
@@ -237,8 +237,8 @@ Status TensorScorer::AddImage(const LabelIndex& labels, const ActivationMap& act
   if (pixel_labels.empty() && scalars.empty()) return Status::Ok();  // nothing can count
   s.maps += s.units;
 
-  if (!s.q_images.empty() && (acts.h != s.qh || acts.w != s.qw || labels.sh() != s.qsh ||
-                              labels.sw() != s.qsw)) {
+  if (!s.q_images.empty() &&
+      (acts.h != s.qh || acts.w != s.qw || labels.sh() != s.qsh || labels.sw() != s.qsw)) {
     ND_RETURN_IF_ERROR(s.RunQueue());
   }
   s.qh = acts.h;
@@ -365,7 +365,8 @@ Status TensorScorer::Impl::RunBatch() {
     const torch::Tensor unit_ids = longs(units_h), image_ids = longs(images_h);
     const torch::Tensor a = flat_acts.index_select(0, ids);  // [n, h, w]
     const torch::Tensor mask =                               // [n, P] float32 0/1
-        Upsample(a, tables).gt(tf.index_select(0, unit_ids).view({n, 1, 1}))
+        Upsample(a, tables)
+            .gt(tf.index_select(0, unit_ids).view({n, 1, 1}))
             .view({n, p})
             .to(torch::kFloat);
     // |M ∩ column| per map, by image (the maps of one image are consecutive): [n, K + 1].
@@ -377,7 +378,7 @@ Status TensorScorer::Impl::RunBatch() {
       j = e;
     }
     const torch::Tensor counts = torch::cat(parts, 0).to(torch::kLong);  // exact integers
-    const torch::Tensor m = counts.select(1, k);                          // |M|
+    const torch::Tensor m = counts.select(1, k);                         // |M|
     // I[u, label] += |M ∩ set| (padding and category columns go to the dump column).
     const torch::Tensor i_target =
         unit_ids.view({n, 1}).mul(num_labels + 1).add(col_label.index_select(0, image_ids));
@@ -457,8 +458,8 @@ StatusOr<std::vector<float>> TensorUpsample(const std::string& device, const Act
   ND_RETURN_IF_ERROR(Guard("TensorUpsample", [&]() -> Status {
     torch::NoGradGuard no_grad;
     const Tables t = MakeTables(acts.h, acts.w, sh, sw, dev);
-    const torch::Tensor a = Upload(acts.data.data(), {1, acts.units, acts.h, acts.w},
-                                   torch::kFloat, dev);
+    const torch::Tensor a =
+        Upload(acts.data.data(), {1, acts.units, acts.h, acts.w}, torch::kFloat, dev);
     const torch::Tensor up = Upsample(a, t).to(torch::kCPU).contiguous();
     out.assign(up.data_ptr<float>(), up.data_ptr<float>() + up.numel());
     return Status::Ok();

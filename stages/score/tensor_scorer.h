@@ -65,8 +65,8 @@
 namespace nd {
 
 struct TensorScorerOptions {
-  std::string device = "cpu";            // "cpu" | "cuda" | "cuda:N"
-  int batch_images = 16;                 // images per device batch, >= 1
+  std::string device = "cpu";                // "cpu" | "cuda" | "cuda:N"
+  int batch_images = 16;                     // images per device batch, >= 1
   int64_t chunk_bytes = int64_t{256} << 20;  // intermediates of one unit chunk, approx.
 };
 

@@ -119,11 +119,16 @@ int main(int argc, char** argv) {
   bool skip_bare = false, rescore = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if ((a == "-c" || a == "--config") && i + 1 < argc) config_path = argv[++i];
-    else if (a == "--set" && i + 1 < argc) sets.push_back(argv[++i]);
-    else if (a == "--work" && i + 1 < argc) work = argv[++i];
-    else if (a == "--skip-bare") skip_bare = true;
-    else if (a == "--rescore") rescore = true;
+    if ((a == "-c" || a == "--config") && i + 1 < argc)
+      config_path = argv[++i];
+    else if (a == "--set" && i + 1 < argc)
+      sets.push_back(argv[++i]);
+    else if (a == "--work" && i + 1 < argc)
+      work = argv[++i];
+    else if (a == "--skip-bare")
+      skip_bare = true;
+    else if (a == "--rescore")
+      rescore = true;
     else {
       std::fprintf(stderr,
                    "usage: nd-bench -c pipeline.toml [--set k=v ...] [--work DIR] [--skip-bare] "
@@ -171,10 +176,10 @@ int main(int argc, char** argv) {
     while (auto batch = decode.Next()) {
       int64_t n = static_cast<int64_t>(batch->images.size());
       if (!n) continue;
-      auto input = torch::from_blob(batch->tensor.data(),
-                                    {n, 3, static_cast<int64_t>(batch->height),
-                                     static_cast<int64_t>(batch->width)},
-                                    torch::kFloat32);
+      auto input = torch::from_blob(
+          batch->tensor.data(),
+          {n, 3, static_cast<int64_t>(batch->height), static_cast<int64_t>(batch->width)},
+          torch::kFloat32);
       auto t0 = Clock::now();
       auto out = module.forward({input});
       bare_s += std::chrono::duration<double>(Clock::now() - t0).count();

@@ -57,8 +57,8 @@ int Stats(const ActivationCache& cache) {
               std::to_string(g.manifest->w) + " " + DTypeName(g.manifest->dtype);
       used = FormatTime(g.manifest->last_used_unix);
     }
-    std::printf("%-8s %-10s %-28s %-11s %-5s %-18s %8llu %10s  %s\n", kind.c_str(),
-                layer.c_str(), model.c_str(), pre.c_str(), size.c_str(), shape.c_str(),
+    std::printf("%-8s %-10s %-28s %-11s %-5s %-18s %8llu %10s  %s\n", kind.c_str(), layer.c_str(),
+                model.c_str(), pre.c_str(), size.c_str(), shape.c_str(),
                 static_cast<unsigned long long>(g.entries), Mb(g.key_bytes + g.value_bytes).c_str(),
                 used.c_str());
   }
@@ -70,8 +70,7 @@ int Verify(const ActivationCache& cache) {
   if (!report.ok()) return Fail(report.status());
   std::printf("checked %llu records: %llu bad; cleared %d stale reader slot(s)\n",
               static_cast<unsigned long long>(report->records_checked),
-              static_cast<unsigned long long>(report->bad_records),
-              report->stale_readers_cleared);
+              static_cast<unsigned long long>(report->bad_records), report->stale_readers_cleared);
   for (const std::string& b : report->bad) std::printf("bad: %s\n", b.c_str());
   return report->bad_records ? 1 : 0;
 }
@@ -82,11 +81,24 @@ int64_t ParseAge(const std::string& text) {
   int64_t unit = 1;
   std::string digits = text;
   switch (text.back()) {
-    case 's': unit = 1; digits.pop_back(); break;
-    case 'm': unit = 60; digits.pop_back(); break;
-    case 'h': unit = 3600; digits.pop_back(); break;
-    case 'd': unit = 86400; digits.pop_back(); break;
-    default: break;
+    case 's':
+      unit = 1;
+      digits.pop_back();
+      break;
+    case 'm':
+      unit = 60;
+      digits.pop_back();
+      break;
+    case 'h':
+      unit = 3600;
+      digits.pop_back();
+      break;
+    case 'd':
+      unit = 86400;
+      digits.pop_back();
+      break;
+    default:
+      break;
   }
   if (digits.empty() || digits.size() > 9) return -1;
   int64_t v = 0;
@@ -111,7 +123,8 @@ int Gc(ActivationCache& cache, const std::vector<std::string>& args) {
     } else if (args[i] == "--older-than" && i + 1 < args.size()) {
       max_age_s = ParseAge(args[++i]);
       if (max_age_s < 0)
-        return Fail(InvalidArgument("gc: --older-than '" + args[i] + "' is not an age; " + kGcUsage));
+        return Fail(
+            InvalidArgument("gc: --older-than '" + args[i] + "' is not an age; " + kGcUsage));
     } else {
       return Fail(InvalidArgument("gc: unknown argument '" + args[i] + "'; " + kGcUsage));
     }
@@ -126,7 +139,7 @@ int Gc(ActivationCache& cache, const std::vector<std::string>& args) {
   std::set<std::string> deleted_layers;
   for (const CacheGroupStats& g : stats->groups) {
     if (KeyLayerHash(g.group).empty()) continue;  // b/ blobs are not per layer
-    if (!g.manifest) {  // unknown owner and age: keep rather than guess
+    if (!g.manifest) {                            // unknown owner and age: keep rather than guess
       ++unknown_owner;
       continue;
     }

@@ -10,19 +10,18 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <iostream>
 #include <string>
 #include <vector>
-
-#include <filesystem>
 
 #include "cache/activation_cache.h"
 #include "cache/pipeline_keys.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "common/status.h"
-#include "tools/nd_pipeline/monitor_commands.h"
 #include "tools/nd_pipeline/cache_command.h"
+#include "tools/nd_pipeline/monitor_commands.h"
 #include "tools/nd_pipeline/supervisor.h"
 
 namespace {
@@ -73,7 +72,7 @@ nd::StatusOr<CommonArgs> ParseArgs(int argc, char** argv, int first) {
     } else if (a == "--no-report") {
       args.no_report = true;
     } else if (a == "--keep-model" || a == "--older-than") {  // cache gc's own options, with
-      args.rest.push_back(a);                                  // their values, passed through
+      args.rest.push_back(a);                                 // their values, passed through
       ND_ASSIGN_OR_RETURN(std::string value, next(a.c_str()));
       args.rest.push_back(value);
     } else if (!a.empty() && a[0] == '-') {
@@ -120,8 +119,8 @@ int Up(const CommonArgs& args) {
   {
     // The layers' last use, for `cache gc --older-than`. The results stand either way.
     auto cache = nd::ActivationCache::Open(nd::CacheOptionsFor(*config));
-    nd::Status used = cache.ok() ? nd::RecordLayerUse(*config, *cache, std::time(nullptr))
-                                 : cache.status();
+    nd::Status used =
+        cache.ok() ? nd::RecordLayerUse(*config, *cache, std::time(nullptr)) : cache.status();
     if (!used.ok())
       std::fprintf(stderr, "nd-pipeline: warning: last use of the layers not recorded: %s\n",
                    used.message().c_str());

@@ -132,8 +132,8 @@ StatusOr<Channel> OpenMetrics(zmq::context_t& context, const std::string& endpoi
 // Takes every metrics snapshot already queued (at most `limit`, so a flood cannot starve the
 // event loop), or waits up to `wait_ms` for the first one. Only snapshots of the current
 // `children` count (a killed generation's late ones are dropped); each is that child's heartbeat.
-void DrainMetrics(Channel& metrics, MetricsBoard& board, std::vector<Child>& children,
-                  double now_s, int wait_ms, int limit = 256) {
+void DrainMetrics(Channel& metrics, MetricsBoard& board, std::vector<Child>& children, double now_s,
+                  int wait_ms, int limit = 256) {
   for (int i = 0; i < limit; ++i) {
     auto msg = metrics.Receive(i == 0 ? wait_ms : 0);
     if (!msg.ok()) {
@@ -299,7 +299,8 @@ StatusOr<RunReport> Supervisor::Run() {
         if (c.exited || c.final_seen) continue;
         const bool heard = c.heard_s >= 0;
         const double silent_s = now_s - (heard ? c.heard_s : c.spawned_s);
-        const double limit_s = heard ? heartbeat_s : std::max(heartbeat_s, kFirstHeartbeatAllowanceS);
+        const double limit_s =
+            heard ? heartbeat_s : std::max(heartbeat_s, kFirstHeartbeatAllowanceS);
         if (silent_s <= limit_s) continue;
         ::kill(c.pid, SIGKILL);
         int status = 0;
@@ -350,14 +351,15 @@ StatusOr<RunReport> Supervisor::Run() {
                               children[i].exit_code);
     if (crash.empty()) break;
     if (g_interrupts) {
-      failure = Cancelled(crash + "; interrupted before the restart; `nd-pipeline up` again "
-                                  "resumes from the cache");
+      failure = Cancelled(crash +
+                          "; interrupted before the restart; `nd-pipeline up` again "
+                          "resumes from the cache");
       break;
     }
     if (report.restarts >= config_.run.max_restarts) {
-      failure = Unavailable(crash + "; gave up after " + std::to_string(report.restarts) +
-                            " restart(s) (run.max_restarts = " +
-                            std::to_string(config_.run.max_restarts) + ")");
+      failure = Unavailable(
+          crash + "; gave up after " + std::to_string(report.restarts) +
+          " restart(s) (run.max_restarts = " + std::to_string(config_.run.max_restarts) + ")");
       break;
     }
     ++report.restarts;
