@@ -2,14 +2,40 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
+#include "cache/file_digest_memo.h"
 #include "common/digest.h"
+#include "common/file_identity.h"
 
 namespace nd {
 
-StatusOr<std::vector<LayerId>> ConfiguredLayers(const PipelineConfig& config) {
+StatusOr<std::string> ModelDigest(const PipelineConfig& config, ActivationCache* memo_cache) {
+  if (!config.run.model_digest.empty()) return config.run.model_digest;
+  std::optional<FileDigestMemo> memo;
+  FileDigestEntry entry;
+  entry.stat_time_ns = WallClockNs();
+  const bool have_identity = memo_cache != nullptr && !config.decode.rehash &&
+                             ReadFileIdentity(config.model.path, &entry.identity);
+  if (have_identity) {
+    memo.emplace(memo_cache);
+    std::string known = memo->Lookup(config.model.path, entry.identity);
+    if (!known.empty()) return known;
+  }
   auto digest = Sha256File(config.model.path);
   if (!digest.ok()) return digest.status().WithContext("[model].path");
+  if (have_identity) {
+    entry.path = config.model.path;
+    entry.digest = *digest;
+    // Only saves work next time: a failure to remember is not an error.
+    (void)memo->Record({entry});
+  }
+  return *digest;
+}
+
+StatusOr<std::vector<LayerId>> ConfiguredLayers(const PipelineConfig& config) {
+  auto digest = ModelDigest(config);
+  if (!digest.ok()) return digest.status();
   ND_ASSIGN_OR_RETURN(DType dtype, ParseDType(config.cache.dtype));
   std::vector<LayerId> ids;
   for (const std::string& layer : config.model.layers)

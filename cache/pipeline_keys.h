@@ -12,7 +12,16 @@
 
 namespace nd {
 
-// Reads and hashes the model file (the digest is the model's identity, not its path).
+// The model's identity: SHA-256 of the model file (64 lowercase hex), not its path.
+// config.run.model_digest when set (the supervisor hands its one computation to every stage);
+// else, with `memo_cache`, the digest remembered for the file's unchanged stat identity
+// (cache/file_digest_memo.h; not with decode.rehash), else the file is read and hashed (and the
+// digest remembered in `memo_cache`). Errors: the file cannot be read ("[model].path: ...").
+StatusOr<std::string> ModelDigest(const PipelineConfig& config,
+                                  ActivationCache* memo_cache = nullptr);
+
+// One LayerId per configured layer, with ModelDigest(config) (no memo: stages get the digest
+// from the run's configuration).
 StatusOr<std::vector<LayerId>> ConfiguredLayers(const PipelineConfig& config);
 
 CacheOptions CacheOptionsFor(const PipelineConfig& config, bool read_only = false);

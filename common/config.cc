@@ -350,6 +350,15 @@ const std::vector<Key>& Keys() {
          return Status::Ok();
        },
        [](const PipelineConfig& c) { return std::to_string(c.run.max_restarts); }},
+      {"run", "model_digest",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         ND_RETURN_IF_ERROR(ReadString(n, &c->run.model_digest));
+         const std::string& d = c->run.model_digest;
+         const bool hex = d.size() == 64 && d.find_first_not_of("0123456789abcdef") == d.npos;
+         if (!d.empty() && !hex) return InvalidArgument("expected 64 lowercase hex digits or \"\"");
+         return Status::Ok();
+       },
+       [](const PipelineConfig& c) { return Quote(c.run.model_digest); }},
   };
   return keys;
 }

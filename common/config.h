@@ -76,6 +76,10 @@ struct RunConfig {
   int http_port = 0;               // supervisor's /metrics and /status on 127.0.0.1; 0 = off
   int heartbeat_timeout_s = 10;    // a stage sending no metrics snapshot this long is declared dead
   int max_restarts = 3;            // pipeline restarts after stage crashes before `up` gives up
+  // The model file's SHA-256 (64 lowercase hex), the model's identity in cache keys. `up` and
+  // `rescore` compute it once per run and write it into the run's configuration, so every stage
+  // (and every restart) uses the same identity without hashing the file again. "" = hash the file.
+  std::string model_digest;
 };
 
 struct PipelineConfig {

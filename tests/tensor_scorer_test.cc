@@ -432,6 +432,7 @@ TEST(TensorScorerTest, ScoreStageTensorEngineWritesIdenticalTally) {
       opt.union_rule = rule;
       opt.workers = 2;
       opt.engine = engine;
+      opt.tensor_engine = TensorEngine();
       auto stage = ScoreStage::Create(&*ds, opt);
       ASSERT_TRUE(stage.ok()) << stage.status().ToString();
       auto rep = (*stage)->Run(rows, t, fetch);
@@ -451,7 +452,12 @@ TEST(TensorScorerTest, ScoreStageTensorEngineWritesIdenticalTally) {
   ScoreOptions cuda;
   cuda.engine = ScoreEngine::kTensor;
   cuda.device = "cuda:63";
+  cuda.tensor_engine = TensorEngine();
   EXPECT_FALSE(ScoreStage::Create(&*ds, cuda).ok());
+  // Without the engine (the CPU scorer process), a tensor device is refused at Create too.
+  ScoreOptions none;
+  none.engine = ScoreEngine::kTensor;
+  EXPECT_EQ(ScoreStage::Create(&*ds, none).status().code(), StatusCode::kFailedPrecondition);
   std::error_code ec;
   fs::remove_all(dir, ec);
 }

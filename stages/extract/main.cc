@@ -18,6 +18,7 @@
 #include "common/stage_process.h"
 #include "common/stage_release.h"
 #include "stages/extract/extract_pool.h"
+#include "stages/extract/reusing_cpu_allocator.h"
 
 namespace nd {
 namespace {
@@ -140,5 +141,6 @@ int main(int argc, char** argv) {
   auto process = nd::StageProcess::Start("extract", argc, argv);
   if (!process.ok()) return nd::StageProcess::ExitCode(process.status());
   nd::SetIntraOpThreads((*process)->config());
+  nd::InstallReusingCpuAllocator();  // forward passes reuse their large blocks: no page faults
   return (*process)->Finish(nd::Run(**process));
 }

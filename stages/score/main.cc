@@ -12,6 +12,9 @@
 #include "common/stage_process.h"
 #include "stages/score/result_files.h"
 #include "stages/score/score_stage.h"
+#ifdef ND_SCORE_TENSOR_ENGINE
+#include "stages/score/tensor_scorer.h"
+#endif
 
 namespace nd {
 namespace {
@@ -39,6 +42,9 @@ Status Run(StageProcess& p) {
   // score.device = "cuda" | "cuda:N" scores with the tensor scorer there (identical counts).
   so.engine = c.score.device == "cpu" ? ScoreEngine::kNative : ScoreEngine::kTensor;
   so.device = c.score.device;
+#ifdef ND_SCORE_TENSOR_ENGINE
+  so.tensor_engine = TensorEngine();
+#endif
   ND_ASSIGN_OR_RETURN(std::unique_ptr<ScoreStage> stage, ScoreStage::Create(&dataset, so));
   ND_ASSIGN_OR_RETURN(Channel in, Channel::Open(p.context(), zmq::socket_type::pull,
                                                 p.endpoints().scored, /*bind=*/false));

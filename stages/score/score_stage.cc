@@ -9,8 +9,6 @@
 #include <exception>
 #include <thread>
 
-#include "stages/score/tensor_scorer.h"
-
 namespace nd {
 namespace {
 
@@ -55,7 +53,12 @@ StatusOr<std::unique_ptr<ScoreStage>> ScoreStage::Create(const BrodenDataset* da
                            ", expected >= 0 (0 = all hardware threads)");
   }
   if (options.engine == ScoreEngine::kTensor) {
-    ND_RETURN_IF_ERROR(CheckTensorDevice(options.device));
+    if (!options.tensor_engine.check_device || !options.tensor_engine.create) {
+      return FailedPrecondition("score: device '" + options.device +
+                                "' needs the tensor engine, which this process does not have "
+                                "(nd-stage-score-tensor runs it)");
+    }
+    ND_RETURN_IF_ERROR(options.tensor_engine.check_device(options.device));
   }
   return std::unique_ptr<ScoreStage>(new ScoreStage(dataset, options));
 }
@@ -162,7 +165,7 @@ StatusOr<ScoreReport> ScoreStage::Run(const std::vector<size_t>& rows,
         : tally(t, labels, cats, rule) {}
     IouTally tally;
     UnitMaskBuilder builder;
-    std::unique_ptr<TensorScorer> scorer;  // the tensor engine's, else null
+    std::unique_ptr<DeviceScorer> scorer;  // the tensor engine's, else null
     ActivationMap acts;
     std::vector<SkippedImage> skipped;
     int64_t scored = 0, label_failures = 0, fetch_failures = 0, repeated_label_pixels = 0;
@@ -176,13 +179,12 @@ StatusOr<ScoreReport> ScoreStage::Run(const std::vector<size_t>& rows,
                                              num_categories_, options_.union_rule));
   }
   if (options_.engine == ScoreEngine::kTensor) {
-    TensorScorerOptions to;
-    to.device = options_.device;
-    to.chunk_bytes = std::max<int64_t>(1, options_.tensor_chunk_bytes / threads);
+    const int64_t chunk_bytes = std::max<int64_t>(1, options_.tensor_chunk_bytes / threads);
     for (auto& s : shards) {
-      ND_ASSIGN_OR_RETURN(s->scorer,
-                          TensorScorer::Create(thresholds, static_cast<int>(primary_.size()),
-                                               num_categories_, options_.union_rule, to));
+      ND_ASSIGN_OR_RETURN(
+          s->scorer, options_.tensor_engine.create(thresholds, static_cast<int>(primary_.size()),
+                                                   num_categories_, options_.union_rule,
+                                                   options_.device, chunk_bytes));
     }
   }
   std::atomic<size_t> next{0};

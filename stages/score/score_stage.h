@@ -49,6 +49,27 @@ enum class ScoreEngine {
   kTensor,  // LibTorch tensor scorer on `device` (tensor_scorer.h), one per worker thread
 };
 
+// What ScoreStage needs of a device scorer (the tensor engine, tensor_scorer.h): it counts into
+// its own state and adds the counts to an IouTally at the end. One instance per worker thread.
+class DeviceScorer {
+ public:
+  virtual ~DeviceScorer() = default;
+  virtual Status AddImage(const LabelIndex& labels, const ActivationMap& acts) = 0;
+  virtual Status AddCountsTo(IouTally* tally) = 0;
+  virtual StatusOr<MaskStats> TakeMaskStats() = 0;
+};
+
+// Makes the tensor engine's scorers. It lives in its own library (nd_score_tensor, LibTorch) that
+// only nd-stage-score-tensor links, so the CPU scorer process never loads LibTorch.
+struct DeviceScorerFactory {
+  // Checks the device at startup: InvalidArgument / FailedPrecondition, one line.
+  std::function<Status(const std::string& device)> check_device;
+  std::function<StatusOr<std::unique_ptr<DeviceScorer>>(
+      const std::vector<double>& thresholds, int num_labels, int num_categories, UnionRule rule,
+      const std::string& device, int64_t chunk_bytes)>
+      create;
+};
+
 struct ScoreOptions {
   UnionRule union_rule = UnionRule::kPaper;   // config [score] union = "paper" | "lite"
   double iou_threshold = 0.04;                // config [score] iou_threshold; detector if IoU > it
@@ -57,6 +78,8 @@ struct ScoreOptions {
   std::string device = "cpu";  // the tensor engine's device: "cpu" | "cuda" | "cuda:N"
   int64_t tensor_chunk_bytes = int64_t{512} << 20;  // tensor engine: device memory of all workers'
                                                     // unit chunks together, approx.
+  // kTensor: the engine (TensorEngine() in tensor_scorer.h); Create fails without it.
+  DeviceScorerFactory tensor_engine;
 };
 
 struct SkippedImage {

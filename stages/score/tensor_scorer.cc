@@ -467,4 +467,20 @@ StatusOr<std::vector<float>> TensorUpsample(const std::string& device, const Act
   return out;
 }
 
+DeviceScorerFactory TensorEngine() {
+  DeviceScorerFactory f;
+  f.check_device = [](const std::string& device) { return CheckTensorDevice(device); };
+  f.create = [](const std::vector<double>& thresholds, int num_labels, int num_categories,
+                UnionRule rule, const std::string& device,
+                int64_t chunk_bytes) -> StatusOr<std::unique_ptr<DeviceScorer>> {
+    TensorScorerOptions o;
+    o.device = device;
+    o.chunk_bytes = chunk_bytes;
+    ND_ASSIGN_OR_RETURN(std::unique_ptr<TensorScorer> scorer,
+                        TensorScorer::Create(thresholds, num_labels, num_categories, rule, o));
+    return std::unique_ptr<DeviceScorer>(std::move(scorer));
+  };
+  return f;
+}
+
 }  // namespace nd

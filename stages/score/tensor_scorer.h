@@ -60,6 +60,7 @@
 #include "common/status.h"
 #include "stages/score/iou_tally.h"
 #include "stages/score/label_index.h"
+#include "stages/score/score_stage.h"
 #include "stages/score/unit_mask.h"
 
 namespace nd {
@@ -75,7 +76,7 @@ struct TensorScorerOptions {
 // machine) or the index does not exist. One line, naming the device.
 Status CheckTensorDevice(const std::string& device);
 
-class TensorScorer {
+class TensorScorer final : public DeviceScorer {
  public:
   // Same arguments as IouTally's constructor. Errors: CheckTensorDevice(), batch_images < 1,
   // chunk_bytes < 1, NaN thresholds, no units.
@@ -83,21 +84,21 @@ class TensorScorer {
                                                         int num_labels, int num_categories,
                                                         UnionRule rule,
                                                         const TensorScorerOptions& options);
-  ~TensorScorer();
+  ~TensorScorer() override;
   TensorScorer(const TensorScorer&) = delete;
   TensorScorer& operator=(const TensorScorer&) = delete;
 
   // Queues one image (copies what it needs; `labels` and `acts` may be reused after the call) and
   // runs the queue when it is full or the geometry changes. Errors: see the header comment.
-  Status AddImage(const LabelIndex& labels, const ActivationMap& acts);
+  Status AddImage(const LabelIndex& labels, const ActivationMap& acts) override;
   // Runs the queued images.
   Status Flush();
   // Flushes, then adds the accumulated counts to `tally` (built with the same thresholds, labels,
   // categories and rule) and resets the scorer's counts to zero.
-  Status AddCountsTo(IouTally* tally);
+  Status AddCountsTo(IouTally* tally) override;
   // Mask counters of the images added since the last AddCountsTo() (maps, maps_skipped_max; the
   // cell counters stay 0: there are no cells). Flushes first.
-  StatusOr<MaskStats> TakeMaskStats();
+  StatusOr<MaskStats> TakeMaskStats() override;
 
   int units() const;
   const std::string& device() const;
@@ -107,6 +108,10 @@ class TensorScorer {
   explicit TensorScorer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// The tensor engine for ScoreOptions::tensor_engine: CheckTensorDevice and TensorScorer::Create
+// (batch_images at its default).
+DeviceScorerFactory TensorEngine();
 
 // The tensor upsampling of every unit of `acts` to sh×sw on `device`, copied back to the host:
 // out[(u*sh + y)*sw + x]. The same code as TensorScorer's masks; for tests (it must equal

@@ -33,6 +33,7 @@
 #include "common/config.h"
 #include "common/descriptors.h"
 #include "stages/decode/decode_stage.h"
+#include "stages/extract/reusing_cpu_allocator.h"
 
 namespace {
 
@@ -168,6 +169,8 @@ int main(int argc, char** argv) {
   if (!skip_bare) {
     const int cores = static_cast<int>(std::thread::hardware_concurrency());
     torch::set_num_threads(std::max(1, cores));
+    // As extract does: large blocks are reused instead of page-faulted in on every batch.
+    nd::InstallReusingCpuAllocator();
     for (const bool channels_last : {false, true}) {
       torch::jit::Module module;
       try {

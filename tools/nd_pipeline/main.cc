@@ -116,6 +116,7 @@ int Up(const CommonArgs& args) {
     return 130;  // interrupted, as a shell reports Ctrl-C
   }
   if (!report.ok()) return Fail(report.status());
+  config->run.model_digest = report->model_digest;  // computed once by the supervisor
   {
     // The layers' last use, for `cache gc --older-than`. The results stand either way.
     auto cache = nd::ActivationCache::Open(nd::CacheOptionsFor(*config));

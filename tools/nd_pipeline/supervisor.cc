@@ -14,6 +14,8 @@
 #include <fstream>
 #include <thread>
 
+#include "cache/activation_cache.h"
+#include "cache/pipeline_keys.h"
 #include "common/descriptors.h"
 #include "common/log.h"
 #include "common/zmq_channel.h"
@@ -171,6 +173,14 @@ StatusOr<RunReport> Supervisor::Run() {
     fs::create_directories(dir, ec);
     if (ec) return IoError(dir + ": cannot create directory: " + ec.message());
   }
+  // The model's identity, once for the run and every restart (stages read it from the run's
+  // config instead of hashing the model file each): a model file replaced mid-run cannot make
+  // two stages disagree about the cache key. The cache handle is closed before any stage forks.
+  if (config_.run.model_digest.empty()) {
+    ND_ASSIGN_OR_RETURN(ActivationCache memo_cache,
+                        ActivationCache::Open(CacheOptionsFor(config_)));
+    ND_ASSIGN_OR_RETURN(config_.run.model_digest, ModelDigest(config_, &memo_cache));
+  }
   const std::string config_path = (fs::path(run_dir) / "config.toml").string();
   {
     std::ofstream out(config_path);
@@ -211,6 +221,7 @@ StatusOr<RunReport> Supervisor::Run() {
   ::sigaction(SIGTERM, &sa, nullptr);
 
   RunReport report;
+  report.model_digest = config_.run.model_digest;
   Status failure;
   std::vector<Child> children;
   const bool tty = options_.progress_on_terminal && ::isatty(2);
@@ -222,7 +233,12 @@ StatusOr<RunReport> Supervisor::Run() {
     children.clear();
     report.results.clear();  // only the generation that completes reports its results
     for (const std::string& stage : options_.stages) {
-      auto pid = Spawn((fs::path(options_.bin_dir) / ("nd-stage-" + stage)).string(), config_path);
+      // score.device other than "cpu" needs the tensor engine, in its own executable: the CPU
+      // scorer never loads LibTorch.
+      const std::string exe = stage == "score" && config_.score.device != "cpu"
+                                  ? "nd-stage-score-tensor"
+                                  : "nd-stage-" + stage;
+      auto pid = Spawn((fs::path(options_.bin_dir) / exe).string(), config_path);
       if (!pid.ok()) {
         StopAll(children, 2000);
         return pid.status();
