@@ -20,17 +20,22 @@ using testing_analysis::RandomFixture;
 using testing_analysis::RefExplainer;
 using testing_analysis::RefExplanation;
 
-void ExpectSameAsReference(const Fixture& f, int length, int beam, int workers = 2) {
+// Checks every unit against the reference; returns the number of units whose explanation is a
+// compound formula that beats its primitive (so that a fixture is known not to be trivial).
+int ExpectSameAsReference(const Fixture& f, int length, int beam, int workers = 2) {
   auto tables = BuildTables(f, UnionRule::kPaper, workers);
-  ASSERT_TRUE(tables.ok()) << tables.status().ToString();
+  EXPECT_TRUE(tables.ok()) << tables.status().ToString();
+  if (!tables.ok()) return 0;
   ExplainOptions o;
   o.length = length;
   o.beam = beam;
   o.workers = workers;
   auto report = ExplainUnits(*tables, f.names, o);
-  ASSERT_TRUE(report.ok()) << report.status().ToString();
-  ASSERT_EQ(report->units.size(), static_cast<size_t>(f.units()));
+  EXPECT_TRUE(report.ok()) << report.status().ToString();
+  if (!report.ok()) return 0;
+  EXPECT_EQ(report->units.size(), static_cast<size_t>(f.units()));
   RefExplainer ref(f);
+  int compound = 0;
   for (int u = 0; u < f.units(); ++u) {
     SCOPED_TRACE("unit " + std::to_string(u));
     const RefExplanation want = ref.Explain(u, length, beam);
@@ -44,7 +49,9 @@ void ExpectSameAsReference(const Fixture& f, int length, int beam, int workers =
     EXPECT_EQ(got.primitive_text, want.primitive.text);
     EXPECT_EQ(got.primitive_iou, want.primitive.iou);
     EXPECT_EQ(got.text, FormulaText(got.formula, f.names));
+    compound += got.formula.leaves() > 1 && got.iou > got.primitive_iou;
   }
+  return compound;
 }
 
 // A 2-image 4×4 fixture with ties: `beta` and `alpha` have identical masks; the unit's mask is
@@ -142,8 +149,8 @@ TEST(ExplainTest, RandomFixturesMatchTheBruteForceBeamSearch) {
 
 TEST(ExplainTest, BeamOfOneAndLengthFourMatchTheBruteForce) {
   const Fixture f = RandomFixture(99, 6, 9, 9, 3, 3, 3, 7, 2);
-  ExpectSameAsReference(f, 4, 1);
-  ExpectSameAsReference(f, 4, 2);
+  EXPECT_GT(ExpectSameAsReference(f, 4, 1), 0);
+  EXPECT_GT(ExpectSameAsReference(f, 4, 2), 0);
 }
 
 TEST(ExplainTest, ResultDoesNotDependOnWorkers) {

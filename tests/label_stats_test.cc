@@ -45,6 +45,7 @@ double Quantile(std::vector<double> v, double q) {
 }
 
 TEST(LabelStatsTest, BootstrapEqualsRescoringEachResampleFromScratch) {
+  int unstable = 0, wide = 0;  // the fixtures are not trivial
   for (UnionRule rule : {UnionRule::kPaper, UnionRule::kLite}) {
     for (uint32_t seed = 1; seed <= 3; ++seed) {
       SCOPED_TRACE(std::string(UnionRuleName(rule)) + " seed " + std::to_string(seed));
@@ -85,9 +86,13 @@ TEST(LabelStatsTest, BootstrapEqualsRescoringEachResampleFromScratch) {
         EXPECT_NEAR(s.iou_high, Quantile(iou[u], 0.975), 1e-12);
         EXPECT_LE(s.iou_low, s.iou_high);
         EXPECT_EQ(s.stability, double(same[u]) / o.bootstrap);
+        unstable += s.stability < 1;
+        wide += s.iou_low < s.iou_high;
       }
     }
   }
+  EXPECT_GT(unstable, 3);
+  EXPECT_GT(wide, 12);
 }
 
 TEST(LabelStatsTest, BootstrapWeightsAreAMultisetOfNImages) {
