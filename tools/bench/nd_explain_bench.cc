@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -208,6 +209,8 @@ int Main(int argc, char** argv) {
       both.units[u].null_mean = perm->units[u].null_mean;
       both.units[u].null_at_least = perm->units[u].null_at_least;
     }
+    std::error_code ec;
+    std::filesystem::create_directories(out_dir, ec);
     st = nd::WriteExplanationsCsv(out_dir, *explained);
     if (st.ok()) st = nd::WriteStatsCsv(out_dir, both, nd::LabelNames(*dataset));
     if (!st.ok()) return Fail(st.ToString());
