@@ -3,6 +3,7 @@
 //
 //   nd-explain-bench -c pipeline.toml [--set k=v ...] [--length 3] [--beam 5]
 //                    [--bootstrap 1000] [--permutations 1000] [--workers 0] [--out DIR]
+//                    [--replicate K]
 //
 // Steps (each timed on its own): hash the images (to find the cache keys, as decode does), score
 // the layer from the cache (ScoreStage, as the score process does), build LayerTables,
@@ -57,7 +58,7 @@ int Fail(const std::string& why) {
 int Main(int argc, char** argv) {
   std::string config_path, out_dir;
   std::vector<std::string> sets;
-  int length = 3, beam = 5, bootstrap = 1000, permutations = 1000, workers = 0;
+  int length = 3, beam = 5, bootstrap = 1000, permutations = 1000, workers = 0, replicate = 1;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -81,13 +82,15 @@ int Main(int argc, char** argv) {
       permutations = std::atoi(value().c_str());
     } else if (a == "--workers") {
       workers = std::atoi(value().c_str());
+    } else if (a == "--replicate") {
+      replicate = std::max(1, std::atoi(value().c_str()));
     } else if (a == "--out") {
       out_dir = value();
     } else {
       std::fprintf(stderr,
                    "usage: nd-explain-bench -c pipeline.toml [--set k=v ...] [--length 3] "
                    "[--beam 5] [--bootstrap 1000] [--permutations 1000] [--workers 0] "
-                   "[--out DIR]\n");
+                   "[--out DIR] [--replicate K]\n");
       return 2;
     }
   }
@@ -139,6 +142,7 @@ int Main(int argc, char** argv) {
   auto fetch = [&](size_t row, nd::ActivationMap* out) {
     return cache->GetActivation(nd::ActivationKey(prefix, digests[row]), out);
   };
+  std::vector<size_t> rows;  // image i of the tables is index.csv row rows[i]
 
   // 2. The dissection itself from the cache (what the score process does before the analyses).
   nd::ScoreOptions so;
@@ -147,8 +151,8 @@ int Main(int argc, char** argv) {
   so.workers = workers;
   auto stage = nd::ScoreStage::Create(&*dataset, so);
   if (!stage.ok()) return Fail(stage.status().ToString());
-  std::vector<size_t> rows(images.size());
-  for (size_t i = 0; i < rows.size(); ++i) rows[i] = i;
+  for (int k = 0; k < replicate; ++k)
+    for (size_t i = 0; i < images.size(); ++i) rows.push_back(i);
   t0 = Clock::now();
   st = (*stage)->PrepareLabels(rows);
   if (!st.ok()) return Fail(st.ToString());
@@ -159,16 +163,15 @@ int Main(int argc, char** argv) {
   const double score_s = Since(t0);
 
   // 3. Tables.
-  std::vector<int> primary(dataset->num_labels());
-  for (int l = 0; l < dataset->num_labels(); ++l) primary[l] = dataset->PrimaryCategory(l);
   auto label_fn = [&](size_t i) -> nd::StatusOr<std::shared_ptr<const nd::LabelIndex>> {
     auto p = (*stage)->PreparedLabelIndex(rows[i]);
     if (!p) return nd::NotFound("no label index");
     return p;
   };
+  auto table_fetch = [&](size_t i, nd::ActivationMap* out) { return fetch(rows[i], out); };
   t0 = Clock::now();
   auto tables = nd::LayerTables::Build(
-      rows.size(), label_fn, fetch, thresholds, dataset->num_labels(),
+      rows.size(), label_fn, table_fetch, thresholds, dataset->num_labels(),
       static_cast<int>(dataset->categories().size()), so.union_rule, workers);
   if (!tables.ok()) return Fail(tables.status().ToString());
   const double tables_s = Since(t0);
@@ -220,9 +223,11 @@ int Main(int argc, char** argv) {
   const double scale = 22210.0 / n;
   int64_t active = 0;
   for (const auto& u : tables->unit_tables()) active += static_cast<int64_t>(u.active.size());
-  std::printf("nd-explain-bench: %s, layer %s, q=%g, %lld images, %d units, %zu labels occurring\n",
-              c.model.path.c_str(), layer.layer.c_str(), q, static_cast<long long>(n),
-              tables->units(), tables->occurring_labels().size());
+  std::printf(
+      "nd-explain-bench: %s, layer %s, q=%g, %lld images (%zu rows x %d), %d units, %zu labels "
+      "occurring\n",
+      c.model.path.c_str(), layer.layer.c_str(), q, static_cast<long long>(n), images.size(),
+      replicate, tables->units(), tables->occurring_labels().size());
   std::printf("machine: %u hardware threads, %d worker threads, load average at the end %s\n",
               std::thread::hardware_concurrency(), threads, LoadAverage().c_str());
   std::printf("non-empty (unit, image) masks: %lld; table memory %.1f MiB\n",
