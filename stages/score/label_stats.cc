@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <memory>
 #include <utility>
 
 #include "stages/score/bits.h"
@@ -87,28 +88,76 @@ std::vector<uint32_t> NullPermutation(const LayerTables& tables, uint64_t seed, 
   return perm;
 }
 
-std::pair<int64_t, int64_t> PairedCounts(const LayerTables& tables, int u, int label, int category,
-                                         const std::vector<uint32_t>& perm) {
-  const UnitTable& ut = tables.unit(u);
-  int64_t inter = 0, uni = 0;
-  for (const ActiveImage& a : ut.active) {
-    const TableImage& other = tables.images()[perm[a.image]];
-    if (other.skipped || !other.index) continue;
-    const LabelIndex& idx = *other.index;
-    const uint64_t* mask = ut.Mask(a);
-    for (const auto& pl : idx.pixel_labels())
-      if (pl.label == label) inter += MaskSetCount(mask, a.lo, a.hi, idx, pl.set);
-    for (int s : idx.scalar_labels())
-      if (s == label) inter += a.m;
-    for (const auto& c : idx.categories()) {
-      if (c.category != category) continue;
-      if (tables.rule() == UnionRule::kPaper || c.has_scalar ||
-          MaskSetAny(mask, a.lo, a.hi, idx, idx.category_sets()[c.set].set))
+namespace {
+
+// How one (label, category) pair looks on every image, so that pairing a mask with another image's
+// labels costs nothing on the (most) images that carry neither the label nor the category.
+class LabelPairing {
+ public:
+  LabelPairing(const LayerTables& t, int label, int category) {
+    on_.resize(t.images().size());
+    for (size_t j = 0; j < t.images().size(); ++j) {
+      const TableImage& im = t.images()[j];
+      if (im.skipped || !im.index) continue;
+      const LabelIndex& idx = *im.index;
+      OnImage& o = on_[j];
+      o.index = &idx;
+      o.set_begin = static_cast<uint32_t>(sets_.size());
+      for (const auto& pl : idx.pixel_labels())
+        if (pl.label == label) sets_.push_back(pl.set);
+      o.set_end = static_cast<uint32_t>(sets_.size());
+      for (int sl : idx.scalar_labels()) o.scalars += sl == label;
+      for (const auto& c : idx.categories()) {
+        if (c.category != category) continue;
+        if (t.rule() == UnionRule::kPaper || c.has_scalar) {
+          o.union_kind = 1;
+        } else {
+          o.union_kind = 2;
+          o.cat_set = c.set;
+        }
+      }
+    }
+    g_ = label >= 0 ? t.label_pixels()[label] : 0;
+  }
+
+  // (I, U + G - I) of unit u when image i's masks are paired with image perm[i]'s labels.
+  std::pair<int64_t, int64_t> Counts(const LayerTables& t, int u,
+                                     const std::vector<uint32_t>& perm) const {
+    const UnitTable& ut = t.unit(u);
+    int64_t inter = 0, uni = 0;
+    for (const ActiveImage& a : ut.active) {
+      const OnImage& o = on_[perm[a.image]];
+      if (o.set_begin == o.set_end && o.scalars == 0 && o.union_kind == 0) continue;
+      const uint64_t* mask = ut.Mask(a);
+      for (uint32_t k = o.set_begin; k < o.set_end; ++k)
+        inter += MaskSetCount(mask, a.lo, a.hi, *o.index, sets_[k]);
+      inter += o.scalars * a.m;
+      if (o.union_kind == 1 ||
+          (o.union_kind == 2 &&
+           MaskSetAny(mask, a.lo, a.hi, *o.index, o.index->category_sets()[o.cat_set].set)))
         uni += a.m;
     }
+    return {inter, uni + g_ - inter};
   }
-  const int64_t g = label >= 0 ? tables.label_pixels()[label] : 0;
-  return {inter, uni + g - inter};
+
+ private:
+  struct OnImage {
+    const LabelIndex* index = nullptr;
+    uint32_t set_begin = 0, set_end = 0;  // into sets_: the label's sets on this image
+    int32_t scalars = 0;                  // scalar occurrences of the label
+    uint8_t union_kind = 0;  // 0: the image does not count for U; 1: it does; 2: if M overlaps
+    int32_t cat_set = -1;    // kind 2: the category's set in index->category_sets()
+  };
+  int64_t g_ = 0;
+  std::vector<OnImage> on_;
+  std::vector<LabelIndex::PixelSet> sets_;
+};
+
+}  // namespace
+
+std::pair<int64_t, int64_t> PairedCounts(const LayerTables& tables, int u, int label, int category,
+                                         const std::vector<uint32_t>& perm) {
+  return LabelPairing(tables, label, category).Counts(tables, u, perm);
 }
 
 std::vector<double> BenjaminiHochberg(const std::vector<double>& p) {
@@ -257,14 +306,24 @@ StatusOr<LabelStatsReport> ComputeLabelStats(const LayerTables& tables, const La
     const int pthreads = std::min(threads, P);
     std::vector<std::vector<int64_t>> at_least(pthreads, std::vector<int64_t>(units, 0));
     std::vector<double> null_iou(static_cast<size_t>(units) * P, 0.0);  // summed in p order
+    // One pairing table per distinct (label, category) of the units.
+    std::map<std::pair<int, int>, size_t> pairing_of;
+    std::vector<std::unique_ptr<LabelPairing>> pairings;
+    std::vector<int> unit_pairing(units, -1);
+    for (int u = 0; u < units; ++u) {
+      if (report.units[u].label < 0) continue;
+      const std::pair<int, int> key{report.units[u].label, results.unit[u].category};
+      auto [it, fresh] = pairing_of.emplace(key, pairings.size());
+      if (fresh) pairings.push_back(std::make_unique<LabelPairing>(tables, key.first, key.second));
+      unit_pairing[u] = static_cast<int>(it->second);
+    }
     std::atomic<int> next{0};
     ND_RETURN_IF_ERROR(RunAnalysisThreads(pthreads, [&](int t) {
       for (int p; (p = next.fetch_add(1)) < P;) {
         const std::vector<uint32_t> perm = NullPermutation(tables, options.seed, p);
         for (int u = 0; u < units; ++u) {
-          const UnitStats& s = report.units[u];
-          if (s.label < 0) continue;
-          const auto [i, d] = PairedCounts(tables, u, s.label, results.unit[u].category, perm);
+          if (unit_pairing[u] < 0) continue;
+          const auto [i, d] = pairings[unit_pairing[u]]->Counts(tables, u, perm);
           if (CompareRatio(i, d, obs_i[u], obs_d[u]) >= 0) ++at_least[t][u];
           null_iou[static_cast<size_t>(u) * P + p] = Ratio(i, d);
         }
