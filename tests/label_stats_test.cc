@@ -202,6 +202,8 @@ TEST(LabelStatsTest, PlantedDetectorIsSignificantAndIndependentUnitsLookUniform)
     small += p < 0.05;
   }
   const double mean = sum / (f.units() - 1);
+  ::testing::Test::RecordProperty("mean_p", std::to_string(mean));
+  ::testing::Test::RecordProperty("p_below_0_05", small);
   EXPECT_GT(mean, 0.3);
   EXPECT_LT(mean, 0.7);
   EXPECT_LE(small, 6);
@@ -209,6 +211,35 @@ TEST(LabelStatsTest, PlantedDetectorIsSignificantAndIndependentUnitsLookUniform)
   EXPECT_EQ(csv.substr(0, csv.find('\n')),
             "unit,label,iou,iou_low,iou_high,stability,p_value,q_value,null_mean");
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + f.units());
+}
+
+// The planted detector with its images' labels shuffled (each image gets another image's labels):
+// over many shuffles its p-value should be roughly uniform.
+TEST(LabelStatsTest, PlantedUnitWithShuffledLabelsHasRoughlyUniformPValues) {
+  const Fixture planted = PlantedFixture();
+  std::vector<double> ps;
+  for (uint32_t shuffle = 1; shuffle <= 40; ++shuffle) {
+    Fixture f = planted;
+    std::mt19937 rng(shuffle);
+    std::shuffle(f.labels.begin(), f.labels.end(), rng);
+    const LayerResults results = Dissect(f, UnionRule::kPaper);
+    auto tables = BuildTables(f, UnionRule::kPaper);
+    ASSERT_TRUE(tables.ok());
+    StatsOptions o;
+    o.permutations = 200;
+    o.seed = shuffle;
+    auto stats = ComputeLabelStats(*tables, results, o);
+    ASSERT_TRUE(stats.ok());
+    ps.push_back(stats->units[0].p_value);
+  }
+  const double mean = std::accumulate(ps.begin(), ps.end(), 0.0) / ps.size();
+  const int small =
+      static_cast<int>(std::count_if(ps.begin(), ps.end(), [](double p) { return p < 0.05; }));
+  ::testing::Test::RecordProperty("mean_p", std::to_string(mean));
+  ::testing::Test::RecordProperty("p_below_0_05", small);
+  EXPECT_GT(mean, 0.3);
+  EXPECT_LT(mean, 0.7);
+  EXPECT_LE(small, 6) << "of 40 shuffles";
 }
 
 TEST(LabelStatsTest, ResultsDoNotDependOnWorkers) {
