@@ -76,6 +76,25 @@ inline Fixture RandomFixture(uint32_t seed, int images, int sh, int sw, int unit
   return f;
 }
 
+// RandomFixture(seed, images, sh, sw, ...) followed by `images` more images of sh2×sw2 (same
+// labels, units and thresholds): a dataset with two segmentation sizes.
+inline Fixture MixedSizeFixture(uint32_t seed, int images, int sh, int sw, int sh2, int sw2) {
+  Fixture f = RandomFixture(seed, images, sh, sw, 4, 3, 3, 8, 3);
+  const Fixture g = RandomFixture(seed + 1000, images, sh2, sw2, 4, 3, 3, 8, 3);
+  // Interleave so that the two sizes alternate in image order.
+  std::vector<ImageLabels> labels;
+  std::vector<ActivationMap> acts;
+  for (int i = 0; i < images; ++i) {
+    labels.push_back(f.labels[i]);
+    labels.push_back(g.labels[i]);
+    acts.push_back(f.acts[i]);
+    acts.push_back(g.acts[i]);
+  }
+  f.labels = labels;
+  f.acts = acts;
+  return f;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Brute-force compositional explanations, from the specification.
 

@@ -153,6 +153,11 @@ TEST(ExplainTest, BeamOfOneAndLengthFourMatchTheBruteForce) {
   EXPECT_GT(ExpectSameAsReference(f, 4, 2), 0);
 }
 
+TEST(ExplainTest, ImagesOfTwoSegmentationSizesMatchTheBruteForce) {
+  for (uint32_t seed = 1; seed <= 3; ++seed)
+    ExpectSameAsReference(testing_analysis::MixedSizeFixture(seed, 4, 8, 8, 11, 6), 3, 4);
+}
+
 TEST(ExplainTest, ResultDoesNotDependOnWorkers) {
   const Fixture f = RandomFixture(7, 8, 10, 10, 6, 4, 4, 9, 3);
   auto tables = BuildTables(f, UnionRule::kPaper, 1);

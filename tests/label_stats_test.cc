@@ -129,6 +129,33 @@ TEST(LabelStatsTest, PairedCountsEqualBruteForceOnRepairedImages) {
   }
 }
 
+// Permutations never pair a mask with labels of another segmentation size, and the counts still
+// equal brute force on the re-paired images.
+TEST(LabelStatsTest, PermutationsStayWithinImagesOfTheSameSize) {
+  const Fixture f = testing_analysis::MixedSizeFixture(4, 6, 8, 8, 7, 9);
+  auto tables = BuildTables(f, UnionRule::kLite);
+  ASSERT_TRUE(tables.ok());
+  for (int p = 0; p < 5; ++p) {
+    const std::vector<uint32_t> perm = NullPermutation(*tables, 9, p);
+    bool moved = false;
+    for (size_t i = 0; i < perm.size(); ++i) {
+      EXPECT_EQ(f.labels[perm[i]].sh, f.labels[i].sh);
+      EXPECT_EQ(f.labels[perm[i]].sw, f.labels[i].sw);
+      moved |= perm[i] != i;
+    }
+    EXPECT_TRUE(moved);
+    ts::RefCounts ref;
+    for (size_t i = 0; i < f.labels.size(); ++i)
+      ts::RefAddImage(f.labels[perm[i]], f.acts[i], f.thresholds, f.primary, UnionRule::kLite,
+                      &ref);
+    for (int u = 0; u < f.units(); ++u)
+      for (int l = 1; l < f.num_labels; ++l) {
+        if (f.primary[l] < 0) continue;
+        EXPECT_EQ(PairedCounts(*tables, u, l, f.primary[l], perm).first, ts::Get(ref.i, u, l));
+      }
+  }
+}
+
 // 60 images of 16×16: a large `floor` label on every image, a `target` rectangle on about half of
 // them, small clutter labels. Unit 0's activations are 1 exactly on `target` (maps at grid size,
 // so the upsampling is the identity): a planted detector. Units 1..40 are random blobs
