@@ -284,6 +284,14 @@ const std::vector<Key>& Keys() {
          return ReadInt(n, 0, INT64_MAX, &c->stats.seed);
        },
        [](const PipelineConfig& c) { return std::to_string(c.stats.seed); }},
+      {"stats", "max_null",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         auto v = n.value_exact<bool>();
+         if (!v) return InvalidArgument("expected true or false");
+         c->stats.max_null = *v;
+         return Status::Ok();
+       },
+       [](const PipelineConfig& c) { return std::string(c.stats.max_null ? "true" : "false"); }},
       {"cache", "dir",
        [](const toml::node& n, const Origin& o, PipelineConfig* c) {
          return ReadPath(n, o, &c->cache.dir);

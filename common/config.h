@@ -54,9 +54,10 @@ struct ExplainConfig {
 
 // Label reliability from the cache (stages/score/label_stats.h); written to stats.csv.
 struct StatsConfig {
-  int bootstrap = 0;     // bootstrap resamples over images; 0 = off
-  int permutations = 0;  // permutations of the null; 0 = off
-  int64_t seed = 1;      // seed of the resamples and permutations (stages/score/rng.h)
+  int bootstrap = 0;      // bootstrap resamples over images; 0 = off
+  int permutations = 0;   // permutations of the null; 0 = off
+  int64_t seed = 1;       // seed of the resamples and permutations (stages/score/rng.h)
+  bool max_null = false;  // also the selection-corrected max null (p_max, q_max)
 };
 
 struct CacheConfig {

@@ -59,13 +59,15 @@ void ExpectExplanations(const fs::path& dir, int units, int length) {
 void ExpectStats(const fs::path& dir, int units) {
   const std::vector<std::string> lines = Lines(Read(dir / "stats.csv"));
   ASSERT_EQ(lines.size(), static_cast<size_t>(units + 1)) << dir;
-  EXPECT_EQ(lines[0], "unit,label,iou,iou_low,iou_high,stability,p_value,q_value,null_mean");
+  EXPECT_EQ(lines[0],
+            "unit,label,iou,iou_low,iou_high,stability,p_value,q_value,null_mean,p_max,q_max");
   for (int u = 1; u <= units; ++u) {
     const std::vector<std::string> cells = Split(lines[u], ',');
-    ASSERT_EQ(cells.size(), 9u) << lines[u];
+    ASSERT_EQ(cells.size(), 11u) << lines[u];
     EXPECT_EQ(cells[0], std::to_string(u));
     const double lo = std::stod(cells[3]), hi = std::stod(cells[4]), p = std::stod(cells[6]);
     EXPECT_LE(lo, hi);
+    EXPECT_GE(std::stod(cells[9]), p) << "p_max >= p";
     EXPECT_GT(p, 0.0);
     EXPECT_LE(p, 1.0);
   }
@@ -85,7 +87,7 @@ TEST(ExplainE2eTest, UpWritesExplanationsAndStatsBesideTally) {
       << "[model]\npath = \"" << (root / "planted.pt").string() << "\"\n"
       << "layers = [\"detect\"]\nbatch_size = 8\ninput_size = 128\n"
       << "[explain]\nlength = 2\nbeam = 3\n"
-      << "[stats]\nbootstrap = 20\npermutations = 30\nseed = 5\n"
+      << "[stats]\nbootstrap = 20\npermutations = 30\nseed = 5\nmax_null = true\n"
       << "[cache]\ndir = \"" << (root / "cache").string() << "\"\n"
       << "[output]\ndir = \"" << (root / "out").string() << "\"\n"
       << "[run]\ntimeout_s = 60\n";
@@ -100,6 +102,7 @@ TEST(ExplainE2eTest, UpWritesExplanationsAndStatsBesideTally) {
   EXPECT_GE(JsonNumber(summary, "significant_detectors"), 0) << summary;
   EXPECT_LE(JsonNumber(summary, "significant_detectors"), JsonNumber(summary, "detectors"));
   EXPECT_NE(summary.find("\"explain\": {\"length\": 2, \"beam\": 3"), std::string::npos) << summary;
+  EXPECT_GE(JsonNumber(summary, "significant_detectors_max"), 0) << summary;
 
   // Rescore from the cache with two quantiles: both files in each quantile folder.
   Result re = Sh(pipeline + "rescore --no-report -c " + (root / "pipeline.toml").string() +

@@ -129,6 +129,27 @@ TEST(LabelStatsTest, PairedCountsEqualBruteForceOnRepairedImages) {
   }
 }
 
+// The max null's statistic is the dissection's unit IoU on the re-paired images.
+TEST(LabelStatsTest, PairedTopCountsAreTheTopIouOfBruteForceOnRepairedImages) {
+  for (UnionRule rule : {UnionRule::kPaper, UnionRule::kLite}) {
+    const Fixture f = RandomFixture(31, 8, 9, 9, 4, 3, 3, 8, 3);
+    auto tables = BuildTables(f, rule);
+    ASSERT_TRUE(tables.ok());
+    for (int p = 0; p < 4; ++p) {
+      const std::vector<uint32_t> perm = NullPermutation(*tables, 5, p);
+      ts::RefCounts ref;
+      for (size_t i = 0; i < f.labels.size(); ++i)
+        ts::RefAddImage(f.labels[perm[i]], f.acts[i], f.thresholds, f.primary, rule, &ref);
+      const ts::RefResults rr =
+          ts::RefCompute(ref, f.units(), f.num_labels, f.num_cats, f.primary, 0.04);
+      for (int u = 0; u < f.units(); ++u) {
+        const auto [i, d] = PairedTopCounts(*tables, u, f.primary, perm);
+        EXPECT_EQ(d == 0 ? 0.0 : double(i) / double(d), rr.unit_iou[u]) << u;
+      }
+    }
+  }
+}
+
 // Permutations never pair a mask with labels of another segmentation size, and the counts still
 // equal brute force on the re-paired images.
 TEST(LabelStatsTest, PermutationsStayWithinImagesOfTheSameSize) {
@@ -211,6 +232,7 @@ TEST(LabelStatsTest, PlantedDetectorIsSignificantAndIndependentUnitsLookUniform)
   o.permutations = 1000;
   o.bootstrap = 200;
   o.seed = 3;
+  o.max_null = true;
   auto stats = ComputeLabelStats(*tables, results, o);
   ASSERT_TRUE(stats.ok()) << stats.status().ToString();
   const UnitStats& planted = stats->units[0];
@@ -220,6 +242,11 @@ TEST(LabelStatsTest, PlantedDetectorIsSignificantAndIndependentUnitsLookUniform)
   EXPECT_GT(planted.stability, 0.99);
   EXPECT_LT(planted.null_mean, 0.2);
   EXPECT_GE(stats->significant_detectors, 1);
+  // The max null also finds the planted unit, and is never below the top-label null.
+  EXPECT_EQ(planted.p_max, 1.0 / 1001.0);
+  EXPECT_LT(planted.q_max, 0.05);
+  EXPECT_GE(stats->significant_detectors_max, 1);
+  for (const UnitStats& s : stats->units) EXPECT_GE(s.p_max, s.p_value);
   // Units 1..40 see labels independent of their masks: their p-values should be roughly uniform.
   double sum = 0;
   int small = 0;
@@ -236,7 +263,7 @@ TEST(LabelStatsTest, PlantedDetectorIsSignificantAndIndependentUnitsLookUniform)
   EXPECT_LE(small, 6);
   const std::string csv = FormatStatsCsv(*stats, f.names);
   EXPECT_EQ(csv.substr(0, csv.find('\n')),
-            "unit,label,iou,iou_low,iou_high,stability,p_value,q_value,null_mean");
+            "unit,label,iou,iou_low,iou_high,stability,p_value,q_value,null_mean,p_max,q_max");
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + f.units());
 }
 

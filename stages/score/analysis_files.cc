@@ -45,7 +45,8 @@ std::string FormatExplanationsCsv(const ExplainReport& report) {
 }
 
 std::string FormatStatsCsv(const LabelStatsReport& report, const std::vector<std::string>& names) {
-  std::string out = "unit,label,iou,iou_low,iou_high,stability,p_value,q_value,null_mean\n";
+  std::string out =
+      "unit,label,iou,iou_low,iou_high,stability,p_value,q_value,null_mean,p_max,q_max\n";
   for (size_t u = 0; u < report.units.size(); ++u) {
     const UnitStats& s = report.units[u];
     const std::string name =
@@ -60,6 +61,11 @@ std::string FormatStatsCsv(const LabelStatsReport& report, const std::vector<std
     if (report.permutations > 0) {
       out += PythonFloatRepr(s.p_value) + "," + PythonFloatRepr(s.q_value) + "," +
              PythonFloatRepr(s.null_mean);
+    } else {
+      out += ",,";
+    }
+    if (report.max_null) {
+      out += "," + PythonFloatRepr(s.p_max) + "," + PythonFloatRepr(s.q_max);
     } else {
       out += ",,";
     }
@@ -90,10 +96,15 @@ std::string AnalysisSummaryJson(const ExplainReport* explain, int length, int be
     if (!j.empty()) j += ",\n  ";
     j += "\"stats\": {\"bootstrap\": " + std::to_string(stats->bootstrap) +
          ", \"permutations\": " + std::to_string(stats->permutations) +
-         ", \"seed\": " + std::to_string(seed) + ", \"seconds\": " + Short(stats_seconds) + "}";
+         ", \"seed\": " + std::to_string(seed) +
+         ", \"max_null\": " + (stats->max_null ? "true" : "false") +
+         ", \"seconds\": " + Short(stats_seconds) + "}";
     if (stats->permutations > 0) {
       j += ",\n  \"significant_detectors\": " + std::to_string(stats->significant_detectors) +
            ",\n  \"significant_units\": " + std::to_string(stats->significant_units);
+      if (stats->max_null)
+        j += ",\n  \"significant_detectors_max\": " +
+             std::to_string(stats->significant_detectors_max);
     }
   }
   return j;
@@ -155,6 +166,7 @@ StatusOr<AnalysisOutcome> RunAnalyses(const BrodenDataset& dataset, const ScoreS
     so.bootstrap = request.bootstrap;
     so.permutations = request.permutations;
     so.seed = request.seed;
+    so.max_null = request.max_null;
     so.workers = request.workers;
     ND_ASSIGN_OR_RETURN(LabelStatsReport st, ComputeLabelStats(tables, report.results, so));
     out.stats = std::move(st);

@@ -10,12 +10,13 @@
 // holding `,` `"` CR or LF is quoted as Python's csv module does; lines end with "\n".
 //
 // stats.csv ([stats] bootstrap > 0 or permutations > 0; label_stats.h): header
-//   unit,label,iou,iou_low,iou_high,stability,p_value,q_value,null_mean
+//   unit,label,iou,iou_low,iou_high,stability,p_value,q_value,null_mean,p_max,q_max
 // one row per unit in unit order; `unit` 1-based; `label` the unit's label (tally.csv's) and `iou`
 // its IoU; `iou_low`,`iou_high` the bootstrap 95% interval of that IoU; `stability` the share of
 // resamples whose top label is still `label`; `p_value` (1 + #null ≥ observed) / (1 + P), `q_value`
-// Benjamini–Hochberg over the layer's units, `null_mean` the mean null IoU. Bootstrap columns are
-// empty when bootstrap = 0, permutation columns when permutations = 0.
+// Benjamini–Hochberg over the layer's units, `null_mean` the mean null IoU; `p_max`,`q_max` the
+// selection-corrected max null (label_stats.h). Bootstrap columns are empty when bootstrap = 0,
+// permutation columns when permutations = 0, p_max/q_max unless max_null.
 #pragma once
 
 #include <optional>
@@ -45,7 +46,8 @@ Status WriteStatsCsv(const std::string& dir, const LabelStatsReport& report,
 //   "explain": {"length": 3, "beam": 5, "seconds": 12.3},
 //   "stats": {"bootstrap": 1000, "permutations": 1000, "seed": 1, "seconds": 4.5},
 //   "significant_detectors": 12, "significant_units": 15
-// (significant_* only with permutations). Empty when neither ran. `explain`/`stats` may be null.
+// (significant_* only with permutations; significant_detectors_max with the max null). Empty when
+// neither ran. `explain`/`stats` may be null.
 std::string AnalysisSummaryJson(const ExplainReport* explain, int length, int beam,
                                 double explain_seconds, const LabelStatsReport* stats,
                                 uint64_t seed, double stats_seconds);
@@ -58,6 +60,7 @@ struct AnalysisRequest {
   int length = 0, beam = 5;             // explain; length 0 = off
   int bootstrap = 0, permutations = 0;  // stats; both 0 = off
   uint64_t seed = 1;
+  bool max_null = false;
   int workers = 0;
   bool any() const { return length > 0 || bootstrap > 0 || permutations > 0; }
 };

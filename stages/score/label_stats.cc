@@ -160,6 +160,72 @@ std::pair<int64_t, int64_t> PairedCounts(const LayerTables& tables, int u, int l
   return LabelPairing(tables, label, category).Counts(tables, u, perm);
 }
 
+namespace {
+
+// Scratch of TopCounts, one per thread.
+struct TopScratch {
+  std::vector<int64_t> inter, uni;
+  std::vector<int> touched;
+  void Size(int labels, int cats) {
+    inter.assign(labels, 0);
+    uni.assign(cats, 0);
+  }
+};
+
+// (I, D) of the best label (highest IoU, ties to the earlier category then the lower label; all
+// IoUs 0 gives (0, 1)) of unit u under the pairing perm.
+std::pair<int64_t, int64_t> TopCounts(const LayerTables& t, int u, const std::vector<int>& primary,
+                                      const std::vector<uint32_t>& perm, TopScratch* s) {
+  const UnitTable& ut = t.unit(u);
+  std::fill(s->uni.begin(), s->uni.end(), 0);
+  for (const ActiveImage& a : ut.active) {
+    const TableImage& other = t.images()[perm[a.image]];
+    if (other.skipped || !other.index) continue;
+    const LabelIndex& idx = *other.index;
+    const uint64_t* mask = ut.Mask(a);
+    for (const auto& pl : idx.pixel_labels()) {
+      const int64_t c = MaskSetCount(mask, a.lo, a.hi, idx, pl.set);
+      if (c == 0) continue;
+      if (s->inter[pl.label] == 0) s->touched.push_back(pl.label);
+      s->inter[pl.label] += c;
+    }
+    for (int l : idx.scalar_labels()) {
+      if (s->inter[l] == 0) s->touched.push_back(l);
+      s->inter[l] += a.m;
+    }
+    for (const auto& c : idx.categories()) {
+      if (t.rule() == UnionRule::kPaper || c.has_scalar ||
+          MaskSetAny(mask, a.lo, a.hi, idx, idx.category_sets()[c.set].set))
+        s->uni[c.category] += a.m;
+    }
+  }
+  int top = -1;
+  int64_t ti = 0, td = 1;
+  for (int l : s->touched) {
+    const int c = primary[l];
+    if (c >= 0) {
+      const int64_t i = s->inter[l], d = s->uni[c] + t.label_pixels()[l] - i;
+      const int cmp = top < 0 ? 1 : CompareRatio(i, d, ti, td);
+      if (cmp > 0 || (cmp == 0 && (c < primary[top] || (c == primary[top] && l < top))))
+        top = l, ti = i, td = d;
+    }
+  }
+  for (int l : s->touched) s->inter[l] = 0;
+  s->touched.clear();
+  if (top < 0) return {0, 1};
+  return {ti, td};
+}
+
+}  // namespace
+
+std::pair<int64_t, int64_t> PairedTopCounts(const LayerTables& tables, int u,
+                                            const std::vector<int>& primary,
+                                            const std::vector<uint32_t>& perm) {
+  TopScratch s;
+  s.Size(tables.num_labels(), tables.num_categories());
+  return TopCounts(tables, u, primary, perm, &s);
+}
+
 std::vector<double> BenjaminiHochberg(const std::vector<double>& p) {
   const size_t m = p.size();
   std::vector<size_t> order(m);
@@ -201,6 +267,7 @@ StatusOr<LabelStatsReport> ComputeLabelStats(const LayerTables& tables, const La
   LabelStatsReport report;
   report.bootstrap = options.bootstrap;
   report.permutations = options.permutations;
+  report.max_null = options.max_null && options.permutations > 0;
   report.units.resize(units);
   std::vector<int64_t> obs_i(units, 0), obs_d(units, 0);
   for (int u = 0; u < units; ++u) {
@@ -317,12 +384,19 @@ StatusOr<LabelStatsReport> ComputeLabelStats(const LayerTables& tables, const La
       if (fresh) pairings.push_back(std::make_unique<LabelPairing>(tables, key.first, key.second));
       unit_pairing[u] = static_cast<int>(it->second);
     }
+    std::vector<std::vector<int64_t>> max_at_least(pthreads, std::vector<int64_t>(units, 0));
     std::atomic<int> next{0};
     ND_RETURN_IF_ERROR(RunAnalysisThreads(pthreads, [&](int t) {
+      TopScratch scratch;
+      if (report.max_null) scratch.Size(num_labels, num_cats);
       for (int p; (p = next.fetch_add(1)) < P;) {
         const std::vector<uint32_t> perm = NullPermutation(tables, options.seed, p);
         for (int u = 0; u < units; ++u) {
           if (unit_pairing[u] < 0) continue;
+          if (report.max_null) {
+            const auto [ti, td] = TopCounts(tables, u, primary, perm, &scratch);
+            if (CompareRatio(ti, td, obs_i[u], obs_d[u]) >= 0) ++max_at_least[t][u];
+          }
           const auto [i, d] = pairings[unit_pairing[u]]->Counts(tables, u, perm);
           if (CompareRatio(i, d, obs_i[u], obs_d[u]) >= 0) ++at_least[t][u];
           null_iou[static_cast<size_t>(u) * P + p] = Ratio(i, d);
@@ -337,6 +411,22 @@ StatusOr<LabelStatsReport> ComputeLabelStats(const LayerTables& tables, const La
       s.null_mean /= P;
       s.p_value = s.label < 0 ? 1.0 : (1.0 + static_cast<double>(s.null_at_least)) / (1.0 + P);
       p[u] = s.p_value;
+    }
+    if (report.max_null) {
+      std::vector<double> pm(units, 1.0);
+      for (int u = 0; u < units; ++u) {
+        int64_t n = 0;
+        for (int t = 0; t < pthreads; ++t) n += max_at_least[t][u];
+        UnitStats& s = report.units[u];
+        s.p_max = s.label < 0 ? 1.0 : (1.0 + static_cast<double>(n)) / (1.0 + P);
+        pm[u] = s.p_max;
+      }
+      const std::vector<double> qm = BenjaminiHochberg(pm);
+      for (int u = 0; u < units; ++u) {
+        report.units[u].q_max = qm[u];
+        if (qm[u] < options.q_cutoff && results.unit[u].detector)
+          ++report.significant_detectors_max;
+      }
     }
     const std::vector<double> q = BenjaminiHochberg(p);
     for (int u = 0; u < units; ++u) {

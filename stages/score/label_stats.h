@@ -28,6 +28,13 @@
 // (q_(i) = min_{j ≥ i} p_(j)·m/j, at most 1, units sorted by p, m = number of units).
 // significant_detectors: detectors (IoU > cut-off) with q < 0.05.
 //
+// Max null (max_null = true, config [stats] max_null): the null above fixes the label that the
+// observed data picked as the best of all labels, so it ignores that selection and is
+// anti-conservative. The max null compares the observed top IoU with the top IoU of the
+// re-paired data, i.e. max over all labels l of I_π(u,l) / (U_π(u,primary(l)) + G[l] − I_π(u,l))
+// (the dissection's unit IoU on the permuted pairing), with the same permutations:
+// p_max = (1 + #{p : null top IoU ≥ observed IoU}) / (1 + P) ≥ p, and q_max its BH q-values.
+//
 // Thread-safety: pure functions; they use `workers` threads, and results do not depend on it.
 #pragma once
 
@@ -46,6 +53,7 @@ struct StatsOptions {
   uint64_t seed = 1;       // config [stats] seed
   int workers = 0;         // threads; 0 = all hardware threads
   double q_cutoff = 0.05;  // significance level of the q-values
+  bool max_null = false;   // config [stats] max_null: also p_max / q_max (about 3x the work)
 };
 
 struct UnitStats {
@@ -58,13 +66,17 @@ struct UnitStats {
   int64_t null_at_least = 0;  // #{null IoU >= observed}
   double null_mean = 0;       // mean null IoU
   double p_value = 1, q_value = 1;
+  // Max null (when max_null).
+  double p_max = 1, q_max = 1;
 };
 
 struct LabelStatsReport {
   std::vector<UnitStats> units;
   int bootstrap = 0, permutations = 0;
-  int significant_detectors = 0;  // detectors with q < q_cutoff (permutations > 0)
-  int significant_units = 0;      // units with q < q_cutoff
+  bool max_null = false;
+  int significant_detectors = 0;      // detectors with q < q_cutoff (permutations > 0)
+  int significant_units = 0;          // units with q < q_cutoff
+  int significant_detectors_max = 0;  // detectors with q_max < q_cutoff (max_null)
   double bootstrap_seconds = 0, permutation_seconds = 0;
 };
 
@@ -83,6 +95,12 @@ std::vector<uint32_t> NullPermutation(const LayerTables& tables, uint64_t seed, 
 // are paired with image perm[i]'s labels. For tests.
 std::pair<int64_t, int64_t> PairedCounts(const LayerTables& tables, int u, int label, int category,
                                          const std::vector<uint32_t>& perm);
+// The counts (I, U + G − I) of the best label of unit u (the dissection's rule) when image i's
+// masks are paired with image perm[i]'s labels; `primary` is the label -> category table. For
+// tests.
+std::pair<int64_t, int64_t> PairedTopCounts(const LayerTables& tables, int u,
+                                            const std::vector<int>& primary,
+                                            const std::vector<uint32_t>& perm);
 // Benjamini–Hochberg q-values of `p` (same order).
 std::vector<double> BenjaminiHochberg(const std::vector<double>& p);
 // numpy-style linear quantile of sorted values (position (n-1)·q). REQUIRES: sorted non-empty.

@@ -132,12 +132,14 @@ Status Run(StageProcess& p) {
       fs::path dir = fs::path(c.output.dir) / layer.layer;
       if (c.threshold.quantiles.size() > 1) dir /= QuantileDirName(q);
       // Compositional explanations and label statistics ([explain], [stats]), from the cache.
-      AnalysisRequest analysis{c.explain.length,
-                               c.explain.beam,
-                               c.stats.bootstrap,
-                               c.stats.permutations,
-                               static_cast<uint64_t>(c.stats.seed),
-                               c.score.workers};
+      AnalysisRequest analysis;
+      analysis.length = c.explain.length;
+      analysis.beam = c.explain.beam;
+      analysis.bootstrap = c.stats.bootstrap;
+      analysis.permutations = c.stats.permutations;
+      analysis.seed = static_cast<uint64_t>(c.stats.seed);
+      analysis.max_null = c.stats.max_null;
+      analysis.workers = c.score.workers;
       std::optional<AnalysisOutcome> analyzed;
       if (analysis.any()) {
         ND_ASSIGN_OR_RETURN(

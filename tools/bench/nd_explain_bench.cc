@@ -3,7 +3,7 @@
 //
 //   nd-explain-bench -c pipeline.toml [--set k=v ...] [--length 3] [--beam 5]
 //                    [--bootstrap 1000] [--permutations 1000] [--workers 0] [--out DIR]
-//                    [--replicate K]
+//                    [--replicate K] [--max-null]
 //
 // Steps (each timed on its own): hash the images (to find the cache keys, as decode does), score
 // the layer from the cache (ScoreStage, as the score process does), build LayerTables,
@@ -59,6 +59,7 @@ int Main(int argc, char** argv) {
   std::string config_path, out_dir;
   std::vector<std::string> sets;
   int length = 3, beam = 5, bootstrap = 1000, permutations = 1000, workers = 0, replicate = 1;
+  bool max_null = false;  // time the permutations with the max null too
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -82,6 +83,8 @@ int Main(int argc, char** argv) {
       permutations = std::atoi(value().c_str());
     } else if (a == "--workers") {
       workers = std::atoi(value().c_str());
+    } else if (a == "--max-null") {
+      max_null = true;
     } else if (a == "--replicate") {
       replicate = std::max(1, std::atoi(value().c_str()));
     } else if (a == "--out") {
@@ -90,7 +93,7 @@ int Main(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: nd-explain-bench -c pipeline.toml [--set k=v ...] [--length 3] "
                    "[--beam 5] [--bootstrap 1000] [--permutations 1000] [--workers 0] "
-                   "[--out DIR] [--replicate K]\n");
+                   "[--out DIR] [--replicate K] [--max-null]\n");
       return 2;
     }
   }
@@ -198,6 +201,7 @@ int Main(int argc, char** argv) {
   nd::StatsOptions po = bo_opts;
   po.bootstrap = 0;
   po.permutations = permutations;
+  po.max_null = max_null;
   t0 = Clock::now();
   auto perm = nd::ComputeLabelStats(*tables, report->results, po);
   if (!perm.ok()) return Fail(perm.status().ToString());
@@ -206,11 +210,14 @@ int Main(int argc, char** argv) {
   if (!out_dir.empty()) {
     nd::LabelStatsReport both = *boot;
     both.permutations = perm->permutations;
+    both.max_null = perm->max_null;
     for (size_t u = 0; u < both.units.size(); ++u) {
       both.units[u].p_value = perm->units[u].p_value;
       both.units[u].q_value = perm->units[u].q_value;
       both.units[u].null_mean = perm->units[u].null_mean;
       both.units[u].null_at_least = perm->units[u].null_at_least;
+      both.units[u].p_max = perm->units[u].p_max;
+      both.units[u].q_max = perm->units[u].q_max;
     }
     std::error_code ec;
     std::filesystem::create_directories(out_dir, ec);
@@ -253,11 +260,20 @@ int Main(int argc, char** argv) {
       explained->unit_seconds, static_cast<long long>(explained->candidates_scored));
   std::snprintf(name, sizeof(name), "bootstrap, %d resamples", bootstrap);
   row(name, boot_s, true);
-  std::snprintf(name, sizeof(name), "permutation null, %d permutations", permutations);
+  std::snprintf(name, sizeof(name), "permutation null, %d permutations%s", permutations,
+                max_null ? " + max null" : "");
   row(name, perm_s, true);
-  std::printf("detectors (IoU > %g): %d of %d; significant detectors (q < 0.05): %d\n",
+  std::printf("detectors (IoU > %g): %d of %d; significant detectors (q < 0.05): %d",
               c.score.iou_threshold, report->results.detectors, report->results.units,
               perm->significant_detectors);
+  if (max_null) std::printf(", by the max null: %d", perm->significant_detectors_max);
+  std::printf("; significant units: %d", perm->significant_units);
+  if (max_null) {
+    int n = 0;
+    for (const auto& s : perm->units) n += s.q_max < 0.05;
+    std::printf(", by the max null: %d", n);
+  }
+  std::printf("\n");
   double stab = 0;
   for (const auto& s : boot->units) stab += s.stability;
   std::printf("mean label stability: %.3f\n", stab / std::max<size_t>(1, boot->units.size()));
