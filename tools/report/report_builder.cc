@@ -542,6 +542,7 @@ Status ReadAnalysisFiles(const std::string& dir, std::vector<UnitAnalysis>* out)
     ND_ASSIGN_OR_RETURN(int c_stability, t.RequireColumn("stability"));
     ND_ASSIGN_OR_RETURN(int c_p, t.RequireColumn("p_value"));
     ND_ASSIGN_OR_RETURN(int c_q, t.RequireColumn("q_value"));
+    const int c_pmax = t.ColumnIndex("p_max"), c_qmax = t.ColumnIndex("q_max");  // -1: older file
     for (size_t r = 0; r < t.num_rows(); ++r) {
       ND_ASSIGN_OR_RETURN(int64_t unit, t.GetIntInRange(r, c_unit, 1, n));
       UnitAnalysis& a = (*out)[unit - 1];
@@ -555,6 +556,11 @@ Status ReadAnalysisFiles(const std::string& dir, std::vector<UnitAnalysis>* out)
         a.has_p = true;
         ND_ASSIGN_OR_RETURN(a.p_value, t.GetDouble(r, c_p));
         ND_ASSIGN_OR_RETURN(a.q_value, t.GetDouble(r, c_q));
+      }
+      if (c_pmax >= 0 && c_qmax >= 0 && !t.cell(r, c_pmax).empty()) {  // empty unless max_null
+        a.has_max = true;
+        ND_ASSIGN_OR_RETURN(a.p_max, t.GetDouble(r, c_pmax));
+        ND_ASSIGN_OR_RETURN(a.q_max, t.GetDouble(r, c_qmax));
       }
     }
   }

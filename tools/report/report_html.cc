@@ -407,6 +407,10 @@ void WriteCard(const ReportPage& page, const ReportSection& s, const UnitCard& c
         << (a.q_value < 0.05 ? "sig" : "nonsig") << "\">p " << Real(a.p_value) << ", q "
         << Real(a.q_value) << "</span>";
     }
+    if (a.has_max) {
+      o << " &middot; max null <span class=\"" << (a.q_max < 0.05 ? "sig" : "nonsig") << "\">p "
+        << Real(a.p_max) << ", q " << Real(a.q_max) << "</span>";
+    }
     o << "</div>";
   }
   if (c.strip.empty()) {

@@ -53,6 +53,8 @@ struct UnitAnalysis {
   double iou_low = 0, iou_high = 0, stability = 0;
   bool has_p = false;  // permutation columns present
   double p_value = 1, q_value = 1;
+  bool has_max = false;  // max-null columns present
+  double p_max = 1, q_max = 1;
 };
 
 struct UnitCard {
