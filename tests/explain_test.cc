@@ -158,6 +158,22 @@ TEST(ExplainTest, ImagesOfTwoSegmentationSizesMatchTheBruteForce) {
     ExpectSameAsReference(testing_analysis::MixedSizeFixture(seed, 4, 8, 8, 11, 6), 3, 4);
 }
 
+TEST(ExplainTest, OneCandidateOrNoneAtAll) {
+  // Labels 1 and 2, label 2 without a category: one candidate, nothing to extend it with.
+  const Fixture one = RandomFixture(17, 5, 8, 8, 3, 3, 3, 3, 2);
+  ExpectSameAsReference(one, 3, 5);
+  // No label has a category: no candidate; explanations are empty rows.
+  Fixture none = one;
+  std::fill(none.primary.begin(), none.primary.end(), -1);
+  auto tables = BuildTables(none, UnionRule::kPaper);
+  ASSERT_TRUE(tables.ok());
+  auto r = ExplainUnits(*tables, none.names, ExplainOptions{});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->units[0].primitive, -1);
+  const std::string csv = FormatExplanationsCsv(*r);
+  EXPECT_NE(csv.find("\n1,,0.0,0,,0.0\n"), std::string::npos) << csv;
+}
+
 TEST(ExplainTest, ResultDoesNotDependOnWorkers) {
   const Fixture f = RandomFixture(7, 8, 10, 10, 6, 4, 4, 9, 3);
   auto tables = BuildTables(f, UnionRule::kPaper, 1);
