@@ -3,7 +3,7 @@
 //
 //   nd-explain-bench -c pipeline.toml [--set k=v ...] [--length 3] [--beam 5]
 //                    [--bootstrap 1000] [--permutations 1000] [--workers 0] [--out DIR]
-//                    [--replicate K] [--max-null]
+//                    [--replicate K] [--max-null] [--verify]
 //
 // Steps (each timed on its own): hash the images (to find the cache keys, as decode does), score
 // the layer from the cache (ScoreStage, as the score process does), build LayerTables,
@@ -60,6 +60,7 @@ int Main(int argc, char** argv) {
   std::vector<std::string> sets;
   int length = 3, beam = 5, bootstrap = 1000, permutations = 1000, workers = 0, replicate = 1;
   bool max_null = false;  // time the permutations with the max null too
+  bool verify = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -83,6 +84,8 @@ int Main(int argc, char** argv) {
       permutations = std::atoi(value().c_str());
     } else if (a == "--workers") {
       workers = std::atoi(value().c_str());
+    } else if (a == "--verify") {
+      verify = true;
     } else if (a == "--max-null") {
       max_null = true;
     } else if (a == "--replicate") {
@@ -93,7 +96,7 @@ int Main(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: nd-explain-bench -c pipeline.toml [--set k=v ...] [--length 3] "
                    "[--beam 5] [--bootstrap 1000] [--permutations 1000] [--workers 0] "
-                   "[--out DIR] [--replicate K] [--max-null]\n");
+                   "[--out DIR] [--replicate K] [--max-null] [--verify]\n");
       return 2;
     }
   }
@@ -188,6 +191,54 @@ int Main(int argc, char** argv) {
   auto explained = nd::ExplainUnits(*tables, nd::LabelNames(*dataset), eo);
   if (!explained.ok()) return Fail(explained.status().ToString());
   const double explain_s = Since(t0);
+
+  if (verify) {
+    // Pixel by pixel: F's bit at p on image i, from the tables' merged label sets.
+    auto bit = [&](const nd::TableImage& im, int label, int64_t p) -> bool {
+      if (im.HasScalar(label)) return true;
+      const nd::LabelBits* b = im.FindMerged(label);
+      const int64_t w = p >> 6;
+      if (b == nullptr || w < b->lo || w >= b->hi) return false;
+      return (b->words[w - b->lo] >> (p & 63)) & 1;
+    };
+    auto eval = [&](const nd::TableImage& im, const nd::Formula& f, int64_t p) {
+      bool v = bit(im, f.labels[0], p);
+      for (size_t k = 0; k < f.ops.size(); ++k) {
+        const bool x = bit(im, f.labels[k + 1], p);
+        v = f.ops[k] == nd::FormulaOp::kOr    ? (v || x)
+            : f.ops[k] == nd::FormulaOp::kAnd ? (v && x)
+                                              : (v && !x);
+      }
+      return v;
+    };
+    std::atomic<int> bad_units{0}, next_unit{0};
+    t0 = Clock::now();
+    (void)nd::RunAnalysisThreads(threads, [&](int) {
+      for (int u; (u = next_unit.fetch_add(1)) < tables->units();) {
+        const nd::UnitExplanation& x = explained->units[u];
+        if (x.formula.labels.empty()) continue;
+        const nd::UnitTable& ut = tables->unit(u);
+        int64_t inter = 0, size = 0;
+        for (const nd::ActiveImage& a : ut.active) {
+          const nd::TableImage& im = tables->images()[a.image];
+          const uint64_t* m = ut.Mask(a);
+          for (int64_t p = int64_t{a.lo} * 64;
+               p < std::min<int64_t>(int64_t{a.hi} * 64, im.pixels()); ++p)
+            inter += ((m[(p >> 6) - a.lo] >> (p & 63)) & 1) && eval(im, x.formula, p);
+        }
+        for (const nd::TableImage& im : tables->images())
+          if (!im.skipped)
+            for (int64_t p = 0; p < im.pixels(); ++p) size += eval(im, x.formula, p);
+        const int64_t uni = ut.total_m + size - inter;
+        if (inter != x.intersection || uni != x.union_area) ++bad_units;
+      }
+    });
+    std::printf(
+        "verify: %d of %d units' formula counts differ from pixel-by-pixel evaluation "
+        "(%.1f s)\n",
+        bad_units.load(), tables->units(), Since(t0));
+    if (bad_units.load() != 0) return Fail("verification failed");
+  }
 
   // 5. Bootstrap, 6. permutations (separately, to time each).
   nd::StatsOptions bo_opts;
