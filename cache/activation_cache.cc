@@ -18,6 +18,7 @@
 #include <shared_mutex>
 #include <system_error>
 
+#include "common/descriptors.h"
 #include "common/log.h"
 
 namespace nd {
@@ -268,6 +269,12 @@ StatusOr<ActivationCache> ActivationCache::Open(const CacheOptions& options) {
     // mdb_env_close is still required after a failed open; ~Env does it.
     return LmdbError(dir, "opening the LMDB environment", rc);
   }
+  {
+    // LMDB's data file descriptor (its lock file is opened O_CLOEXEC by LMDB itself where the
+    // platform has it); a forked child must not inherit either (descriptors.h).
+    mdb_filehandle_t fd = -1;
+    if (mdb_env_get_fd(env->env, &fd) == 0) SetCloseOnExec(fd);
+  }
   int dead = 0;
   mdb_reader_check(env->env, &dead);
   if (dead > 0) LogInfo("cache '" + dir + "': cleared " + std::to_string(dead) + " stale readers");
@@ -389,6 +396,25 @@ StatusOr<bool> ActivationCache::Contains(std::string_view key) const {
     return Status::Ok();
   }));
   return found;
+}
+
+StatusOr<bool> ActivationCache::ContainsCurrentActivation(std::string_view key) const {
+  if (key.empty()) return false;
+  bool current = false;
+  Env* e = env_.get();
+  ND_RETURN_IF_ERROR(WithReadTxn(e, [&](MDB_txn* txn) -> Status {
+    MDB_val k = Val(key), v;
+    int rc = mdb_get(txn, e->dbi, &k, &v);
+    if (rc == MDB_NOTFOUND) return Status::Ok();
+    if (rc != 0) return LmdbError(e->dir, "get", rc);
+    // The header only (no copy, no CRC): a superseded or damaged record is "not current", so the
+    // image is forwarded again and the record rewritten.
+    current =
+        DecodeActivationHeader(std::string_view(static_cast<const char*>(v.mv_data), v.mv_size))
+            .ok();
+    return Status::Ok();
+  }));
+  return current;
 }
 
 Status ActivationCache::Get(std::string_view key, std::string* value) const {

@@ -110,6 +110,11 @@ class ActivationCache {
   [[nodiscard]] Status PutBatch(const std::vector<std::pair<std::string, std::string>>& kv);
 
   [[nodiscard]] StatusOr<bool> Contains(std::string_view key) const;
+  // True when `key` holds an activation record whose header this build accepts
+  // (DecodeActivationHeader): false for a missing key, a record of a superseded format (a float16
+  // record of format version 1, written before per-unit scaling) or a damaged header. decode uses
+  // it to forward such images again, so that extract rewrites their records.
+  [[nodiscard]] StatusOr<bool> ContainsCurrentActivation(std::string_view key) const;
 
   // Copies the value of `key` into *value. Errors: NotFound naming the key and dir.
   [[nodiscard]] Status Get(std::string_view key, std::string* value) const;

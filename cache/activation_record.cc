@@ -1,5 +1,6 @@
 #include "cache/activation_record.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -33,6 +34,7 @@ uint32_t GetU32(const char* p) {
 
 size_t ElementSize(DType d) { return d == DType::kFloat16 ? 2 : 4; }
 
+// CRC over header bytes [0,20) and everything after the header (scale table and payload).
 uint32_t RecordCrc(std::string_view record) {
   uint32_t c = Crc32(record.data(), 20);
   return Crc32(record.data() + kActivationRecordHeaderSize,
@@ -58,49 +60,71 @@ StatusOr<DType> ParseDType(std::string_view name) {
                          "'; expected 'float16' or 'float32'");
 }
 
+int Float16UnitScaleLog2(const float* values, size_t n) {
+  float max_abs = 0.0f;
+  for (size_t i = 0; i < n; ++i) {
+    const float a = std::fabs(values[i]);
+    if (a > max_abs && a != std::numeric_limits<float>::infinity()) max_abs = a;  // NaN: false
+  }
+  if (max_abs == 0.0f) return 0;
+  int e = 0;
+  std::frexp(max_abs, &e);  // max_abs = f * 2^e, f in [0.5, 1): floor(log2 max_abs) = e - 1
+  return std::clamp(e - 1 - 14, -128, 127);
+}
+
+namespace {
+
+// Bytes of a float16 record's scale table: one int8 per unit, zero-padded to a multiple of 8 so
+// that the payload starts 8-byte aligned relative to the record.
+size_t ScaleTableBytes(DType dtype, uint64_t units) {
+  return dtype == DType::kFloat16 ? static_cast<size_t>((units + 7) / 8 * 8) : 0;
+}
+
+}  // namespace
+
 StatusOr<std::string> EncodeActivation(const ActivationMap& map, DType dtype) {
   if (map.units < 1 || map.h < 1 || map.w < 1) {
     return InvalidArgument("activation map shape " + std::to_string(map.units) + "x" +
                            std::to_string(map.h) + "x" + std::to_string(map.w) +
                            " has a dimension < 1");
   }
-  const size_t n = static_cast<size_t>(map.units) * map.plane();
+  const size_t plane = map.plane();
+  const size_t n = static_cast<size_t>(map.units) * plane;
   if (map.data.size() != n) {
     return InvalidArgument("activation map has " + std::to_string(map.data.size()) +
                            " values, shape needs " + std::to_string(n));
   }
-  int scale_log2 = 0;
-  if (dtype == DType::kFloat16) {
-    float max_abs = 0.0f;
-    for (float x : map.data) {
-      float a = std::fabs(x);
-      if (a > max_abs && a != std::numeric_limits<float>::infinity()) max_abs = a;
-    }
-    while (std::ldexp(max_abs, -scale_log2) >= 65520.0f) ++scale_log2;  // at most ~113 steps
-  }
-  std::string out(kActivationRecordHeaderSize + n * ElementSize(dtype), '\0');
+  const size_t table = ScaleTableBytes(dtype, static_cast<uint64_t>(map.units));
+  std::string out(kActivationRecordHeaderSize + table + n * ElementSize(dtype), '\0');
   char* p = out.data();
   std::memcpy(p, kActivationRecordMagic, 4);
   PutU16(p + 4, kActivationRecordVersion);
   p[6] = static_cast<char>(dtype);
-  p[7] = static_cast<char>(static_cast<int8_t>(scale_log2));
+  p[7] = 0;  // reserved
   PutU32(p + 8, static_cast<uint32_t>(map.units));
   PutU32(p + 12, static_cast<uint32_t>(map.h));
   PutU32(p + 16, static_cast<uint32_t>(map.w));
-  char* payload = p + kActivationRecordHeaderSize;
+  char* payload = p + kActivationRecordHeaderSize + table;
   if (dtype == DType::kFloat32) {
     std::memcpy(payload, map.data.data(), n * 4);
   } else {
-    std::vector<uint16_t> halves(n);
-    if (scale_log2 == 0) {
-      FloatToHalfArray(map.data.data(), halves.data(), n);
-    } else {
-      std::vector<float> scaled(n);
-      const float s = std::ldexp(1.0f, -scale_log2);  // exact power of two
-      for (size_t i = 0; i < n; ++i) scaled[i] = map.data[i] * s;
-      FloatToHalfArray(scaled.data(), halves.data(), n);
+    std::vector<uint16_t> halves(plane);
+    std::vector<float> scaled(plane);
+    for (int u = 0; u < map.units; ++u) {
+      const float* src = map.data.data() + static_cast<size_t>(u) * plane;
+      const int k = Float16UnitScaleLog2(src, plane);
+      p[kActivationRecordHeaderSize + u] = static_cast<char>(static_cast<int8_t>(k));
+      const float* in = src;
+      if (k != 0) {
+        // x * 2^-k in double is exact, and so is its conversion to float: |x * 2^-k| < 2^15 for
+        // finite x, and a result below float's range only occurs where float16 is 0 anyway.
+        const double s = std::ldexp(1.0, -k);
+        for (size_t i = 0; i < plane; ++i) scaled[i] = static_cast<float>(src[i] * s);
+        in = scaled.data();
+      }
+      FloatToHalfArray(in, halves.data(), plane);
+      std::memcpy(payload + static_cast<size_t>(u) * plane * 2, halves.data(), plane * 2);
     }
-    std::memcpy(payload, halves.data(), n * 2);
   }
   PutU32(p + 20, RecordCrc(out));
   return out;
@@ -116,18 +140,28 @@ StatusOr<ActivationRecordHeader> DecodeActivationHeader(std::string_view record)
     return DataLoss("activation record: bad magic (not an nd-pipeline activation record)");
   }
   const uint16_t version = GetU16(p + 4);
-  if (version != kActivationRecordVersion) {
+  if (version != 1 && version != kActivationRecordVersion) {
     return DataLoss("activation record: unsupported format version " + std::to_string(version) +
                     " (this build reads version " + std::to_string(kActivationRecordVersion) + ")");
   }
   ActivationRecordHeader h;
+  h.version = version;
   const uint8_t dtype = static_cast<uint8_t>(p[6]);
   if (dtype != static_cast<uint8_t>(DType::kFloat16) &&
       dtype != static_cast<uint8_t>(DType::kFloat32)) {
     return DataLoss("activation record: unknown dtype code " + std::to_string(dtype));
   }
   h.dtype = static_cast<DType>(dtype);
-  h.scale_log2 = static_cast<int8_t>(p[7]);
+  if (version == 1 && h.dtype == DType::kFloat16) {
+    return DataLoss(
+        "activation record: float16 record of format version 1, written before per-unit scaling "
+        "(values below 6e-8 may have been stored as 0); refused: re-extract the layer "
+        "(`nd-pipeline up` forwards such images again)");
+  }
+  if (p[7] != 0) {
+    return DataLoss("activation record: reserved header byte 7 is " +
+                    std::to_string(static_cast<uint8_t>(p[7])) + ", expected 0");
+  }
   h.units = GetU32(p + 8);
   h.h = GetU32(p + 12);
   h.w = GetU32(p + 16);
@@ -137,15 +171,19 @@ StatusOr<ActivationRecordHeader> DecodeActivationHeader(std::string_view record)
     return DataLoss("activation record: invalid shape " + std::to_string(h.units) + "x" +
                     std::to_string(h.h) + "x" + std::to_string(h.w));
   }
+  const size_t table = ScaleTableBytes(h.dtype, h.units);
+  h.payload_offset = kActivationRecordHeaderSize + table;
   // The product of three dimensions < 2^31 can overflow 64 bits, so compare by division.
-  const size_t payload = record.size() - kActivationRecordHeaderSize;
   const size_t elem = ElementSize(h.dtype);
   const uint64_t plane = uint64_t{h.h} * h.w;  // < 2^62
-  const bool fits =
-      payload % elem == 0 && (payload / elem) % plane == 0 && (payload / elem) / plane == h.units;
+  const bool fits = record.size() >= h.payload_offset && [&] {
+    const size_t payload = record.size() - h.payload_offset;
+    return payload % elem == 0 && (payload / elem) % plane == 0 &&
+           (payload / elem) / plane == h.units;
+  }();
   if (!fits) {
-    return DataLoss("activation record: payload of " + std::to_string(payload) +
-                    " bytes does not match shape " + std::to_string(h.units) + "x" +
+    return DataLoss("activation record: " + std::to_string(record.size()) +
+                    " bytes do not match shape " + std::to_string(h.units) + "x" +
                     std::to_string(h.h) + "x" + std::to_string(h.w) + " " + DTypeName(h.dtype));
   }
   return h;
@@ -162,21 +200,30 @@ Status DecodeActivation(std::string_view record, ActivationMap* out) {
   out->units = static_cast<int>(h.units);
   out->h = static_cast<int>(h.h);
   out->w = static_cast<int>(h.w);
-  const size_t n = static_cast<size_t>(h.units) * h.h * h.w;
+  const size_t plane = static_cast<size_t>(h.h) * h.w;
+  const size_t n = static_cast<size_t>(h.units) * plane;
   out->data.resize(n);
-  const char* payload = record.data() + kActivationRecordHeaderSize;
+  const char* payload = record.data() + h.payload_offset;
   if (h.dtype == DType::kFloat32) {
     std::memcpy(out->data.data(), payload, n * 4);
-  } else if (reinterpret_cast<uintptr_t>(payload) % alignof(uint16_t) == 0) {
+    return Status::Ok();
+  }
+  if (reinterpret_cast<uintptr_t>(payload) % alignof(uint16_t) == 0) {
     HalfToFloatArray(reinterpret_cast<const uint16_t*>(payload), out->data.data(), n);
   } else {
     std::vector<uint16_t> halves(n);
     std::memcpy(halves.data(), payload, n * 2);
     HalfToFloatArray(halves.data(), out->data.data(), n);
   }
-  if (h.scale_log2 != 0) {
-    const float s = std::ldexp(1.0f, h.scale_log2);
-    for (float& x : out->data) x *= s;
+  const char* scales = record.data() + kActivationRecordHeaderSize;
+  for (size_t u = 0; u < h.units; ++u) {
+    const int k = static_cast<int8_t>(scales[u]);
+    if (k == 0) continue;
+    // A float16 value times 2^k for k in [-128, 127] is exact in double; the product of a stored
+    // value < 2^16 and 2^k is a float (or a float subnormal for the tiniest units).
+    const double s = std::ldexp(1.0, k);
+    float* x = out->data.data() + u * plane;
+    for (size_t i = 0; i < plane; ++i) x[i] = static_cast<float>(x[i] * s);
   }
   return Status::Ok();
 }

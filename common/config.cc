@@ -73,6 +73,13 @@ Status ReadInt(const toml::node& n, int64_t lo, int64_t hi, int64_t* out) {
   return Status::Ok();
 }
 
+Status ReadBool(const toml::node& n, bool* out) {
+  auto v = n.value_exact<bool>();
+  if (!v) return InvalidArgument("expected true or false");
+  *out = *v;
+  return Status::Ok();
+}
+
 Status ReadDouble(const toml::node& n, double* out) {
   auto v = n.value<double>();  // accepts integers too
   if (!v) return InvalidArgument("expected a number");
@@ -126,6 +133,12 @@ const std::vector<Key>& Keys() {
          return ReadStringList(n, false, &c->dataset.categories);
        },
        [](const PipelineConfig& c) { return QuoteList(c.dataset.categories); }},
+      {"dataset", "on_bad_row",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         ND_RETURN_IF_ERROR(ReadString(n, &c->dataset.on_bad_row));
+         return OneOf(c->dataset.on_bad_row, {"skip", "fail"});
+       },
+       [](const PipelineConfig& c) { return Quote(c.dataset.on_bad_row); }},
       {"model", "path",
        [](const toml::node& n, const Origin& o, PipelineConfig* c) {
          return ReadPath(n, o, &c->model.path);
@@ -180,6 +193,12 @@ const std::vector<Key>& Keys() {
          return OneOf(c->model.precision, {"fp32", "fp16", "bf16"});
        },
        [](const PipelineConfig& c) { return Quote(c.model.precision); }},
+      {"model", "memory_format",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         ND_RETURN_IF_ERROR(ReadString(n, &c->model.memory_format));
+         return OneOf(c->model.memory_format, {"auto", "contiguous", "channels_last"});
+       },
+       [](const PipelineConfig& c) { return Quote(c.model.memory_format); }},
       {"decode", "workers",
        [](const toml::node& n, const Origin&, PipelineConfig* c) {
          int64_t v;
@@ -188,6 +207,11 @@ const std::vector<Key>& Keys() {
          return Status::Ok();
        },
        [](const PipelineConfig& c) { return std::to_string(c.decode.workers); }},
+      {"decode", "rehash",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         return ReadBool(n, &c->decode.rehash);
+       },
+       [](const PipelineConfig& c) { return std::string(c.decode.rehash ? "true" : "false"); }},
       {"threshold", "quantile",
        [](const toml::node& n, const Origin&, PipelineConfig* c) {
          std::vector<double> qs;

@@ -19,6 +19,9 @@ namespace nd {
 struct DatasetConfig {
   std::string path;                     // Broden-format directory (required)
   std::vector<std::string> categories;  // empty = all categories of category.csv
+  // A malformed data row of index.csv: "skip" (log it, count it in summary.json, dissect the rest)
+  // or "fail" (stop at start-up). Errors in headers and the other CSVs always stop the run.
+  std::string on_bad_row = "skip";
 };
 
 struct ModelConfig {
@@ -29,10 +32,18 @@ struct ModelConfig {
   std::vector<std::string> devices{"auto"};  // "auto" | "cpu" | "cuda" | "cuda:N"; a list = workers
   int batch_size = 32;
   std::string precision = "fp32";  // "fp32" | "fp16" | "bf16" (autocast on CUDA only)
+  // Memory format of the weights and the input: "auto" (channels_last: faster convolutions with
+  // LibTorch's CPU (oneDNN) and CUDA (cuDNN NHWC) kernels, measured by nd-bench), "contiguous"
+  // (NCHW) or "channels_last". Changes only the rounding of the forward pass.
+  std::string memory_format = "auto";
 };
 
 struct DecodeConfig {
   int workers = 0;  // decode threads; 0 = number of cores
+  // false: an image file whose stat identity (device, inode, size, mtime and ctime in ns) is
+  // unchanged since it was hashed is not read or hashed again (cache/file_digest_memo.h); true:
+  // every file is read and hashed (and the remembered digests refreshed).
+  bool rehash = false;
 };
 
 struct ThresholdConfig {

@@ -148,7 +148,7 @@ std::string Sha256Hex(std::string_view data) {
 }
 
 StatusOr<std::string> Sha256File(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
+  std::FILE* f = std::fopen(path.c_str(), "rbe");
   if (f == nullptr) {
     int err = errno;
     std::string msg = "cannot open '" + path + "': " + std::strerror(err);

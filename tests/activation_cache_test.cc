@@ -17,6 +17,7 @@
 
 #include "cache/activation_record.h"
 #include "cache/cache_keys.h"
+#include "common/digest.h"
 #include "common/half.h"
 
 namespace nd {
@@ -75,15 +76,18 @@ TEST(ActivationRecordTest, Float32RoundTripIsExact) {
 }
 
 TEST(ActivationRecordTest, Float16RoundTripEqualsHalfRounding) {
-  // 1 + 2^-11 is a tie that rounds to even 1.0; 0.1 -> 0x2E66 = 1638/16384 (hand-derived).
+  // One unit, max 65504 (= 2^16 - 32) -> k = floor(log2 65504) - 14 = 1. Scaling by a
+  // power of two keeps the rounding of normal halves: 1 + 2^-11 is a tie that rounds to even 1.0;
+  // 0.1 -> 0x2E66 = 1638/16384 (hand-derived), as x.half() gives.
   ActivationMap in = Map(1, 2, 2, {1.0f + std::ldexp(1.0f, -11), 0.1f, -0.0f, 65504.0f});
   auto rec = EncodeActivation(in);  // float16 is the default
   ASSERT_TRUE(rec.ok());
-  EXPECT_EQ(rec->size(), 24u + 4 * 2);
+  EXPECT_EQ(rec->size(), 24u + 8 + 4 * 2);  // header, scale table of 1 unit padded to 8, payload
   auto header = DecodeActivationHeader(*rec);
   ASSERT_TRUE(header.ok());
   EXPECT_EQ(header->dtype, DType::kFloat16);
-  EXPECT_EQ(header->scale_log2, 0);
+  EXPECT_EQ(header->version, 2);
+  EXPECT_EQ(static_cast<int8_t>((*rec)[24]), 1);
   ActivationMap out;
   ASSERT_TRUE(DecodeActivation(*rec, &out).ok());
   EXPECT_EQ(out.data[0], 1.0f);
@@ -94,17 +98,79 @@ TEST(ActivationRecordTest, Float16RoundTripEqualsHalfRounding) {
 }
 
 TEST(ActivationRecordTest, Float16ScalesMapsThatWouldOverflow) {
-  // max 1e6 needs 2^-4: 1e6/16 = 62500 -> nearest half (spacing 32) 62496 -> 62496*16.
+  // Unit 0: max 1e6, floor(log2 1e6) = 19 -> k = 5: 1e6/32 = 31250 -> nearest half (spacing 16)
+  // 31248 -> 31248*32 = 999936. Unit 1: 3 -> k = 1 - 14 = -13: 3*2^13 = 24576, exact.
   ActivationMap in = Map(2, 1, 1, {1e6f, 3.0f});
   auto rec = EncodeActivation(in, DType::kFloat16);
   ASSERT_TRUE(rec.ok());
-  auto header = DecodeActivationHeader(*rec);
-  ASSERT_TRUE(header.ok());
-  EXPECT_EQ(header->scale_log2, 4);
+  EXPECT_EQ(static_cast<int8_t>((*rec)[24]), 5);
+  EXPECT_EQ(static_cast<int8_t>((*rec)[25]), -13);
   ActivationMap out;
   ASSERT_TRUE(DecodeActivation(*rec, &out).ok());
   EXPECT_EQ(out.data[0], 999936.0f);
   EXPECT_EQ(out.data[1], 3.0f);
+}
+
+// Regression (issue 16): a GoogLeNet inception5b at random init has activations of ~1e-11, which
+// plain float16 stores as 0 (every threshold 0, no detector). Per-unit scales keep 11 significant
+// bits for tiny and huge units side by side in one record.
+TEST(ActivationRecordTest, Float16KeepsTinyAndHugeUnitsToHalfPrecision) {
+  const std::vector<float> values = {3.1e-11f, -7.7e-12f, 1.0e-11f, 0.0f,     // unit 0: tiny
+                                     2.5e+6f,  9.9e+5f,   -1.3e+6f, 4.0e+4f,  // unit 1: huge
+                                     0.75f,    0.0f,      1e-3f,    -0.25f};  // unit 2: ordinary
+  auto rec = EncodeActivation(Map(3, 2, 2, values), DType::kFloat16);
+  ASSERT_TRUE(rec.ok());
+  ActivationMap out;
+  ASSERT_TRUE(DecodeActivation(*rec, &out).ok());
+  ASSERT_EQ(out.data.size(), values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    // Half precision: relative error at most 2^-11 (values are normal halves once scaled).
+    EXPECT_LE(std::fabs(out.data[i] - values[i]), std::ldexp(std::fabs(values[i]), -11))
+        << i << ": " << values[i] << " read back as " << out.data[i];
+    EXPECT_EQ(out.data[i] == 0.0f, values[i] == 0.0f) << i;
+  }
+  // Order is kept within a unit, which is what thresholds and masks depend on.
+  EXPECT_GT(out.data[0], out.data[2]);
+  EXPECT_GT(out.data[2], out.data[1]);
+}
+
+// A record as format version 1 wrote it (FORMAT.md before per-unit scaling): no scale table, byte
+// 7 one scale for the record. Built here byte by byte, independently of the encoder.
+std::string VersionOneRecord(DType dtype, const std::vector<uint16_t>& halves,
+                             const std::vector<float>& floats) {
+  const bool f16 = dtype == DType::kFloat16;
+  const uint32_t n = static_cast<uint32_t>(f16 ? halves.size() : floats.size());
+  std::string r(24, '\0');
+  r[0] = 'N', r[1] = 'D', r[2] = 'A', r[3] = 'C';
+  r[4] = 1;  // version 1, little-endian
+  r[6] = static_cast<char>(dtype);
+  r[8] = static_cast<char>(n);  // units = n, h = w = 1
+  r[12] = 1;
+  r[16] = 1;
+  if (f16) {
+    r.append(reinterpret_cast<const char*>(halves.data()), halves.size() * 2);
+  } else {
+    r.append(reinterpret_cast<const char*>(floats.data()), floats.size() * 4);
+  }
+  uint32_t crc = Crc32(r.data(), 20);
+  crc = Crc32(r.data() + 24, r.size() - 24, crc);
+  for (int i = 0; i < 4; ++i) r[20 + i] = static_cast<char>((crc >> (8 * i)) & 0xFF);
+  return r;
+}
+
+TEST(ActivationRecordTest, VersionOneRecordsAreReadExactlyOrRefusedInOneLine) {
+  ActivationMap out;
+  // float32: same layout and values in both versions: read correctly.
+  ASSERT_TRUE(
+      DecodeActivation(VersionOneRecord(DType::kFloat32, {}, {1.5f, -2.0f, 1e-12f}), &out).ok());
+  EXPECT_EQ(out.data, (std::vector<float>{1.5f, -2.0f, 1e-12f}));
+  // float16: may hold underflowed values: refused, one line, never read.
+  const std::string old16 = VersionOneRecord(DType::kFloat16, {0x3C00, 0x0000}, {});
+  Status s = DecodeActivation(old16, &out);
+  EXPECT_EQ(s.code(), StatusCode::kDataLoss);
+  EXPECT_NE(s.message().find("format version 1"), std::string::npos) << s.message();
+  EXPECT_EQ(s.message().find('\n'), std::string::npos) << s.message();
+  EXPECT_FALSE(DecodeActivationHeader(old16).ok());
 }
 
 TEST(ActivationRecordTest, BadShapeIsInvalidArgument) {
@@ -266,6 +332,36 @@ TEST(CacheKeysTest, ManifestLastUseIsOptionalAndRoundTrips) {
 // ---------------------------------------------------------------------------------------------
 // The LMDB cache
 
+// A float16 record of format version 1 counts as missing for decode, so `up` forwards the image
+// again and overwrites it; a version 1 float32 record and a current record count as present.
+TEST(ActivationCacheTest, VersionOneFloat16RecordsAreNotCurrent) {
+  TempDir tmp;
+  auto cache = ActivationCache::Open({tmp.path()});
+  ASSERT_TRUE(cache.ok()) << cache.status().message();
+  const std::string p = LayerKeyPrefix("aa11", "torchvision", 224, "layer4");
+  auto current = EncodeActivation(Map(1, 1, 2, {1e-11f, 2e-11f}));
+  ASSERT_TRUE(current.ok());
+  ASSERT_TRUE(
+      cache
+          ->PutBatch({{ActivationKey(p, Hex64(1)), VersionOneRecord(DType::kFloat16, {0, 0}, {})},
+                      {ActivationKey(p, Hex64(2)),
+                       VersionOneRecord(DType::kFloat32, {}, {1e-11f, 2e-11f})},
+                      {ActivationKey(p, Hex64(3)), *current},
+                      {ActivationKey(p, Hex64(4)), "NDAC garbage"}})
+          .ok());
+  EXPECT_TRUE(*cache->Contains(ActivationKey(p, Hex64(1))));
+  EXPECT_FALSE(*cache->ContainsCurrentActivation(ActivationKey(p, Hex64(1))));
+  EXPECT_TRUE(*cache->ContainsCurrentActivation(ActivationKey(p, Hex64(2))));
+  EXPECT_TRUE(*cache->ContainsCurrentActivation(ActivationKey(p, Hex64(3))));
+  EXPECT_FALSE(*cache->ContainsCurrentActivation(ActivationKey(p, Hex64(4))));
+  EXPECT_FALSE(*cache->ContainsCurrentActivation(ActivationKey(p, Hex64(5))));
+  ActivationMap out;
+  EXPECT_EQ(cache->GetActivation(ActivationKey(p, Hex64(1)), &out).code(), StatusCode::kDataLoss);
+  ASSERT_TRUE(cache->GetActivation(ActivationKey(p, Hex64(3)), &out).ok());
+  EXPECT_GT(out.data[1], out.data[0]);
+  EXPECT_GT(out.data[0], 0.0f);
+}
+
 TEST(ActivationCacheTest, PutBatchGetAcrossReopen) {
   TempDir tmp;
   const std::string dir = tmp.path() + "/nested/cache";
@@ -407,7 +503,8 @@ TEST(ActivationCacheTest, StatsAndVerify) {
     if (g.group == p) {
       found_layer = true;
       EXPECT_EQ(g.entries, 3u);
-      EXPECT_EQ(g.value_bytes, 3 * (24u + 2 * 2));
+      EXPECT_EQ(g.value_bytes,
+                3 * (24u + 8 + 2 * 2));  // header, scale table (1 unit, padded), 2 halves
       ASSERT_TRUE(g.manifest.has_value());
       EXPECT_EQ(g.manifest->layer, "layer4");
     }

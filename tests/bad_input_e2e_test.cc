@@ -149,9 +149,9 @@ class BadInputE2eTest : public ::testing::Test {
 
   // `up` for test `name` on `dataset` (default: a pristine copy) with its own cache.
   Result Up(const std::string& name, const fs::path& dataset, const std::string& prefix = "",
-            const fs::path& model = {}) {
+            const fs::path& model = {}, const std::string& options = "") {
     fs::path cfg = Config(name, dataset, root_ / name / "cache", model);
-    return Sh(prefix + std::string(ND_BIN_DIR) + "/nd-pipeline up -c " + cfg.string());
+    return Sh(prefix + std::string(ND_BIN_DIR) + "/nd-pipeline up -c " + cfg.string() + options);
   }
   fs::path Out(const std::string& name) { return root_ / name / "out" / "detect"; }
 
@@ -170,6 +170,28 @@ class BadInputE2eTest : public ::testing::Test {
       EXPECT_TRUE(Matches(
           summary, "\\{\"row\": " + std::to_string(row) + ", \"reason\": \"[^\"\\n]*" + reason))
           << "row " << row << " /" << reason << "/ in " << summary;
+  }
+
+  // The run completed without the malformed index.csv rows: summary.json counts kImages - n images
+  // and lists each left-out row's line with a reason matching the given regex; the log has each
+  // reason with "(row skipped)".
+  void ExpectCompletedWithoutIndexRows(const std::string& name, const Result& r,
+                                       const std::vector<std::pair<int, std::string>>& lines) {
+    ASSERT_EQ(r.code, 0) << r.output;
+    ASSERT_TRUE(fs::exists(Out(name) / "tally.csv"));
+    EXPECT_EQ(Lines(Read(Out(name) / "tally.csv")).size(), 1u + 3u);  // header + 3 units
+    std::string summary = Read(Out(name) / "summary.json");
+    const int n = static_cast<int>(lines.size());
+    EXPECT_EQ(JsonNumber(summary, "images"), kImages - n) << summary;
+    EXPECT_EQ(JsonNumber(summary, "images_total"), kImages - n) << summary;
+    EXPECT_EQ(JsonNumber(summary, "index_rows_skipped"), n) << summary;
+    EXPECT_EQ(JsonNumber(summary, "skipped"), 0) << summary;
+    for (const auto& [line, reason] : lines) {
+      EXPECT_TRUE(
+          Matches(summary, "\\{\"line\": " + std::to_string(line) + ", \"reason\": \"" + reason))
+          << "line " << line << " /" << reason << "/ in " << summary;
+      EXPECT_TRUE(Matches(r.output, reason + " \\(row skipped\\)")) << r.output;
+    }
   }
 
   // A failed run: non-zero exit, and its final line is one line matching `pattern`.
@@ -285,27 +307,57 @@ TEST_F(BadInputE2eTest, PixelLabelNotInLabelCsvIsSkipped) {
   ExpectCompletedWithSkips("pixel_label", {{1, why}});
 }
 
-// ---- Metadata: a bad CSV row fails at start-up with file:line (nothing has run yet) ----------
+// ---- Metadata: a malformed index.csv data row is left out, logged and counted (dataset.on_bad_row
+// = "skip", the default) or fails at start-up with file:line ("fail"); a bad row of any other CSV
+// fails at start-up either way (nothing has run yet) ------------------------------------------
 
-TEST_F(BadInputE2eTest, ScalarLabelNotInLabelCsvFailsNamingTheRow) {
+TEST_F(BadInputE2eTest, ScalarLabelNotInLabelCsvSkipsTheRowOrFailsNamingIt) {
   fs::path ds = CopyDataset("scalar_label");
   std::vector<std::string> row = IndexRow(ds, 9);
   row[Column(ds, "scene")] = "9999";
   std::string line;
   for (size_t i = 0; i < row.size(); ++i) line += (i ? "," : "") + row[i];
   ReplaceLine(ds / "index.csv", 11, line);
-  Result r = Up("scalar_label", ds);
-  ExpectOneLineFailure(r, Re((ds / "index.csv").string()) +
-                              ":11: column 'scene': label 9999 has no row in label\\.csv");
+  const std::string why =
+      Re((ds / "index.csv").string()) + ":11: column 'scene': label 9999 has no row in label\\.csv";
+  ExpectCompletedWithoutIndexRows("scalar_label", Up("scalar_label", ds), {{11, why}});
+  Result r = Up("scalar_label_fail", ds, "", {}, " --set dataset.on_bad_row=fail");
+  ExpectOneLineFailure(r, why);
 }
 
-TEST_F(BadInputE2eTest, MalformedIndexRowFailsNamingTheLine) {
+TEST_F(BadInputE2eTest, MalformedIndexRowsAreSkippedAndTheRestIsDissected) {
+  // Regression (issue 16): one malformed row stopped a whole run at start-up.
   fs::path ds = CopyDataset("short_row");
+  std::vector<std::string> row = IndexRow(ds, 6);
+  row[Column(ds, "iw")] = "xx";
+  std::string bad_size;
+  for (size_t i = 0; i < row.size(); ++i) bad_size += (i ? "," : "") + row[i];
+  ReplaceLine(ds / "index.csv", 8, bad_size);
   ReplaceLine(ds / "index.csv", 4, "synth/000003.jpg,train,64");
-  Result r = Up("short_row", ds);
-  ExpectOneLineFailure(r, Re((ds / "index.csv").string()) +
-                              ":4: expected \\d+ fields as in the "
-                              "header, found 3");
+  const std::string index = Re((ds / "index.csv").string());
+  ExpectCompletedWithoutIndexRows(
+      "short_row", Up("short_row", ds),
+      {{4, index + ":4: expected \\d+ fields as in the header, found 3"},
+       {8, index + ":8: column 'iw': 'xx' is not an integer"}});
+  // The same results as a dataset without those two rows (same image files).
+  fs::path trimmed = root_ / "trimmed" / "broden";
+  fs::create_directories(trimmed);
+  for (const auto& e : fs::directory_iterator(ds)) {
+    if (e.path().filename() == "index.csv") continue;
+    fs::create_symlink(e.path(), trimmed / e.path().filename());
+  }
+  std::vector<std::string> lines = Lines(Read(ds / "index.csv"));
+  std::string kept;
+  for (size_t i = 0; i < lines.size(); ++i)
+    if (i + 1 != 4 && i + 1 != 8 && !lines[i].empty()) kept += lines[i] + "\n";
+  Write(trimmed / "index.csv", kept);
+  Result t = Up("trimmed", trimmed);
+  ASSERT_EQ(t.code, 0) << t.output;
+  EXPECT_EQ(Read(Out("short_row") / "tally.csv"), Read(Out("trimmed") / "tally.csv"));
+  EXPECT_EQ(Read(Out("short_row") / "thresholds.csv"), Read(Out("trimmed") / "thresholds.csv"));
+  // on_bad_row = "fail": today's behaviour, the first bad row stops the run.
+  Result r = Up("short_row_fail", ds, "", {}, " --set dataset.on_bad_row=fail");
+  ExpectOneLineFailure(r, index + ":4: expected \\d+ fields as in the header, found 3");
 }
 
 TEST_F(BadInputE2eTest, MalformedLabelCsvRowFailsNamingTheCell) {
@@ -324,17 +376,19 @@ TEST_F(BadInputE2eTest, UnterminatedQuoteFailsNamingTheLine) {
       r, Re((ds / "category.csv").string()) + ":3: column 1: quoted field is never closed");
 }
 
-TEST_F(BadInputE2eTest, PathEscapingTheDatasetRootFailsNamingTheRow) {
+TEST_F(BadInputE2eTest, PathEscapingTheDatasetRootSkipsTheRowOrFailsNamingIt) {
   fs::path ds = CopyDataset("escape");
   std::vector<std::string> row = IndexRow(ds, 0);
   row[0] = "../../../etc/passwd";
   std::string line;
   for (size_t i = 0; i < row.size(); ++i) line += (i ? "," : "") + row[i];
   ReplaceLine(ds / "index.csv", 2, line);
-  Result r = Up("escape", ds);
-  ExpectOneLineFailure(r, Re((ds / "index.csv").string()) +
-                              ":2: column 'image': path '\\.\\./\\.\\./\\.\\./etc/passwd' escapes "
-                              "the images/ directory");
+  const std::string why = Re((ds / "index.csv").string()) +
+                          ":2: column 'image': path '\\.\\./\\.\\./\\.\\./etc/passwd' escapes "
+                          "the images/ directory";
+  ExpectCompletedWithoutIndexRows("escape", Up("escape", ds), {{2, why}});
+  Result r = Up("escape_fail", ds, "", {}, " --set dataset.on_bad_row=fail");
+  ExpectOneLineFailure(r, why);
 }
 
 // ---- Model

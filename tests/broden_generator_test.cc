@@ -542,5 +542,37 @@ TEST_F(BrodenGeneratorTest, CommandLine) {
   EXPECT_EQ(run("--out " + (root_ / "d").string() + " --images 3"), 2);  // not empty
 }
 
+// Regression (issue 16): grass, sand and water were written in both the object and the material
+// layer at the same pixels, so their truth and intersections were counted twice. Checked over every
+// pixel of every layer of every image, for two seeds and both image sizes the demo uses.
+TEST_F(BrodenGeneratorTest, NoLabelSitsInTwoLayersAtOnePixel) {
+  for (const auto& [seed, size] : std::vector<std::pair<uint64_t, int>>{{1, 224}, {7, 128}}) {
+    SCOPED_TRACE(size);
+    const fs::path dir = Generate("once" + std::to_string(seed), 60, seed, 2, size);
+    auto ds = BrodenDataset::Open(dir.string());
+    ASSERT_TRUE(ds.ok()) << ds.status().ToString();
+    int64_t stuff_pixels = 0;
+    for (size_t i = 0; i < ds->images().size(); ++i) {
+      auto labels = ds->ReadLabels(i);
+      ASSERT_TRUE(labels.ok()) << labels.status().ToString();
+      const size_t n = static_cast<size_t>(labels->sh) * labels->sw;
+      for (size_t p = 0; p < n; ++p) {
+        std::set<uint16_t> seen;
+        for (const auto& layer : labels->layers) {
+          const uint16_t l = layer[p];
+          if (l == 0) continue;
+          stuff_pixels += l == kGrass || l == kSand || l == kWater;
+          ASSERT_TRUE(seen.insert(l).second)
+              << ds->images()[i].image << ": pixel " << p << " carries label " << l << " twice";
+        }
+        for (int s : labels->scalar_labels) {
+          ASSERT_EQ(seen.count(static_cast<uint16_t>(s)), 0u) << ds->images()[i].image;
+        }
+      }
+    }
+    EXPECT_GT(stuff_pixels, 0) << "the check must see grass, sand or water at all";
+  }
+}
+
 }  // namespace
 }  // namespace nd

@@ -188,6 +188,49 @@ TEST_F(HandExampleTest, TallyCsvIsLiteral) {
                    .ok());
 }
 
+// Regression (issue 16): under `lite`, a category whose every label has IoU 0 for a unit is written
+// as NetDissect-Lite writes it: label '' (its label 0), truth 0, intersect 0, IoU 0, and as
+// activation the unit's union of the last selected category (where Lite's label 0 falls); a unit
+// with no IoU anywhere gets that category and label ''. The hand example with categories part and
+// scene selected: unit 0's mask (rows 1-3 of both images) misses the wheel (row 0 of image 0), so
+// part is degenerate; scene: beach (scalar, image 0) I = 8, G = 16, U_lite = 8 -> 0.5.
+// paper writes part's first label, wheel, with G = 4 and U_paper[0,part] = 8 (image 0 has a part
+// label).
+TEST_F(HandExampleTest, DegenerateCategoriesAreWrittenAsEachPresetDoes) {
+  BrodenOptions opt;
+  opt.categories = {"part", "scene"};
+  auto ds = BrodenDataset::Open(dir_.path(), opt);
+  ASSERT_TRUE(ds.ok()) << ds.status().ToString();
+  auto tally = [&](UnionRule rule) {
+    ScoreOptions so;
+    so.union_rule = rule;
+    so.workers = 1;
+    auto stage = ScoreStage::Create(&*ds, so);
+    EXPECT_TRUE(stage.ok());
+    auto report = (*stage)->Run({0, 1}, {1.0, 1.0, 1.0}, FetchFrom(&maps_));
+    EXPECT_TRUE(report.ok()) << report.status().ToString();
+    auto text = FormatTallyCsv(report->results, *ds);
+    EXPECT_TRUE(text.ok());
+    return *text;
+  };
+  const std::string header =
+      "unit,category,label,score,part-label,part-truth,part-activation,part-intersect,part-iou,"
+      "scene-label,scene-truth,scene-activation,scene-intersect,scene-iou\r\n";
+  EXPECT_EQ(tally(UnionRule::kLite), header +
+                                         "1,scene,\"beach, sandy-s\",0.5,,0.0,8.0,0.0,0.0,\"beach, "
+                                         "sandy-s\",16.0,8.0,8.0,0.5\r\n"
+                                         "3,scene,\"beach, sandy-s\",0.5,,0.0,8.0,0.0,0.0,\"beach, "
+                                         "sandy-s\",16.0,8.0,8.0,0.5\r\n"
+                                         "2,scene,,0.0,,0.0,0.0,0.0,0.0,,0.0,0.0,0.0,0.0\r\n");
+  EXPECT_EQ(tally(UnionRule::kPaper),
+            header +
+                "1,scene,\"beach, sandy-s\",0.5,wheel,4.0,8.0,0.0,0.0,\"beach, "
+                "sandy-s\",16.0,8.0,8.0,0.5\r\n"
+                "3,scene,\"beach, sandy-s\",0.5,wheel,4.0,8.0,0.0,0.0,\"beach, "
+                "sandy-s\",16.0,8.0,8.0,0.5\r\n"
+                "2,part,wheel,0.0,wheel,4.0,0.0,0.0,0.0,\"beach, sandy-s\",16.0,0.0,0.0,0.0\r\n");
+}
+
 // A random Broden directory: 4 categories, 12 labels with random per-category coverage (some in
 // no category), 14 images with 0-2 layers and 0-1 scalars per category.
 TestBroden RandomBroden(std::mt19937* rng) {

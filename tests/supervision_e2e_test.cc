@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
@@ -451,6 +452,77 @@ TEST_F(SupervisionTest, AStoppedStageLosesItsHeartbeatAndIsReplaced) {
   EXPECT_NE(::kill(static_cast<pid_t>(row.pid), 0), 0);
   ExpectReferenceResults(name);
   EXPECT_TRUE(StageProcessesOf(name).empty());
+}
+
+// The listening socket's inode for 127.0.0.1:<port> from /proc/net/tcp, "" when none listens.
+std::string ListenerInode(int port) {
+  std::istringstream in(Read("/proc/net/tcp"));
+  std::string line;
+  char want[32];
+  std::snprintf(want, sizeof(want), "0100007F:%04X", port);
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::string slot, local, remote, state, queues, timer, retr, uid, timeout, inode;
+    f >> slot >> local >> remote >> state >> queues >> timer >> retr >> uid >> timeout >> inode;
+    if (local == want && state == "0A") return inode;  // 0A = LISTEN
+  }
+  return "";
+}
+
+// readlink of every descriptor of `pid`.
+std::vector<std::string> Descriptors(pid_t pid) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(fs::path("/proc") / std::to_string(pid) / "fd", ec)) {
+    std::error_code rec;
+    out.push_back(fs::read_symlink(e.path(), rec).string());
+  }
+  return out;
+}
+
+// Regression (issue 16): with run.http_port set, every stage held the supervisor's HTTP listening
+// socket and a second descriptor of the cache's data.mdb, inherited through fork/exec.
+TEST_F(SupervisionTest, RunningStagesHoldOnlyTheDescriptorsTheyOpened) {
+  const std::string name = "descriptors";
+  const int port = testing::FreePort();
+  ASSERT_GT(port, 0);
+  WriteConfig(name, "http_port = " + std::to_string(port) + "\n");
+  pid_t up = StartUp(name);
+  UpGuard guard{up};
+  pid_t decode = HoldMidRun(name, up);
+  ASSERT_GT(decode, 0) << Read(root_ / name / "up.log");
+  const std::string listener = ListenerInode(port);
+  ASSERT_FALSE(listener.empty()) << "nothing listens on " << port;
+  const std::string listener_link = "socket:[" + listener + "]";
+  const std::string data_mdb = (root_ / name / "cache" / "data.mdb").string();
+  // The supervisor holds the listener (the check below is not vacuous).
+  const auto own = Descriptors(up);
+  EXPECT_EQ(std::count(own.begin(), own.end(), listener_link), 1);
+  auto board = Board(name);
+  ASSERT_TRUE(board.has_value());
+  int stages = 0;
+  for (const char* stage : {"decode", "extract", "calibrate", "score"}) {
+    const StageBoardRow* row = board->Find(stage);
+    ASSERT_NE(row, nullptr) << stage;
+    const auto fds = Descriptors(static_cast<pid_t>(row->pid));
+    ASSERT_FALSE(fds.empty()) << stage;
+    ++stages;
+    EXPECT_EQ(std::count(fds.begin(), fds.end(), listener_link), 0)
+        << stage << " holds the supervisor's HTTP listener";
+    // No socket of the supervisor's (its HTTP listener, its ZeroMQ sockets) is shared: an
+    // inherited socket has the same inode in both processes.
+    for (const std::string& fd : fds) {
+      if (fd.rfind("socket:", 0) != 0) continue;
+      EXPECT_EQ(std::count(own.begin(), own.end(), fd), 0) << stage << " shares " << fd;
+    }
+    // The stage's own LMDB environment: LMDB opens data.mdb twice (the read/write descriptor and
+    // the O_DSYNC one it writes meta pages with); an inherited environment would add more.
+    EXPECT_LE(std::count(fds.begin(), fds.end(), data_mdb), 2) << stage;
+  }
+  EXPECT_EQ(stages, 4);
+  ::kill(decode, SIGCONT);
+  EXPECT_EQ(testing::WaitExit(up, 180), 0) << Read(root_ / name / "up.log");
 }
 
 }  // namespace

@@ -320,6 +320,13 @@ FastPngResult DecodePngFast(const uint8_t* const data, const size_t size, int ex
 
 }  // namespace
 
+BrodenOptions BrodenOptionsFor(const DatasetConfig& config) {
+  BrodenOptions o;
+  o.categories = config.categories;
+  o.on_bad_row = config.on_bad_row == "fail" ? BadRowPolicy::kFail : BadRowPolicy::kSkip;
+  return o;
+}
+
 StatusOr<BrodenDataset> BrodenDataset::Open(const std::string& root, const BrodenOptions& options) {
   BrodenDataset ds;
   ds.root_ = root;
@@ -452,72 +459,93 @@ StatusOr<BrodenDataset> BrodenDataset::Open(const std::string& root, const Brode
     }
   }
 
-  // index.csv.
+  // index.csv. A malformed data row is skipped and recorded (on_bad_row = kSkip) or stops the
+  // open (kFail); a bad header stops it either way.
   {
-    ND_ASSIGN_OR_RETURN(const CsvTable table, CsvTable::ReadFile(dir + "index.csv"));
-    ND_ASSIGN_OR_RETURN(const int c_image, table.RequireColumn("image"));
-    ND_ASSIGN_OR_RETURN(const int c_split, table.RequireColumn("split"));
-    ND_ASSIGN_OR_RETURN(const int c_ih, table.RequireColumn("ih"));
-    ND_ASSIGN_OR_RETURN(const int c_iw, table.RequireColumn("iw"));
-    ND_ASSIGN_OR_RETURN(const int c_sh, table.RequireColumn("sh"));
-    ND_ASSIGN_OR_RETURN(const int c_sw, table.RequireColumn("sw"));
-    std::vector<int> category_column(num_categories, -1);
+    const CsvBadRowPolicy policy =
+        options.on_bad_row == BadRowPolicy::kSkip ? CsvBadRowPolicy::kSkip : CsvBadRowPolicy::kFail;
+    ND_ASSIGN_OR_RETURN(const CsvTable table, CsvTable::ReadFile(dir + "index.csv", policy));
+    IndexColumns columns;
+    ND_ASSIGN_OR_RETURN(columns.image, table.RequireColumn("image"));
+    ND_ASSIGN_OR_RETURN(columns.split, table.RequireColumn("split"));
+    ND_ASSIGN_OR_RETURN(columns.ih, table.RequireColumn("ih"));
+    ND_ASSIGN_OR_RETURN(columns.iw, table.RequireColumn("iw"));
+    ND_ASSIGN_OR_RETURN(columns.sh, table.RequireColumn("sh"));
+    ND_ASSIGN_OR_RETURN(columns.sw, table.RequireColumn("sw"));
+    columns.category.assign(num_categories, -1);
     for (int c = 0; c < num_categories; ++c) {
       if (!ds.categories_[c].selected) continue;
-      ND_ASSIGN_OR_RETURN(category_column[c], table.RequireColumn(ds.categories_[c].name));
+      ND_ASSIGN_OR_RETURN(columns.category[c], table.RequireColumn(ds.categories_[c].name));
+    }
+    for (const CsvBadRow& bad : table.bad_rows()) {
+      ds.skipped_rows_.push_back({bad.line, bad.message});
     }
     ds.images_.reserve(table.num_rows());
     for (size_t r = 0; r < table.num_rows(); ++r) {
       BrodenImage image;
-      image.row = static_cast<int>(r);
-      image.line = table.line(r);
-      image.image = table.cell(r, c_image);
-      {
-        const StatusOr<std::string> normalized = NormalizeImagesPath(image.image);
-        if (!normalized.ok()) return table.CellError(r, c_image, normalized.status().message());
+      const Status parsed = ds.ParseIndexRow(table, r, columns, &image);
+      if (!parsed.ok()) {
+        if (options.on_bad_row == BadRowPolicy::kFail) return parsed;
+        ds.skipped_rows_.push_back({table.line(r), parsed.message()});
+        continue;
       }
-      image.split = table.cell(r, c_split);
-      ND_ASSIGN_OR_RETURN(image.ih, table.GetIntInRange(r, c_ih, 1, kMaxImageSide));
-      ND_ASSIGN_OR_RETURN(image.iw, table.GetIntInRange(r, c_iw, 1, kMaxImageSide));
-      ND_ASSIGN_OR_RETURN(image.sh, table.GetIntInRange(r, c_sh, 1, kMaxImageSide));
-      ND_ASSIGN_OR_RETURN(image.sw, table.GetIntInRange(r, c_sw, 1, kMaxImageSide));
-      image.pixel_layers.resize(num_categories);
-      image.scalar_labels.resize(num_categories);
-      for (int c = 0; c < num_categories; ++c) {
-        const int column = category_column[c];
-        if (column < 0) continue;
-        const std::string& cell = table.cell(r, column);
-        if (cell.empty()) continue;
-        size_t start = 0;
-        while (true) {
-          const size_t semicolon = cell.find(';', start);
-          const std::string item = cell.substr(
-              start, semicolon == std::string::npos ? std::string::npos : semicolon - start);
-          if (item.empty()) {
-            return table.CellError(r, column, "empty item in '" + cell + "'");
-          }
-          if (IsAllDigits(item)) {
-            int64_t number = 0;
-            if (!ParseInt64(item, &number) || number >= ds.num_labels() ||
-                !ds.labels_[number].defined) {
-              return table.CellError(r, column, "label " + item + " has no row in label.csv");
-            }
-            image.scalar_labels[c].push_back(static_cast<int>(number));
-          } else {
-            const StatusOr<std::string> normalized = NormalizeImagesPath(item);
-            if (!normalized.ok()) {
-              return table.CellError(r, column, normalized.status().message());
-            }
-            image.pixel_layers[c].push_back(item);
-          }
-          if (semicolon == std::string::npos) break;
-          start = semicolon + 1;
-        }
-      }
+      image.row = static_cast<int>(ds.images_.size());
       ds.images_.push_back(std::move(image));
     }
+    std::sort(ds.skipped_rows_.begin(), ds.skipped_rows_.end(),
+              [](const SkippedIndexRow& a, const SkippedIndexRow& b) { return a.line < b.line; });
   }
   return ds;
+}
+
+Status BrodenDataset::ParseIndexRow(const CsvTable& table, size_t r, const IndexColumns& columns,
+                                    BrodenImage* out) const {
+  BrodenImage& image = *out;
+  const int num_categories = static_cast<int>(categories_.size());
+  image.line = table.line(r);
+  image.image = table.cell(r, columns.image);
+  {
+    const StatusOr<std::string> normalized = NormalizeImagesPath(image.image);
+    if (!normalized.ok()) return table.CellError(r, columns.image, normalized.status().message());
+  }
+  image.split = table.cell(r, columns.split);
+  ND_ASSIGN_OR_RETURN(image.ih, table.GetIntInRange(r, columns.ih, 1, kMaxImageSide));
+  ND_ASSIGN_OR_RETURN(image.iw, table.GetIntInRange(r, columns.iw, 1, kMaxImageSide));
+  ND_ASSIGN_OR_RETURN(image.sh, table.GetIntInRange(r, columns.sh, 1, kMaxImageSide));
+  ND_ASSIGN_OR_RETURN(image.sw, table.GetIntInRange(r, columns.sw, 1, kMaxImageSide));
+  image.pixel_layers.resize(num_categories);
+  image.scalar_labels.resize(num_categories);
+  for (int c = 0; c < num_categories; ++c) {
+    const int column = columns.category[c];
+    if (column < 0) continue;
+    const std::string& cell = table.cell(r, column);
+    if (cell.empty()) continue;
+    size_t start = 0;
+    while (true) {
+      const size_t semicolon = cell.find(';', start);
+      const std::string item = cell.substr(
+          start, semicolon == std::string::npos ? std::string::npos : semicolon - start);
+      if (item.empty()) {
+        return table.CellError(r, column, "empty item in '" + cell + "'");
+      }
+      if (IsAllDigits(item)) {
+        int64_t number = 0;
+        if (!ParseInt64(item, &number) || number >= num_labels() || !labels_[number].defined) {
+          return table.CellError(r, column, "label " + item + " has no row in label.csv");
+        }
+        image.scalar_labels[c].push_back(static_cast<int>(number));
+      } else {
+        const StatusOr<std::string> normalized = NormalizeImagesPath(item);
+        if (!normalized.ok()) {
+          return table.CellError(r, column, normalized.status().message());
+        }
+        image.pixel_layers[c].push_back(item);
+      }
+      if (semicolon == std::string::npos) break;
+      start = semicolon + 1;
+    }
+  }
+  return Status::Ok();
 }
 
 int BrodenDataset::CategoryIndex(const std::string& name) const {

@@ -28,14 +28,36 @@
 #include <string>
 #include <vector>
 
+#include "common/broden/csv.h"
+#include "common/config.h"
 #include "common/status.h"
 
 namespace nd {
+
+// What Open() does with a malformed *data row* of index.csv (a non-integer or out-of-range size,
+// too few or too many cells, an unreadable cell, an unknown scalar label, a path leaving images/).
+// Errors in index.csv's header, label.csv, category.csv and c_*.csv always fail Open().
+enum class BadRowPolicy {
+  kSkip,  // leave the row out, record it in skipped_index_rows() (config dataset.on_bad_row)
+  kFail,  // fail Open() with the row's error
+};
 
 struct BrodenOptions {
   // Category names to use, any order; empty = all categories of category.csv. An unknown name is
   // an error naming it and listing the known ones. The dataset always keeps category.csv order.
   std::vector<std::string> categories;
+  // The pipeline passes config dataset.on_bad_row (default "skip"); tools that read a dataset they
+  // generated keep kFail.
+  BadRowPolicy on_bad_row = BadRowPolicy::kFail;
+};
+
+// The options the pipeline's processes open the configured dataset with (categories, on_bad_row).
+BrodenOptions BrodenOptionsFor(const DatasetConfig& config);
+
+// An index.csv data row left out under BadRowPolicy::kSkip.
+struct SkippedIndexRow {
+  int line = 0;        // 1-based line of index.csv where the row starts
+  std::string reason;  // one line: "<path>/index.csv:41: column 'iw': 'xx' is not an integer"
 };
 
 struct BrodenCategory {
@@ -56,8 +78,9 @@ struct BrodenLabel {
 };
 
 struct BrodenImage {
-  int row = 0;         // 0-based data row of index.csv (file order; dissection uses this order)
-  int line = 0;        // 1-based line of index.csv where the row starts (for error messages)
+  int row = 0;   // 0-based position in images(): index.csv data rows in file order, skipped rows
+                 // left out (equal to the data row number when none was skipped)
+  int line = 0;  // 1-based line of index.csv where the row starts (for error messages)
   std::string image;   // path relative to images/
   std::string split;   // "train" / "val"
   int ih = 0, iw = 0;  // image size
@@ -93,6 +116,8 @@ class BrodenDataset {
   const std::vector<BrodenLabel>& labels() const { return labels_; }
   int PrimaryCategory(int label) const { return labels_[label].primary_category; }
   const std::vector<BrodenImage>& images() const { return images_; }
+  // Malformed index.csv data rows left out under BadRowPolicy::kSkip, by line.
+  const std::vector<SkippedIndexRow>& skipped_index_rows() const { return skipped_rows_; }
 
   // Path (<root>/images/<normalised relative>) of a file named in index.csv, checked to stay
   // inside <root>/images/.
@@ -104,10 +129,19 @@ class BrodenDataset {
   StatusOr<ImageLabels> ReadLabels(size_t i) const;
 
  private:
+  struct IndexColumns {
+    int image = -1, split = -1, ih = -1, iw = -1, sh = -1, sw = -1;
+    std::vector<int> category;  // per category; -1 when not selected
+  };
+  // Parses data row r of index.csv into *out (all fields but `row`).
+  Status ParseIndexRow(const CsvTable& table, size_t r, const IndexColumns& columns,
+                       BrodenImage* out) const;
+
   std::string root_;
   std::vector<BrodenCategory> categories_;
   std::vector<BrodenLabel> labels_;
   std::vector<BrodenImage> images_;
+  std::vector<SkippedIndexRow> skipped_rows_;
   // 65536 entries; [v] = 1 when a PNG pixel may carry value v: 0 (unlabeled) or a number with a
   // label.csv row.
   std::vector<uint8_t> pixel_value_ok_;

@@ -56,16 +56,17 @@ bool ParseInt64(std::string_view text, int64_t* value) {
   return true;
 }
 
-StatusOr<CsvTable> CsvTable::ReadFile(const std::string& path) {
+StatusOr<CsvTable> CsvTable::ReadFile(const std::string& path, CsvBadRowPolicy policy) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFound(path + ": cannot open file");
   std::ostringstream buffer;
   buffer << in.rdbuf();
   if (in.bad()) return IoError(path + ": read error");
-  return Parse(buffer.str(), path);
+  return Parse(buffer.str(), path, policy);
 }
 
-StatusOr<CsvTable> CsvTable::Parse(std::string_view text, const std::string& name) {
+StatusOr<CsvTable> CsvTable::Parse(std::string_view text, const std::string& name,
+                                   CsvBadRowPolicy policy) {
   CsvTable table;
   table.name_ = name;
   size_t i = 0;
@@ -123,8 +124,15 @@ StatusOr<CsvTable> CsvTable::Parse(std::string_view text, const std::string& nam
                        "column " + std::to_string(quote_column) + ": quoted field is never closed");
         }
         if (i < n && text[i] != ',' && text[i] != '\n' && text[i] != '\r') {
-          return error(line, "column " + std::to_string(i - line_start + 1) +
-                                 ": unexpected character after closing quote");
+          Status bad = error(line, "column " + std::to_string(i - line_start + 1) +
+                                       ": unexpected character after closing quote");
+          if (policy == CsvBadRowPolicy::kFail || !have_header) return bad;
+          // Skip to the end of this physical line and drop the row.
+          while (i < n && text[i] != '\n' && text[i] != '\r') ++i;
+          if (i < n) consume_eol();
+          table.bad_rows_.push_back({record_line, bad.message()});
+          fields.clear();
+          break;
         }
       } else {
         const size_t start = i;
@@ -152,10 +160,14 @@ StatusOr<CsvTable> CsvTable::Parse(std::string_view text, const std::string& nam
       have_header = true;
       continue;
     }
+    if (fields.empty()) continue;  // a bad row already recorded (kSkip)
     if (fields.size() != table.header_.size()) {
-      return error(record_line, "expected " + std::to_string(table.header_.size()) +
-                                    " fields as in the header, found " +
-                                    std::to_string(fields.size()));
+      Status bad = error(record_line, "expected " + std::to_string(table.header_.size()) +
+                                          " fields as in the header, found " +
+                                          std::to_string(fields.size()));
+      if (policy == CsvBadRowPolicy::kFail) return bad;
+      table.bad_rows_.push_back({record_line, bad.message()});
+      continue;
     }
     table.rows_.push_back(std::move(fields));
     table.lines_.push_back(record_line);

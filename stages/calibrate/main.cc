@@ -14,7 +14,8 @@ namespace {
 Status Run(StageProcess& p) {
   const PipelineConfig& c = p.config();
   ND_ASSIGN_OR_RETURN(std::vector<LayerId> layers, ConfiguredLayers(c));
-  ND_ASSIGN_OR_RETURN(BrodenDataset dataset, BrodenDataset::Open(c.dataset.path));
+  ND_ASSIGN_OR_RETURN(BrodenDataset dataset,
+                      BrodenDataset::Open(c.dataset.path, BrodenOptionsFor(c.dataset)));
   ND_ASSIGN_OR_RETURN(ActivationCache cache, ActivationCache::Open(CacheOptionsFor(c)));
   std::vector<std::string> prefixes;
   std::vector<CalibrateStage> stages;

@@ -19,6 +19,9 @@ struct DecodeStage::Slot {
   std::string digest;
   std::string reason;
   std::vector<float> pixels;  // 3*S*S when decoded
+  bool from_memo = false;     // digest from the memo: the file was not hashed
+  bool hashed = false;        // `entry` holds this file's identity and digest for the memo
+  FileDigestEntry entry;
 };
 
 DecodeStage::DecodeStage(const BrodenDataset& dataset, const DecodeOptions& options,
@@ -84,6 +87,21 @@ void DecodeStage::DecodeOne(size_t row, Slot* slot) const {
     slot->reason = path.status().message();
     return;
   }
+  if (memo_lookup_) {
+    // The identity is read before the bytes: a file changed after this point gets a newer ctime,
+    // so a stale digest can never be recorded under its new identity.
+    slot->entry.stat_time_ns = WallClockNs();
+    if (ReadFileIdentity(*path, &slot->entry.identity)) {
+      slot->entry.path = *path;
+      std::string known = memo_lookup_(*path, slot->entry.identity);
+      if (!known.empty() && is_cached_ && is_cached_(known)) {
+        slot->digest = std::move(known);
+        slot->from_memo = true;
+        slot->state = Slot::kCached;
+        return;
+      }
+    }
+  }
   std::ifstream in(*path, std::ios::binary);
   if (!in.is_open()) {
     const int err = errno;  // set by the failed open(2) underneath
@@ -105,6 +123,10 @@ void DecodeStage::DecodeOne(size_t row, Slot* slot) const {
     return;
   }
   slot->digest = Sha256Hex(bytes);
+  if (memo_lookup_ && !slot->entry.path.empty()) {
+    slot->entry.digest = slot->digest;
+    slot->hashed = true;
+  }
   if (is_cached_ && is_cached_(slot->digest)) {
     slot->state = Slot::kCached;
     return;
@@ -131,6 +153,17 @@ void DecodeStage::DecodeOne(size_t row, Slot* slot) const {
     return;
   }
   slot->state = Slot::kDecoded;
+}
+
+void DecodeStage::SetDigestMemo(
+    std::function<std::string(const std::string&, const FileIdentity&)> lookup) {
+  memo_lookup_ = std::move(lookup);
+}
+
+std::vector<FileDigestEntry> DecodeStage::TakeHashedFiles() {
+  std::vector<FileDigestEntry> out;
+  out.swap(hashed_);
+  return out;
 }
 
 std::optional<ImageBatch> DecodeStage::Next() {
@@ -160,6 +193,8 @@ std::optional<ImageBatch> DecodeStage::Next() {
   for (size_t i = 0; i < slots.size(); ++i) {
     const uint32_t row = static_cast<uint32_t>(dataset_.images()[begin + i].row);
     Slot& s = slots[i];
+    rows_from_memo_ += s.from_memo;
+    if (s.hashed) hashed_.push_back(std::move(s.entry));
     switch (s.state) {
       case Slot::kSkipped:
         batch.skipped.push_back({row, s.reason});

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/broden/broden_dataset.h"
+#include "common/file_identity.h"
 #include "common/status.h"
 #include "common/wire.h"
 
@@ -38,9 +39,22 @@ class DecodeStage {
   DecodeStage(const BrodenDataset& dataset, const DecodeOptions& options,
               std::function<bool(const std::string& digest)> is_cached);
 
+  // The digest memo (cache/file_digest_memo.h): `lookup(path, identity)` returns the SHA-256 hex
+  // recorded for the file with that stat identity, or "" (then the file is read and hashed). With
+  // a memo, each row's file is stat'ed before it is read; a remembered digest whose activations
+  // are cached makes the row cached without opening the file, and every file hashed is reported
+  // by TakeHashedFiles() for the caller to record. `lookup` is called from worker threads and
+  // must be thread-safe. Without a memo (the default) every file is read and hashed.
+  void SetDigestMemo(std::function<std::string(const std::string&, const FileIdentity&)> lookup);
+
   // The next batch (up to batch_size rows, some possibly cached or skipped), or nullopt at the
   // end of the index.
   std::optional<ImageBatch> Next();
+
+  // Files hashed since the last call (with a memo set), in row order.
+  std::vector<FileDigestEntry> TakeHashedFiles();
+  // Rows whose digest came from the memo (their files were not hashed), since the start.
+  size_t rows_from_memo() const { return rows_from_memo_; }
 
   size_t rows_done() const { return next_row_; }
   size_t rows_total() const { return dataset_.images().size(); }
@@ -52,6 +66,9 @@ class DecodeStage {
   const BrodenDataset& dataset_;
   DecodeOptions options_;
   std::function<bool(const std::string&)> is_cached_;
+  std::function<std::string(const std::string&, const FileIdentity&)> memo_lookup_;
+  std::vector<FileDigestEntry> hashed_;
+  size_t rows_from_memo_ = 0;
   size_t next_row_ = 0;
   uint64_t next_batch_ = 0;
 };

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "cache/activation_cache.h"
+#include "cache/file_digest_memo.h"
 #include "cache/pipeline_keys.h"
 #include "common/broden/broden_dataset.h"
 #include "common/log.h"
@@ -15,7 +16,13 @@ namespace {
 
 Status Run(StageProcess& p) {
   const PipelineConfig& c = p.config();
-  ND_ASSIGN_OR_RETURN(BrodenDataset dataset, BrodenDataset::Open(c.dataset.path));
+  ND_ASSIGN_OR_RETURN(BrodenDataset dataset,
+                      BrodenDataset::Open(c.dataset.path, BrodenOptionsFor(c.dataset)));
+  // decode is the first stage to read the dataset: it logs each malformed index.csv row that
+  // on_bad_row = "skip" left out (score counts them in summary.json).
+  for (const SkippedIndexRow& bad : dataset.skipped_index_rows()) {
+    LogWarning(bad.reason + " (row skipped)");
+  }
   ND_ASSIGN_OR_RETURN(std::vector<LayerId> layers, ConfiguredLayers(c));
   // decode only reads the cache (extract is its writer) but may be the first to open it.
   ND_ASSIGN_OR_RETURN(ActivationCache cache, ActivationCache::Open(CacheOptionsFor(c)));
@@ -23,7 +30,7 @@ Status Run(StageProcess& p) {
   for (const LayerId& id : layers) prefixes.push_back(LayerKeyPrefix(id));
   auto is_cached = [&](const std::string& digest) {
     for (const std::string& prefix : prefixes) {
-      auto hit = cache.Contains(ActivationKey(prefix, digest));
+      auto hit = cache.ContainsCurrentActivation(ActivationKey(prefix, digest));
       if (!hit.ok() || !*hit) return false;
     }
     return true;
@@ -34,6 +41,12 @@ Status Run(StageProcess& p) {
   options.batch_size = c.model.batch_size;
   options.workers = c.decode.workers;
   DecodeStage stage(dataset, options, is_cached);
+  // The digest memo: unchanged files are neither read nor hashed again (decode.rehash = true
+  // turns the lookups off; every file hashed is still recorded).
+  FileDigestMemo memo(&cache);
+  stage.SetDigestMemo([&](const std::string& path, const FileIdentity& id) {
+    return c.decode.rehash ? std::string() : memo.Lookup(path, id);
+  });
 
   ND_ASSIGN_OR_RETURN(Channel out, Channel::Open(p.context(), zmq::socket_type::push,
                                                  p.endpoints().images, /*bind=*/true,
@@ -45,6 +58,10 @@ Status Run(StageProcess& p) {
   while (auto batch = stage.Next()) {
     if (StageProcess::stop_requested()) return Cancelled("decode: stopped by signal");
     for (const auto& s : batch->skipped) LogWarning("skipped: " + s.reason);
+    // Remembering digests only saves work later: a failure to store them is logged, not fatal.
+    if (Status kept = memo.Record(stage.TakeHashedFiles()); !kept.ok()) {
+      LogWarning("decode: file digests not remembered: " + kept.message());
+    }
     eos.images += batch->images.size() + batch->cached.size();
     eos.skipped += batch->skipped.size();
     cached += batch->cached.size();
@@ -61,7 +78,8 @@ Status Run(StageProcess& p) {
     p.Report("progress", "", stage.rows_done(), stage.rows_total());
   }
   LogInfo("decoded " + std::to_string(eos.images - cached) + " images, " + std::to_string(cached) +
-          " already cached, " + std::to_string(eos.skipped) + " skipped");
+          " already cached (" + std::to_string(stage.rows_from_memo()) +
+          " known unchanged, not read), " + std::to_string(eos.skipped) + " skipped");
   // Which model the cache was asked about: a changed model file is a new digest, hence 0 cached.
   std::string layer_names;
   for (const LayerId& id : layers) layer_names += (layer_names.empty() ? "" : ", ") + id.layer;

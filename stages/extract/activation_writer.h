@@ -60,11 +60,9 @@ class ActivationWriter {
   DType dtype() const { return dtype_; }
 
   // Encodes `outputs` (one tensor per configured layer, in model.layers order, each a contiguous
-  // CPU tensor of shape [batch.images.size(), units, h, w], float32 or float16 as ModelRunner::Run
-  // returns them) as records keyed by the images' digests. A float16 tensor is widened exactly and
-  // re-rounded by the record encoder, which gives back the same float16 values, so the records
-  // are the ones its float32 original would give (ModelOptions::half_outputs only lets through
-  // outputs that float16 holds without overflow). Takes the batch's image lists; its tensor is
+  // CPU tensor of shape [batch.images.size(), units, h, w], float32 as ModelRunner::Run returns
+  // them; float16 is also accepted and widened exactly) as records keyed by the images' digests.
+  // Takes the batch's image lists; its tensor is
   // not needed. Errors: InvalidArgument naming the layer and row for a shape or dtype mismatch.
   // REQUIRES: outputs is empty when batch.images is empty.
   [[nodiscard]] StatusOr<EncodedBatch> Encode(ImageBatch batch,

@@ -31,7 +31,9 @@ StatusOr<std::unique_ptr<ExtractPool>> ExtractPool::Open(const PipelineConfig& c
     mo.layers = config.model.layers;
     mo.device = devices[k];
     mo.precision = config.model.precision;
-    mo.half_outputs = pool->writer_->dtype() == DType::kFloat16;
+    // "auto" is channels_last on every device: LibTorch's CPU (oneDNN) and CUDA (cuDNN)
+    // convolutions are faster on NHWC (ResNet-18 on the 2-core box: see README, Benchmarks).
+    mo.channels_last = config.model.memory_format != "contiguous";
     StatusOr<ModelRunner> runner = ModelRunner::Load(mo);
     if (!runner.ok()) {
       if (devices.size() == 1) return runner.status();

@@ -28,10 +28,9 @@
 // are dropped; committed ones stay in the cache (the next run finds them there).
 //
 // Devices and precision: see ModelOptions. model.precision applies to every worker; on a CPU
-// worker fp16/bf16 fall back to fp32 (logged; precision() says what is used). When the cache
-// stores float16, CUDA workers convert outputs to float16 on the device before copying them back
-// (ModelOptions::half_outputs); CPU workers return float32 and the cache's conversion applies, so
-// CPU cache bytes are the same as without this option. LibTorch's intra-op thread count is
+// worker fp16/bf16 fall back to fp32 (logged; precision() says what is used). Every worker returns
+// float32 outputs and the cache's own conversion applies (per-unit scaled float16, see
+// cache/FORMAT.md), so cache bytes do not depend on the device. LibTorch's intra-op thread count is
 // process-wide and left to the caller (main.cc gives each CPU worker an equal share of the cores).
 //
 // Thread-safety: Submit and Close from one producer thread, Next from one consumer thread (which
@@ -67,7 +66,7 @@ class ExtractPool {
   };
 
   // Loads one ModelRunner per entry of config.model.devices (model.path, model.layers,
-  // model.precision; half_outputs when cache.dtype is float16), opens the cache, and starts the
+  // model.precision), opens the cache, and starts the
   // worker and writer threads. Errors: those of ModelRunner::Load (bad file, unknown layer, bad or
   // missing device), with "extract worker k of n" context when n > 1, and of
   // ActivationWriter::Open.

@@ -90,7 +90,9 @@ Status Run(StageProcess& p) {
   uint64_t images = 0;
   StageCounters& counters = p.counters();
   // The run's size, for progress and ETA (decode reports a dataset that cannot be read).
-  if (auto dataset = BrodenDataset::Open(p.config().dataset.path); dataset.ok())
+  if (auto dataset =
+          BrodenDataset::Open(p.config().dataset.path, BrodenOptionsFor(p.config().dataset));
+      dataset.ok())
     counters.items_total = dataset->images().size();
   for (;;) {
     if (StageProcess::stop_requested()) return Cancelled("extract: stopped by signal");

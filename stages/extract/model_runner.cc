@@ -236,8 +236,8 @@ StatusOr<std::vector<torch::Tensor>> ModelRunner::Run(const torch::Tensor& input
 }
 
 Status ModelRunner::RunCuda(const torch::Tensor& input, std::vector<torch::Tensor>* outputs) {
-  // Everything below is enqueued on this runner's stream; the only waits are the tiny overflow
-  // flag copy and the stream synchronisation after the last copy back.
+  // Everything below is enqueued on this runner's stream; the only wait is the stream
+  // synchronisation after the last copy back.
   c10::StreamGuard on_stream(*stream_);
   std::vector<torch::Tensor> captured;
   {
@@ -252,28 +252,12 @@ Status ModelRunner::RunCuda(const torch::Tensor& input, std::vector<torch::Tenso
   }
   const torch::TensorOptions pinned_host =
       torch::TensorOptions().device(torch::kCPU).pinned_memory(true);
-  std::vector<torch::Tensor> overflow;  // per layer, when half: any finite value float16 can't hold
   outputs->reserve(captured.size());
   for (const torch::Tensor& t : captured) {
-    torch::Tensor converted;
-    if (options_.half_outputs) {
-      converted = t.to(torch::kHalf).contiguous();
-      // An infinity in the float16 copy that was finite before is an overflow (|x| >= 65520).
-      overflow.push_back(converted.isinf().ne(t.isinf()).any());
-    } else {
-      converted = t.to(torch::kFloat).contiguous();
-    }
+    const torch::Tensor converted = t.to(torch::kFloat).contiguous();
     torch::Tensor host = torch::empty(converted.sizes(), pinned_host.dtype(converted.dtype()));
     host.copy_(converted, /*non_blocking=*/true);
     outputs->push_back(std::move(host));
-  }
-  if (!overflow.empty()) {
-    const torch::Tensor flags = torch::stack(overflow).to(torch::kCPU);
-    stream_->synchronize();
-    const bool* flag = flags.data_ptr<bool>();
-    for (size_t i = 0; i < captured.size(); ++i) {
-      if (flag[i]) (*outputs)[i] = captured[i].to(torch::kCPU, torch::kFloat).contiguous();
-    }
   }
   stream_->synchronize();
   return Status::Ok();

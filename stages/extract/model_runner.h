@@ -12,7 +12,7 @@
 // (obtained through c10's device-generic stream API, so this file needs no CUDA headers and
 // builds against CPU-only LibTorch); two runners on one GPU therefore overlap one's copies with
 // the other's kernels. The input is staged in pinned (page-locked) host memory and copied with
-// non_blocking; outputs are converted on the device (to float16 when half_outputs is set) and
+// non_blocking; outputs are converted to float32 on the device and
 // copied back into pinned host buffers; the stream is synchronised once per Run, after the last
 // copy. Run does not return before its outputs are on the host, so a single runner leaves its GPU
 // idle while its caller stages the next batch (pinning the input); a second runner on the same
@@ -45,14 +45,6 @@ struct ModelOptions {
   std::string precision = "fp32";
   // Weights and input in channels-last memory format (faster convolutions on recent GPUs).
   bool channels_last = false;
-  // CUDA only: Run converts each output to float16 on the device before copying it back, which
-  // halves the device-to-host traffic when the cache stores float16 anyway. A layer output with a
-  // finite value of magnitude >= 65520 (which float16 cannot hold; the cache then stores a scaled
-  // record, see cache/activation_record.h) comes back as float32 instead, for that Run only. The
-  // device's float-to-half conversion rounds to nearest, ties to even, like common/half.h. On the
-  // CPU this option is ignored: outputs stay float32 and the cache's own conversion applies, so
-  // CPU cache bytes do not depend on it.
-  bool half_outputs = false;
 };
 
 class ModelRunner {
@@ -72,8 +64,9 @@ class ModelRunner {
 
   // One forward pass over `input`; returns, in the order of layers(), one float32, contiguous CPU
   // tensor of shape [n, units, h, w] per layer (a layer with output [n, units] gives
-  // [n, units, 1, 1]); with options.half_outputs on CUDA, float16 where the values fit (see
-  // ModelOptions::half_outputs). On CUDA the returned tensors live in pinned host memory. Runs
+  // [n, units, 1, 1]). Outputs come back as float32 also when the cache stores float16: a plain
+  // float16 conversion on the device would lose the values below 2^-14 that the cache's per-unit
+  // scaling keeps (cache/FORMAT.md). On CUDA the returned tensors live in pinned host memory. Runs
   // without autograd, under InferenceMode: the returned tensors are inference tensors: read, copy
   // and convert them freely, but LibTorch refuses in-place changes to them outside an InferenceMode
   // guard. REQUIRES: input is a defined float32 CPU tensor of shape [n, 3, H, W] with n >= 1; any

@@ -152,8 +152,54 @@ StatusOr<LabelIndex> LabelIndex::Build(const ImageLabels& labels,
     }
     if (presence.has_scalar || presence.set >= 0) idx.categories_.push_back(presence);
   }
+  idx.repeated_label_pixels_ = RepeatedLabelPixels(idx);
   idx.pool_.shrink_to_fit();
   return idx;
+}
+
+int64_t LabelIndex::RepeatedLabelPixels(const LabelIndex& idx) {
+  // (label, pixel_labels_ entry or -1 for a scalar occurrence), grouped by label.
+  std::vector<std::pair<int, int>> occurrences;
+  for (size_t e = 0; e < idx.pixel_labels_.size(); ++e) {
+    occurrences.emplace_back(idx.pixel_labels_[e].label, static_cast<int>(e));
+  }
+  for (int l : idx.scalar_labels_) occurrences.emplace_back(l, -1);
+  std::sort(occurrences.begin(), occurrences.end());
+  bool any = false;
+  for (size_t i = 1; i < occurrences.size(); ++i) {
+    any = any || occurrences[i].first == occurrences[i - 1].first;
+  }
+  if (!any) return 0;
+  const size_t nw = idx.num_words_;
+  const int64_t n = idx.pixels();
+  std::vector<uint64_t> full(nw, ~uint64_t{0}), seen(nw), repeated(nw, 0);
+  if (n % 64 != 0) full[nw - 1] = (uint64_t{1} << (n % 64)) - 1;
+  for (size_t i = 0; i < occurrences.size();) {
+    size_t j = i;
+    while (j < occurrences.size() && occurrences[j].first == occurrences[i].first) ++j;
+    if (j - i >= 2) {
+      std::fill(seen.begin(), seen.end(), 0);
+      for (size_t k = i; k < j; ++k) {
+        const int e = occurrences[k].second;
+        uint32_t lo = 0, hi = static_cast<uint32_t>(nw);
+        const uint64_t* words = full.data();
+        if (e >= 0) {
+          const PixelSet& set = idx.pixel_labels_[e].set;
+          lo = set.lo;
+          hi = set.hi;
+          words = idx.pool_.data() + set.offset - lo;  // words[w] is grid word w
+        }
+        for (uint32_t w = lo; w < hi; ++w) {
+          repeated[w] |= seen[w] & words[w];
+          seen[w] |= words[w];
+        }
+      }
+    }
+    i = j;
+  }
+  int64_t count = 0;
+  for (uint64_t w : repeated) count += Popcount64(w);
+  return count;
 }
 
 int64_t LabelIndex::IntersectCount(const uint64_t* mask, size_t mask_lo, size_t mask_hi,

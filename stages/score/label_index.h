@@ -86,6 +86,12 @@ class LabelIndex {
   // True when pixel p (y*sw + x) is in `set`. For tests and tools.
   bool Contains(const PixelSet& set, int64_t p) const;
 
+  // Pixels of the grid that carry one label in more than one layer (a scalar label counts as a
+  // layer covering the grid; labels that are never counted are ignored). They count once per layer
+  // in the intersections and label totals (SPEC.md §2 step 5), so datasets should have none; score
+  // reports the sum in summary.json.
+  int64_t repeated_label_pixels() const { return repeated_label_pixels_; }
+
   // Approximate heap bytes held.
   size_t MemoryBytes() const;
 
@@ -98,6 +104,9 @@ class LabelIndex {
   std::vector<CategorySet> category_sets_;
   std::vector<CategoryPresence> categories_;
   std::vector<uint64_t> pool_;
+  int64_t repeated_label_pixels_ = 0;
+
+  static int64_t RepeatedLabelPixels(const LabelIndex& idx);
 };
 
 }  // namespace nd

@@ -205,20 +205,38 @@ StatusOr<std::string> FormatTallyCsv(const LayerResults& r, const BrodenDataset&
            CsvField(n + "-iou");
   }
   out += "\r\n";
+  // lite preset, degenerate columns (NetDissect-Lite's tally()): when every label of a category has
+  // IoU 0 for a unit, Lite's argmax picks label 0, so it writes label '' with truth 0 and, as
+  // "activation", the unit's union of the category that label 0 falls into: the last category
+  // (label 0 has coverage 0 everywhere and max((coverage, index)) picks the last index). A unit
+  // whose every category is degenerate gets that last category and label '' in its own columns
+  // (Lite's reversed argsort of equal scores). The paper preset writes the category's first label
+  // (lowest number) with its truth and the category's union there.
+  const bool lite = r.rule == UnionRule::kLite;
+  int last_selected = -1;
+  for (int c = 0; c < r.num_categories; ++c) {
+    if (cats[c].selected) last_selected = c;
+  }
   std::vector<int> order(r.units);
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
                    [&](int a, int b) { return r.unit[a].iou > r.unit[b].iou; });
   for (int u : order) {
     const UnitResult& ur = r.unit[u];
+    const bool degenerate_unit = lite && ur.iou == 0 && last_selected >= 0;
+    const int unit_category = degenerate_unit ? last_selected : ur.category;
     out += std::to_string(u + 1) + "," +
-           CsvField(ur.category >= 0 ? cats[ur.category].name : std::string()) + "," +
-           CsvField(label_name(ur.label)) + "," + PythonFloatRepr(ur.iou);
+           CsvField(unit_category >= 0 ? cats[unit_category].name : std::string()) + "," +
+           CsvField(degenerate_unit ? std::string() : label_name(ur.label)) + "," +
+           PythonFloatRepr(ur.iou);
     for (int c = 0; c < r.num_categories; ++c) {
       if (!cats[c].selected) continue;
-      const int l = r.BestLabel(u, c);
+      int l = r.BestLabel(u, c);
       int64_t truth = 0, activation = 0, intersect = 0;
-      if (l >= 0) {
+      if (lite && r.BestIou(u, c) == 0) {
+        l = -1;  // label '' (Lite's label 0)
+        activation = r.union_area[static_cast<size_t>(u) * r.num_categories + last_selected];
+      } else if (l >= 0) {
         truth = r.label_pixels[l];
         activation = r.union_area[static_cast<size_t>(u) * r.num_categories + c];
         intersect = r.intersection[static_cast<size_t>(u) * r.num_labels + l];

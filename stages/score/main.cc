@@ -30,9 +30,8 @@ std::string QuantileDirName(double q) {
 
 Status Run(StageProcess& p) {
   const PipelineConfig& c = p.config();
-  BrodenOptions bo;
-  bo.categories = c.dataset.categories;
-  ND_ASSIGN_OR_RETURN(BrodenDataset dataset, BrodenDataset::Open(c.dataset.path, bo));
+  ND_ASSIGN_OR_RETURN(BrodenDataset dataset,
+                      BrodenDataset::Open(c.dataset.path, BrodenOptionsFor(c.dataset)));
   ND_ASSIGN_OR_RETURN(std::vector<LayerId> layers, ConfiguredLayers(c));
   ND_ASSIGN_OR_RETURN(ActivationCache cache, ActivationCache::Open(CacheOptionsFor(c)));
   ScoreOptions so;

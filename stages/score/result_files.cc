@@ -97,6 +97,15 @@ Status WriteLayerResultFiles(const std::string& dir, const BrodenDataset& datase
     j << (i ? ",\n" : "\n") << "    {\"row\": " << skips[i].first
       << ", \"reason\": " << JsonString(skips[i].second) << "}";
   j << (skips.empty() ? "],\n" : "\n  ],\n");
+  // Malformed index.csv rows left out at start-up (dataset.on_bad_row = "skip").
+  const auto& bad_rows = dataset.skipped_index_rows();
+  j << "  \"index_rows_skipped\": " << bad_rows.size() << ",\n";
+  j << "  \"skipped_index_rows\": [";
+  for (size_t i = 0; i < bad_rows.size(); ++i)
+    j << (i ? ",\n" : "\n") << "    {\"line\": " << bad_rows[i].line
+      << ", \"reason\": " << JsonString(bad_rows[i].reason) << "}";
+  j << (bad_rows.empty() ? "],\n" : "\n  ],\n");
+  j << "  \"label_pixels_in_several_layers\": " << report.repeated_label_pixels << ",\n";
   j << "  \"masks\": {\"maps\": " << report.masks.maps
     << ", \"skipped_by_max\": " << report.masks.maps_skipped_max << "},\n";
   j << "  \"score_cpu_s\": " << Short(report.cpu_seconds) << ",\n";

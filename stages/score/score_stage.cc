@@ -165,7 +165,7 @@ StatusOr<ScoreReport> ScoreStage::Run(const std::vector<size_t>& rows,
     std::unique_ptr<TensorScorer> scorer;  // the tensor engine's, else null
     ActivationMap acts;
     std::vector<SkippedImage> skipped;
-    int64_t scored = 0, label_failures = 0, fetch_failures = 0;
+    int64_t scored = 0, label_failures = 0, fetch_failures = 0, repeated_label_pixels = 0;
     double cpu = 0;
     Status fatal;
     MaskStats tensor_stats;  // the tensor engine's mask stats
@@ -248,6 +248,7 @@ StatusOr<ScoreReport> ScoreStage::Run(const std::vector<size_t>& rows,
           continue;
         }
         ++s.scored;
+        s.repeated_label_pixels += index->repeated_label_pixels();
       }
       if (s.scorer && s.fatal.ok()) {
         Status st = s.scorer->AddCountsTo(&s.tally);
@@ -275,6 +276,7 @@ StatusOr<ScoreReport> ScoreStage::Run(const std::vector<size_t>& rows,
     Shard& s = *shards[t];
     if (t > 0) ND_RETURN_IF_ERROR(total.Merge(s.tally));
     report.images_scored += s.scored;
+    report.repeated_label_pixels += s.repeated_label_pixels;
     report.label_read_failures += s.label_failures;
     report.fetch_failures += s.fetch_failures;
     report.masks.Add(s.scorer ? s.tensor_stats : s.builder.stats());

@@ -71,8 +71,11 @@ struct ScoreReport {
   std::vector<SkippedImage> skipped;  // sorted by row
   int64_t label_read_failures = 0;    // of images_skipped: labels unreadable
   int64_t fetch_failures = 0;         // of images_skipped: activations unavailable or malformed
-  MaskStats masks;                    // maps, maps skipped by max <= T, cell decisions
-  double cpu_seconds = 0;             // CPU time of the worker threads, fetch callback included
+  // Pixels of the scored images that carry one label in more than one layer
+  // (LabelIndex::repeated_label_pixels); 0 for real Broden and generated data.
+  int64_t repeated_label_pixels = 0;
+  MaskStats masks;         // maps, maps skipped by max <= T, cell decisions
+  double cpu_seconds = 0;  // CPU time of the worker threads, fetch callback included
   double wall_seconds = 0;
   int workers = 0;  // threads used
 };

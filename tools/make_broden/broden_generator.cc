@@ -45,7 +45,7 @@ struct ImageResult {
 std::string ErrnoText() { return std::strerror(errno); }
 
 Status WriteFile(const std::string& path, const void* data, size_t size) {
-  std::FILE* f = std::fopen(path.c_str(), "wb");
+  std::FILE* f = std::fopen(path.c_str(), "wbe");
   if (f == nullptr) return IoError("cannot create '" + path + "': " + ErrnoText());
   const bool wrote = size == 0 || std::fwrite(data, 1, size, f) == size;
   const std::string write_error = wrote ? "" : ErrnoText();

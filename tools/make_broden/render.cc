@@ -241,6 +241,16 @@ class Canvas {
   // contain every pixel the primitive set.
   void Apply(cv::Rect box, Surface s, Labels l) {
     box &= cv::Rect(0, 0, size_, size_);
+    // One label number never sits in two layers at one pixel (real Broden's layers come from
+    // different sources and almost never repeat a label; a repeat would count the pixel twice in
+    // the label's truth and intersections). Stuff drawn as object grass/sand/water keeps the label
+    // in the object layer, the coarser annotation, which is also its primary category.
+    if (l.part1 != 0 && l.part1 == l.object) l.part1 = 0;
+    if (l.part2 != 0 && (l.part2 == l.object || l.part2 == l.part1)) l.part2 = 0;
+    if (l.material != 0 &&
+        (l.material == l.object || l.material == l.part1 || l.material == l.part2)) {
+      l.material = 0;
+    }
     s.unit = unit_;
     for (int y = box.y; y < box.y + box.height; ++y) {
       uint8_t* m = mask_.ptr<uint8_t>(y);

@@ -3,11 +3,12 @@
 //
 // Label numbers are fixed by this table (they do not depend on the seed or the number of images),
 // so tests may name them as constants. Numbers are global, 1..kNumLabels-1, grouped by category in
-// category.csv order: color, object, material, part, scene, texture. Three labels occur in two
-// categories, as "fabric" does in real Broden: grass, sand and water are drawn both as `object`
-// stuff regions and as `material` surfaces. The object annotation is the coarser one (stones on
-// grass and sand, glare on water stay object grass/sand/water but carry another or no material),
-// so their object coverage exceeds their material coverage and their primary category is object.
+// category.csv order: color, object, material, part, scene, texture. Three labels belong to two
+// categories, as "fabric" does in real Broden: grass, sand and water have rows in c_object.csv and
+// c_material.csv. They are drawn as `object` stuff regions only: one label number is never written
+// in two layers at one pixel (render.cc's Canvas enforces it), because such a pixel would count
+// twice in the label's truth and intersections (SPEC.md §2 step 5). Their material rows therefore
+// have frequency 0, and their primary category is object.
 //
 // Thread-safety: everything here is immutable or a pure function.
 #pragma once

@@ -7,6 +7,7 @@
 #include <istream>
 #include <thread>
 
+#include "common/descriptors.h"
 #include "common/log.h"
 
 namespace nd {
@@ -165,6 +166,7 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(int port, HttpHandler ha
   };
   impl->acceptor.open(endpoint.protocol(), ec);
   if (ec) return fail(ec);
+  SetCloseOnExec(impl->acceptor.native_handle());  // Asio opens sockets without SOCK_CLOEXEC
   // Lets a restarted supervisor reuse the port while old connections sit in TIME_WAIT; a port
   // with a live listener still fails to bind (Linux semantics of SO_REUSEADDR).
   impl->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);

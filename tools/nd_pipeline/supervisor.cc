@@ -14,6 +14,7 @@
 #include <fstream>
 #include <thread>
 
+#include "common/descriptors.h"
 #include "common/log.h"
 #include "common/zmq_channel.h"
 #include "tools/nd_pipeline/http_server.h"
@@ -56,6 +57,7 @@ StatusOr<pid_t> Spawn(const std::string& exe, const std::string& config_path) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(1);
     ::signal(SIGINT, SIG_IGN);  // Ctrl-C reaches the supervisor, which stops stages in order
+    CloseDescriptorsFrom(3);    // the stage holds only what it opens itself (descriptors.h)
     ::execl(exe.c_str(), exe.c_str(), "--config", config_path.c_str(), static_cast<char*>(nullptr));
     std::fprintf(stderr, "nd-pipeline: exec %s: %s\n", exe.c_str(), std::strerror(errno));
     ::_exit(127);

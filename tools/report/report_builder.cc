@@ -604,9 +604,8 @@ StatusOr<ReportStats> BuildReport(const PipelineConfig& config, const ReportOpti
   const fs::path out_dir =
       o.out_dir.empty() ? fs::path(config.output.dir) / "report" : fs::path(o.out_dir);
 
-  BrodenOptions bo;
-  bo.categories = config.dataset.categories;
-  ND_ASSIGN_OR_RETURN(BrodenDataset dataset, BrodenDataset::Open(config.dataset.path, bo));
+  ND_ASSIGN_OR_RETURN(BrodenDataset dataset,
+                      BrodenDataset::Open(config.dataset.path, BrodenOptionsFor(config.dataset)));
   ND_ASSIGN_OR_RETURN(std::vector<LayerId> layers, ConfiguredLayers(config));
 
   ReportPage page;
