@@ -271,6 +271,51 @@ const std::vector<Key>& Keys() {
          return Status::Ok();
        },
        [](const PipelineConfig& c) { return Quote(c.score.device); }},
+      {"explain", "length",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         int64_t v;
+         ND_RETURN_IF_ERROR(ReadInt(n, 0, 10, &v));
+         c->explain.length = static_cast<int>(v);
+         return Status::Ok();
+       },
+       [](const PipelineConfig& c) { return std::to_string(c.explain.length); }},
+      {"explain", "beam",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         int64_t v;
+         ND_RETURN_IF_ERROR(ReadInt(n, 1, 1000, &v));
+         c->explain.beam = static_cast<int>(v);
+         return Status::Ok();
+       },
+       [](const PipelineConfig& c) { return std::to_string(c.explain.beam); }},
+      {"stats", "bootstrap",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         int64_t v;
+         ND_RETURN_IF_ERROR(ReadInt(n, 0, 1000000, &v));
+         c->stats.bootstrap = static_cast<int>(v);
+         return Status::Ok();
+       },
+       [](const PipelineConfig& c) { return std::to_string(c.stats.bootstrap); }},
+      {"stats", "permutations",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         int64_t v;
+         ND_RETURN_IF_ERROR(ReadInt(n, 0, 1000000, &v));
+         c->stats.permutations = static_cast<int>(v);
+         return Status::Ok();
+       },
+       [](const PipelineConfig& c) { return std::to_string(c.stats.permutations); }},
+      {"stats", "seed",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         return ReadInt(n, 0, INT64_MAX, &c->stats.seed);
+       },
+       [](const PipelineConfig& c) { return std::to_string(c.stats.seed); }},
+      {"stats", "max_null",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         auto v = n.value_exact<bool>();
+         if (!v) return InvalidArgument("expected true or false");
+         c->stats.max_null = *v;
+         return Status::Ok();
+       },
+       [](const PipelineConfig& c) { return std::string(c.stats.max_null ? "true" : "false"); }},
       {"cache", "dir",
        [](const toml::node& n, const Origin& o, PipelineConfig* c) {
          return ReadPath(n, o, &c->cache.dir);

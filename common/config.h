@@ -57,6 +57,20 @@ struct ScoreConfig {
   std::string device = "cpu";        // "cpu" | "cuda" | "cuda:N"
 };
 
+// Compositional explanations from the cache (stages/score/explain.h); written to explanations.csv.
+struct ExplainConfig {
+  int length = 0;  // the most leaves of a formula; 0 = off
+  int beam = 5;    // formulas kept per beam-search round
+};
+
+// Label reliability from the cache (stages/score/label_stats.h); written to stats.csv.
+struct StatsConfig {
+  int bootstrap = 0;      // bootstrap resamples over images; 0 = off
+  int permutations = 0;   // permutations of the null; 0 = off
+  int64_t seed = 1;       // seed of the resamples and permutations (stages/score/rng.h)
+  bool max_null = false;  // also the selection-corrected max null (p_max, q_max)
+};
+
 struct CacheConfig {
   std::string dir;                // LMDB environment directory (required)
   std::string dtype = "float16";  // "float16" | "float32"
@@ -89,6 +103,8 @@ struct PipelineConfig {
   DecodeConfig decode;
   ThresholdConfig threshold;
   ScoreConfig score;
+  ExplainConfig explain;
+  StatsConfig stats;
   CacheConfig cache;
   OutputConfig output;
   RunConfig run;

@@ -149,3 +149,39 @@ TEST_F(ConfigTest, EffectiveConfigRoundTripsThroughToml) {
 
 }  // namespace
 }  // namespace nd
+
+namespace nd {
+namespace {
+
+// Issue 14: [explain] and [stats] default to off, take their documented ranges, reject unknown
+// keys, and round-trip through ConfigToToml (the roundtrip test above covers the defaults).
+TEST_F(ConfigTest, ExplainAndStatsKeys) {
+  auto d = LoadConfig(Write(kMinimal));
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->explain.length, 0);
+  EXPECT_EQ(d->explain.beam, 5);
+  EXPECT_EQ(d->stats.bootstrap, 0);
+  EXPECT_EQ(d->stats.permutations, 0);
+  EXPECT_EQ(d->stats.seed, 1);
+  auto c = LoadConfig(Write(std::string(kMinimal) +
+                            "[explain]\nlength = 3\nbeam = 7\n"
+                            "[stats]\nbootstrap = 1000\npermutations = 500\nseed = 42\n"
+                            "max_null = true\n"));
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->explain.length, 3);
+  EXPECT_EQ(c->explain.beam, 7);
+  EXPECT_EQ(c->stats.bootstrap, 1000);
+  EXPECT_EQ(c->stats.permutations, 500);
+  EXPECT_EQ(c->stats.seed, 42);
+  EXPECT_TRUE(c->stats.max_null);
+  EXPECT_FALSE(d->stats.max_null);
+  EXPECT_NE(ConfigToToml(*c).find("[explain]\nlength = 3\nbeam = 7\n"), std::string::npos);
+  for (const char* bad : {"explain.length=-1", "explain.beam=0", "stats.bootstrap=-5",
+                          "stats.permutations=1.5", "explain.depth=3", "stats.max_null=1"}) {
+    auto b = LoadConfig(Write(kMinimal), {bad});
+    EXPECT_FALSE(b.ok()) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace nd

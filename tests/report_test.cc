@@ -201,6 +201,70 @@ TEST(ReportHtmlTest, LabelsAndPathsAreEscaped) {
   EXPECT_EQ(html.find("http"), std::string::npos) << "no network references";
 }
 
+// Issue 14: explanations.csv and stats.csv are read when present (quoted formulas, empty columns
+// of a part that did not run) and shown on the unit cards.
+TEST_F(ResultFilesTest, AnalysisFilesAreReadWhenPresent) {
+  std::vector<nd::UnitAnalysis> none(2);
+  ASSERT_TRUE(nd::ReadAnalysisFiles(dir_.string(), &none).ok());
+  EXPECT_TRUE(none[0].explanation.empty());
+  EXPECT_FALSE(none[0].has_interval);
+  std::ofstream(dir_ / "explanations.csv")
+      << "unit,formula,iou,length,primitive,primitive_iou\n"
+      << "1,\"(a,b OR sky)\",0.5,2,sky,0.25\n2,grass,0.125,1,grass,0.125\n";
+  std::ofstream(dir_ / "stats.csv")
+      << "unit,label,iou,iou_low,iou_high,stability,p_value,q_value,null_mean,p_max,q_max\n"
+      << "1,sky,0.25,,,,0.001,0.002,0.01,0.01,0.02\n2,grass,0.125,,,,0.5,0.5,0.1,0.6,0.6\n";
+  std::vector<nd::UnitAnalysis> a(2);
+  ASSERT_TRUE(nd::ReadAnalysisFiles(dir_.string(), &a).ok());
+  EXPECT_EQ(a[0].explanation, "(a,b OR sky)");
+  EXPECT_EQ(a[0].explanation_length, 2);
+  EXPECT_DOUBLE_EQ(a[1].explanation_iou, 0.125);
+  EXPECT_FALSE(a[0].has_interval);
+  EXPECT_TRUE(a[0].has_p);
+  EXPECT_DOUBLE_EQ(a[0].q_value, 0.002);
+  EXPECT_TRUE(a[1].has_max);
+  EXPECT_DOUBLE_EQ(a[1].p_max, 0.6);
+  std::vector<nd::UnitAnalysis> one(1);
+  EXPECT_FALSE(nd::ReadAnalysisFiles(dir_.string(), &one).ok()) << "unit 2 outside 1..1";
+}
+
+TEST(ReportHtmlTest, CardsShowExplanationIntervalStabilityAndSignificance) {
+  nd::ReportPage page;
+  page.categories = {"object"};
+  nd::ReportSection s;
+  s.id = s.title = s.layer = "layer4";
+  s.units = 1;
+  s.significant_detectors = 1;
+  s.unique_per_category = {0};
+  s.detectors_per_category = {0};
+  s.label_detectors = {{}};
+  nd::UnitCard c;
+  c.unit = 1;
+  c.label = "sky";
+  c.category = "object";
+  c.analysis.explanation = "(sky AND NOT blue-c)";
+  c.analysis.explanation_iou = 0.5;
+  c.analysis.has_interval = true;
+  c.analysis.iou_low = 0.125;
+  c.analysis.iou_high = 0.25;
+  c.analysis.stability = 0.75;
+  c.analysis.has_p = true;
+  c.analysis.p_value = 0.001;
+  c.analysis.q_value = 0.01;
+  c.analysis.has_max = true;
+  c.analysis.p_max = 0.5;
+  c.analysis.q_max = 0.5;
+  s.cards.push_back(c);
+  page.sections.push_back(s);
+  const std::string html = nd::RenderReportHtml(page);
+  EXPECT_NE(html.find("explained by <b>(sky AND NOT blue-c)</b> IoU 0.500"), std::string::npos);
+  EXPECT_NE(html.find("95% interval 0.125&ndash;0.250 &middot; label stability 0.75"),
+            std::string::npos);
+  EXPECT_NE(html.find("data-q=\""), std::string::npos);
+  EXPECT_NE(html.find("max null <span class=\"nonsig\">p 0.5, q 0.5</span>"), std::string::npos);
+  EXPECT_NE(html.find("significant detectors (q &lt; 0.05)"), std::string::npos);
+}
+
 // ---- End to end ----
 
 class ReportE2eTest : public ::testing::Test {

@@ -4,12 +4,14 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <optional>
 
 #include "cache/activation_cache.h"
 #include "cache/pipeline_keys.h"
 #include "common/broden/broden_dataset.h"
 #include "common/log.h"
 #include "common/stage_process.h"
+#include "stages/score/analysis_files.h"
 #include "stages/score/result_files.h"
 #include "stages/score/score_stage.h"
 #ifdef ND_SCORE_TENSOR_ENGINE
@@ -134,7 +136,31 @@ Status Run(StageProcess& p) {
       facts.stage_seconds = eos.stage_seconds + ", \"score\": " + std::to_string(score_s);
       fs::path dir = fs::path(c.output.dir) / layer.layer;
       if (c.threshold.quantiles.size() > 1) dir /= QuantileDirName(q);
+      // Compositional explanations and label statistics ([explain], [stats]), from the cache.
+      AnalysisRequest analysis;
+      analysis.length = c.explain.length;
+      analysis.beam = c.explain.beam;
+      analysis.bootstrap = c.stats.bootstrap;
+      analysis.permutations = c.stats.permutations;
+      analysis.seed = static_cast<uint64_t>(c.stats.seed);
+      analysis.max_null = c.stats.max_null;
+      analysis.workers = c.score.workers;
+      std::optional<AnalysisOutcome> analyzed;
+      if (analysis.any()) {
+        ND_ASSIGN_OR_RETURN(
+            analyzed, RunAnalyses(dataset, *stage, rows, report, thresholds, fetch, analysis));
+        for (size_t row : analyzed->skipped_rows)
+          LogWarning("analysis skipped: row " + std::to_string(row));
+        facts.analysis_json = analyzed->summary_json;
+        LogInfo(layer.layer + ": analyses from the cache in " +
+                std::to_string(analyzed->tables_seconds + analyzed->explain_seconds +
+                               analyzed->stats_seconds) +
+                " s (tables " + std::to_string(analyzed->tables_seconds) + " s, explain " +
+                std::to_string(analyzed->explain_seconds) + " s, stats " +
+                std::to_string(analyzed->stats_seconds) + " s)");
+      }
       ND_RETURN_IF_ERROR(WriteLayerResultFiles(dir.string(), dataset, report, thresholds, facts));
+      if (analyzed) ND_RETURN_IF_ERROR(WriteAnalysisFiles(dir.string(), dataset, *analyzed));
       const LayerResults& r = report.results;
       LogInfo(layer.layer + " (q=" + std::to_string(q) + "): " + std::to_string(r.detectors) + "/" +
               std::to_string(r.units) + " detectors, " + std::to_string(r.unique_detectors_paper) +

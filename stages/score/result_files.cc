@@ -112,6 +112,7 @@ Status WriteLayerResultFiles(const std::string& dir, const BrodenDataset& datase
   j << "  \"score_cpu_ms_per_image\": "
     << Short(report.images_scored ? 1000.0 * report.cpu_seconds / report.images_scored : 0)
     << ",\n";
+  if (!facts.analysis_json.empty()) j << "  " << facts.analysis_json << ",\n";
   j << "  \"stage_seconds\": {" << facts.stage_seconds << "}\n";
   j << "}\n";
   return WriteFileAtomically((fs::path(dir) / "summary.json").string(), j.str());

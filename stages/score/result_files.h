@@ -21,6 +21,7 @@ struct RunFacts {
   uint64_t images_from_cache = 0;
   std::vector<std::pair<uint32_t, std::string>> skipped;  // upstream skips (decode, extract)
   std::string stage_seconds;  // JSON members, e.g. "decode": 1.2, "extract": 3.4
+  std::string analysis_json;  // top-level JSON members of the analyses (analysis_files.h), or ""
 };
 
 // Writes tally.csv, thresholds.csv and summary.json into `dir` (created if needed).

@@ -109,6 +109,8 @@ struct SectionInput {
   TallyFile tally;
   std::vector<double> thresholds;
   int64_t images = -1;
+  int64_t significant_detectors = -1;  // summary.json, -1 when absent
+  std::vector<UnitAnalysis> analysis;  // explanations.csv / stats.csv, per unit
 };
 
 // Counts and chart data of a section, from its tally (SPEC.md §2 step 8).
@@ -513,6 +515,58 @@ StatusOr<TallyFile> ReadTallyFile(const std::string& path) {
   return out;
 }
 
+Status ReadAnalysisFiles(const std::string& dir, std::vector<UnitAnalysis>* out) {
+  const int64_t n = static_cast<int64_t>(out->size());
+  const std::string explanations = (fs::path(dir) / "explanations.csv").string();
+  if (fs::exists(explanations)) {
+    ND_ASSIGN_OR_RETURN(CsvTable t, CsvTable::ReadFile(explanations));
+    ND_ASSIGN_OR_RETURN(int c_unit, t.RequireColumn("unit"));
+    ND_ASSIGN_OR_RETURN(int c_formula, t.RequireColumn("formula"));
+    ND_ASSIGN_OR_RETURN(int c_iou, t.RequireColumn("iou"));
+    ND_ASSIGN_OR_RETURN(int c_length, t.RequireColumn("length"));
+    for (size_t r = 0; r < t.num_rows(); ++r) {
+      ND_ASSIGN_OR_RETURN(int64_t unit, t.GetIntInRange(r, c_unit, 1, n));
+      UnitAnalysis& a = (*out)[unit - 1];
+      a.explanation = t.cell(r, c_formula);
+      ND_ASSIGN_OR_RETURN(a.explanation_iou, t.GetDouble(r, c_iou));
+      ND_ASSIGN_OR_RETURN(int64_t length, t.GetIntInRange(r, c_length, 0, 1000));
+      a.explanation_length = static_cast<int>(length);
+    }
+  }
+  const std::string stats = (fs::path(dir) / "stats.csv").string();
+  if (fs::exists(stats)) {
+    ND_ASSIGN_OR_RETURN(CsvTable t, CsvTable::ReadFile(stats));
+    ND_ASSIGN_OR_RETURN(int c_unit, t.RequireColumn("unit"));
+    ND_ASSIGN_OR_RETURN(int c_low, t.RequireColumn("iou_low"));
+    ND_ASSIGN_OR_RETURN(int c_high, t.RequireColumn("iou_high"));
+    ND_ASSIGN_OR_RETURN(int c_stability, t.RequireColumn("stability"));
+    ND_ASSIGN_OR_RETURN(int c_p, t.RequireColumn("p_value"));
+    ND_ASSIGN_OR_RETURN(int c_q, t.RequireColumn("q_value"));
+    const int c_pmax = t.ColumnIndex("p_max"), c_qmax = t.ColumnIndex("q_max");  // -1: older file
+    for (size_t r = 0; r < t.num_rows(); ++r) {
+      ND_ASSIGN_OR_RETURN(int64_t unit, t.GetIntInRange(r, c_unit, 1, n));
+      UnitAnalysis& a = (*out)[unit - 1];
+      if (!t.cell(r, c_low).empty()) {  // empty when bootstrap = 0
+        a.has_interval = true;
+        ND_ASSIGN_OR_RETURN(a.iou_low, t.GetDouble(r, c_low));
+        ND_ASSIGN_OR_RETURN(a.iou_high, t.GetDouble(r, c_high));
+        ND_ASSIGN_OR_RETURN(a.stability, t.GetDouble(r, c_stability));
+      }
+      if (!t.cell(r, c_p).empty()) {  // empty when permutations = 0
+        a.has_p = true;
+        ND_ASSIGN_OR_RETURN(a.p_value, t.GetDouble(r, c_p));
+        ND_ASSIGN_OR_RETURN(a.q_value, t.GetDouble(r, c_q));
+      }
+      if (c_pmax >= 0 && c_qmax >= 0 && !t.cell(r, c_pmax).empty()) {  // empty unless max_null
+        a.has_max = true;
+        ND_ASSIGN_OR_RETURN(a.p_max, t.GetDouble(r, c_pmax));
+        ND_ASSIGN_OR_RETURN(a.q_max, t.GetDouble(r, c_qmax));
+      }
+    }
+  }
+  return Status::Ok();
+}
+
 StatusOr<std::vector<double>> ReadThresholdsFile(const std::string& path) {
   if (!fs::exists(path))
     return NotFound(path + ": not found; run nd-pipeline up for this configuration first");
@@ -586,7 +640,10 @@ StatusOr<ReportStats> BuildReport(const PipelineConfig& config, const ReportOpti
         std::string text((std::istreambuf_iterator<char>(summary)),
                          std::istreambuf_iterator<char>());
         in.images = JsonInteger(text, "images");
+        in.significant_detectors = JsonInteger(text, "significant_detectors");
       }
+      in.analysis.resize(in.tally.units.size());
+      ND_RETURN_IF_ERROR(ReadAnalysisFiles(in.dir.string(), &in.analysis));
       inputs.push_back(std::move(in));
     }
   }
@@ -629,6 +686,7 @@ StatusOr<ReportStats> BuildReport(const PipelineConfig& config, const ReportOpti
       s.title =
           quantiles.size() > 1 ? layer.layer + " (q = " + FormatG(in.quantile) + ")" : layer.layer;
       Summarise(in.tally, page.categories, config.score.iou_threshold, &s);
+      s.significant_detectors = static_cast<int>(in.significant_detectors);
 
       // Cards by unit, then in tally order.
       std::vector<UnitCard> by_unit(scan.units);
@@ -641,6 +699,7 @@ StatusOr<ReportStats> BuildReport(const PipelineConfig& config, const ReportOpti
         c.iou = t.iou;
         c.detector = t.iou > config.score.iou_threshold;
         c.threshold = in.thresholds[u];
+        c.analysis = in.analysis[u];
         for (size_t k = 0; k < in.tally.categories.size(); ++k) {
           if (in.tally.categories[k] == t.category || t.cat_label[k].empty() || !(t.cat_iou[k] > 0))
             continue;

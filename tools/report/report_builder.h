@@ -43,6 +43,7 @@
 
 #include "common/config.h"
 #include "common/status.h"
+#include "tools/report/report_html.h"
 
 namespace nd {
 
@@ -137,6 +138,10 @@ struct TallyFile {
 // Parses tally.csv (by header name). Errors name the path and line: a missing column, a bad
 // number, a unit out of range or repeated, units not exactly 1..n.
 [[nodiscard]] StatusOr<TallyFile> ReadTallyFile(const std::string& path);
+// Reads explanations.csv and stats.csv in `dir` when they exist (absent files leave `out`
+// unchanged) into out[unit - 1]. Errors (DataLoss naming the file and line): a missing column, a
+// bad number, a unit outside 1..out->size().
+[[nodiscard]] Status ReadAnalysisFiles(const std::string& dir, std::vector<UnitAnalysis>* out);
 // Parses thresholds.csv: "unit,threshold", units exactly 0..n-1 in any order.
 [[nodiscard]] StatusOr<std::vector<double>> ReadThresholdsFile(const std::string& path);
 

@@ -276,6 +276,10 @@ svg.chart a{fill:var(--accent)}
 .iou{font-variant-numeric:tabular-nums;font-weight:600}
 .card.nodet .iou{color:var(--muted);font-weight:400}
 .runners{color:var(--muted);font-size:12.5px}
+.explain,.trust{color:var(--muted);font-size:12.5px}
+.explain b{color:#334155;font-weight:500}
+.trust .sig{color:#15803d}
+.trust .nonsig{color:#b45309}
 .runners b{color:#334155;font-weight:500}
 .runners i{font-style:normal;color:#94a3b8}
 .meta{margin-left:auto;color:var(--muted);font-size:12px;font-variant-numeric:tabular-nums}
@@ -363,8 +367,12 @@ void WriteCard(const ReportPage& page, const ReportSection& s, const UnitCard& c
   o << "<article class=\"card" << (c.detector ? "" : " nodet") << "\" id=\"" << HtmlEscape(id)
     << "\" data-unit=\"" << c.unit << "\" data-iou=\"" << Real(c.iou) << "\" data-label=\""
     << HtmlEscape(c.label) << "\" data-category=\"" << HtmlEscape(c.category)
-    << "\" data-detector=\"" << (c.detector ? 1 : 0)
-    << "\" style=\"--cat:" << ColourOf(page, c.category) << "\">";
+    << "\" data-detector=\"" << (c.detector ? 1 : 0) << "\"";
+  const UnitAnalysis& a = c.analysis;
+  if (!a.explanation.empty()) o << " data-explanation=\"" << HtmlEscape(a.explanation) << "\"";
+  if (a.has_interval) o << " data-stability=\"" << Real(a.stability) << "\"";
+  if (a.has_p) o << " data-q=\"" << Real(a.q_value) << "\"";
+  o << " style=\"--cat:" << ColourOf(page, c.category) << "\">";
   o << "<header><a class=\"unit\" href=\"#" << HtmlEscape(id) << "\" title=\"unit " << c.unit
     << " (1-based; channel " << (c.unit - 1) << ")\">unit " << c.unit << "</a>";
   o << "<span class=\"label\">" << (c.label.empty() ? "&mdash;" : HtmlEscape(c.label)) << "</span>";
@@ -381,6 +389,27 @@ void WriteCard(const ReportPage& page, const ReportSection& s, const UnitCard& c
       const RunnerUp& r = c.runners[i];
       o << (i ? " &middot; " : "") << "<b>" << HtmlEscape(r.label) << "</b> <i>"
         << HtmlEscape(r.category) << "</i> " << Fixed(r.iou, 3);
+    }
+    o << "</div>";
+  }
+  if (!a.explanation.empty()) {
+    o << "<div class=\"explain\">explained by <b>" << HtmlEscape(a.explanation) << "</b> IoU "
+      << Fixed(a.explanation_iou, 3) << "</div>";
+  }
+  if (a.has_interval || a.has_p) {
+    o << "<div class=\"trust\">";
+    if (a.has_interval) {
+      o << "95% interval " << Fixed(a.iou_low, 3) << "&ndash;" << Fixed(a.iou_high, 3)
+        << " &middot; label stability " << Fixed(a.stability, 2);
+    }
+    if (a.has_p) {
+      o << (a.has_interval ? " &middot; " : "") << "<span class=\""
+        << (a.q_value < 0.05 ? "sig" : "nonsig") << "\">p " << Real(a.p_value) << ", q "
+        << Real(a.q_value) << "</span>";
+    }
+    if (a.has_max) {
+      o << " &middot; max null <span class=\"" << (a.q_max < 0.05 ? "sig" : "nonsig") << "\">p "
+        << Real(a.p_max) << ", q " << Real(a.q_max) << "</span>";
     }
     o << "</div>";
   }
@@ -414,6 +443,8 @@ void WriteSection(const ReportPage& page, const ReportSection& s, std::ostringst
   stat(s.detectors, "detectors (IoU &gt; " + Real(page.iou_threshold) + ")");
   stat(s.unique_paper, "unique detectors, paper rule");
   stat(s.unique_top_label, "unique detectors, top-label rule");
+  if (s.significant_detectors >= 0)
+    stat(s.significant_detectors, "significant detectors (q &lt; 0.05)");
   o << "</div>\n<div class=\"charts\">";
   o << "<figure><figcaption>Unique detectors per category<span>paper rule</span></figcaption>"
     << UniquePerCategorySvg(page, s) << "</figure>";

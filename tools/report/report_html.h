@@ -14,6 +14,9 @@
 //     data-unique-top-label>
 //   <article class="card" id="<section id>-unit-<N>" data-unit="N" data-iou data-label
 //     data-category data-detector="0|1">, exactly one per unit, N 1-based as in tally.csv.
+//   Where explanations.csv / stats.csv exist, a card also holds <div class="explain"> (formula and
+//     IoU) and <div class="trust"> (95% interval, stability, p and q), and the article carries
+//     data-explanation, data-stability, data-q.
 //   Strips are <img class="strip" loading="lazy">; the query parameter ?eager=1 switches them to
 //     eager loading (for headless checks, where nothing scrolls).
 // Cards are in tally.csv order (IoU descending) as written; the script sorts them by unit, IoU or
@@ -40,6 +43,20 @@ struct CardTile {
   float max = 0;      // the unit's max activation on it
 };
 
+// What explanations.csv and stats.csv (stages/score/analysis_files.h) say of one unit, when the
+// score stage wrote them ([explain], [stats]).
+struct UnitAnalysis {
+  std::string explanation;  // the compositional explanation, "" when none
+  double explanation_iou = 0;
+  int explanation_length = 0;
+  bool has_interval = false;  // bootstrap columns present
+  double iou_low = 0, iou_high = 0, stability = 0;
+  bool has_p = false;  // permutation columns present
+  double p_value = 1, q_value = 1;
+  bool has_max = false;  // max-null columns present
+  double p_max = 1, q_max = 1;
+};
+
 struct UnitCard {
   int unit = 0;  // 1-based
   std::string label, category;
@@ -50,6 +67,7 @@ struct UnitCard {
   std::string strip;              // URL relative to index.html; "" when the unit has no images
   int strip_width = 0, strip_height = 0;
   std::vector<CardTile> tiles;  // best first
+  UnitAnalysis analysis;
 };
 
 struct ReportSection {
@@ -59,7 +77,8 @@ struct ReportSection {
   double quantile = 0;
   int64_t images = -1;  // images scored (summary.json), -1 when unknown
   int units = 0, detectors = 0, unique_paper = 0, unique_top_label = 0;
-  std::vector<int> unique_per_category;     // paper rule, per page category
+  int significant_detectors = -1;        // summary.json's (q < 0.05), -1 when no permutations ran
+  std::vector<int> unique_per_category;  // paper rule, per page category
   std::vector<int> detectors_per_category;  // detectors whose category is c
   // Per page category: (label, detectors whose label it is), descending count, then name.
   std::vector<std::vector<std::pair<std::string, int>>> label_detectors;
