@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Shared setup for the README's commands: install missing Debian packages, configure, build.
 # Incremental: packages already present are not reinstalled; the build reuses build/.
-# Usage: tools/setup.sh [extra packages...]   (env: ND_BUILD_DIR, default <repo>/build)
+# Usage: tools/setup.sh [extra packages...]   (env: ND_BUILD_DIR, default <repo>/build;
+#        ND_BUILD_TARGETS, default all targets)
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${ND_BUILD_DIR:-$repo/build}"
@@ -25,4 +26,8 @@ fi
 if [ ! -f "$build/build.ninja" ]; then
   cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >&2
 fi
-cmake --build "$build" -j "$(nproc)" >&2
+# ND_BUILD_TARGETS (space-separated) limits the build to those targets (the demo does not wait for
+# the test suites); default: everything.
+targets=()
+for t in ${ND_BUILD_TARGETS:-}; do targets+=(--target "$t"); done
+cmake --build "$build" -j "$(nproc)" "${targets[@]}" >&2
