@@ -173,21 +173,6 @@ StatusOr<RunReport> Supervisor::Run() {
     fs::create_directories(dir, ec);
     if (ec) return IoError(dir + ": cannot create directory: " + ec.message());
   }
-  // The model's identity, once for the run and every restart (stages read it from the run's
-  // config instead of hashing the model file each): a model file replaced mid-run cannot make
-  // two stages disagree about the cache key. The cache handle is closed before any stage forks.
-  if (config_.run.model_digest.empty()) {
-    ND_ASSIGN_OR_RETURN(ActivationCache memo_cache,
-                        ActivationCache::Open(CacheOptionsFor(config_)));
-    ND_ASSIGN_OR_RETURN(config_.run.model_digest, ModelDigest(config_, &memo_cache));
-  }
-  const std::string config_path = (fs::path(run_dir) / "config.toml").string();
-  {
-    std::ofstream out(config_path);
-    out << "# written by nd-pipeline up: the effective configuration of this run\n"
-        << ConfigToToml(config_);
-    if (!out) return IoError(config_path + ": cannot write");
-  }
   ND_ASSIGN_OR_RETURN(PidFile pid_file, PidFile::Create(SupervisorPidPath(config_)));
   zmq::context_t context;
   Endpoints endpoints = MakeEndpoints(config_);
@@ -206,6 +191,23 @@ StatusOr<RunReport> Supervisor::Run() {
         HttpServer::Start(config_.run.http_port, [&board, &seconds](const HttpRequest& request) {
           return ServeBoard(board.Snapshot(seconds()), request);
         }));
+  }
+  // After the checks that refuse a second supervisor or a taken port (they cost nothing and must
+  // not overwrite a running supervisor's config). The model's identity, once for the run and every
+  // restart (stages read it from the run's config instead of hashing the model file each): a model
+  // file replaced mid-run cannot make two stages disagree about the cache key. The cache handle is
+  // closed before any stage forks.
+  if (config_.run.model_digest.empty()) {
+    ND_ASSIGN_OR_RETURN(ActivationCache memo_cache,
+                        ActivationCache::Open(CacheOptionsFor(config_)));
+    ND_ASSIGN_OR_RETURN(config_.run.model_digest, ModelDigest(config_, &memo_cache));
+  }
+  const std::string config_path = (fs::path(run_dir) / "config.toml").string();
+  {
+    std::ofstream out(config_path);
+    out << "# written by nd-pipeline up: the effective configuration of this run\n"
+        << ConfigToToml(config_);
+    if (!out) return IoError(config_path + ": cannot write");
   }
   const std::string status_path = StatusFilePath(config_);
   bool status_write_failed = false;
