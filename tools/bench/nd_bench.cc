@@ -2,7 +2,8 @@
 //
 //   nd-bench -c pipeline.toml [--set k=v ...] [--work DIR] [--skip-bare] [--rescore]
 //
-// 1. the floor: bare decode + plain `module.forward` of every image of the dataset (batch by batch,
+// 1. the floor: bare decode + forward (as far as the captured layers, one plain call, no cache)
+//    of every image of the dataset (batch by batch,
 //    same preprocessing, decode on every core, LibTorch's threads on every core), once with
 //    contiguous NCHW weights and input and once channels_last; the best of the two is the floor
 //    the end-to-end ratio is computed against;
@@ -33,6 +34,7 @@
 #include "common/config.h"
 #include "common/descriptors.h"
 #include "stages/decode/decode_stage.h"
+#include "stages/extract/model_runner.h"
 #include "stages/extract/reusing_cpu_allocator.h"
 
 namespace {
@@ -172,17 +174,16 @@ int main(int argc, char** argv) {
     // As extract does: large blocks are reused instead of page-faulted in on every batch.
     nd::InstallReusingCpuAllocator();
     for (const bool channels_last : {false, true}) {
-      torch::jit::Module module;
-      try {
-        module = torch::jit::load(config->model.path);
-        module.eval();
-        if (channels_last) {
-          for (torch::Tensor p : module.parameters()) {
-            if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
-          }
-        }
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "nd-bench: %s: cannot load\n", config->model.path.c_str());
+      // The model as far as the captured layers (what the pipeline runs: LibTorch drops the
+      // layers after them, e.g. AlexNet's classifier), plain call, no cache, no processes.
+      nd::ModelOptions mo;
+      mo.path = config->model.path;
+      mo.layers = config->model.layers;
+      mo.device = "cpu";
+      mo.channels_last = channels_last;
+      auto runner = nd::ModelRunner::Load(mo);
+      if (!runner.ok()) {
+        std::fprintf(stderr, "nd-bench: %s\n", runner.status().message().c_str());
         return 1;
       }
       nd::DecodeOptions d;
@@ -202,8 +203,7 @@ int main(int argc, char** argv) {
             {n, 3, static_cast<int64_t>(batch->height), static_cast<int64_t>(batch->width)},
             torch::kFloat32);
         const auto f0 = Clock::now();
-        if (channels_last) input = input.contiguous(at::MemoryFormat::ChannelsLast);
-        auto out = module.forward({input});
+        auto out = runner->Run(input);  // converts the input to the runner's memory format
         forward_s += std::chrono::duration<double>(Clock::now() - f0).count();
       }
       const double total_s = std::chrono::duration<double>(Clock::now() - t0).count();
