@@ -192,11 +192,20 @@ StatusOr<RunReport> Supervisor::Run() {
           return ServeBoard(board.Snapshot(seconds()), request);
         }));
   }
+  const std::string status_path = StatusFilePath(config_);
+  bool status_write_failed = false;
+  auto write_status = [&] {
+    Status s = WriteFileAtomically(status_path, BoardToJson(board.Snapshot(seconds())));
+    if (!s.ok() && !status_write_failed) LogWarning(s.message());
+    status_write_failed = !s.ok();
+  };
+  write_status();
   // After the checks that refuse a second supervisor or a taken port (they cost nothing and must
-  // not overwrite a running supervisor's config). The model's identity, once for the run and every
-  // restart (stages read it from the run's config instead of hashing the model file each): a model
-  // file replaced mid-run cannot make two stages disagree about the cache key. The cache handle is
-  // closed before any stage forks.
+  // not overwrite a running supervisor's config), and after a first status.json, so that
+  // `nd-pipeline status` finds the run while the model is hashed. The model's identity, once for
+  // the run and every restart (stages read it from the run's config instead of hashing the model
+  // file each): a model file replaced mid-run cannot make two stages disagree about the cache key.
+  // The cache handle is closed before any stage forks.
   if (config_.run.model_digest.empty()) {
     ND_ASSIGN_OR_RETURN(ActivationCache memo_cache,
                         ActivationCache::Open(CacheOptionsFor(config_)));
@@ -209,13 +218,6 @@ StatusOr<RunReport> Supervisor::Run() {
         << ConfigToToml(config_);
     if (!out) return IoError(config_path + ": cannot write");
   }
-  const std::string status_path = StatusFilePath(config_);
-  bool status_write_failed = false;
-  auto write_status = [&] {
-    Status s = WriteFileAtomically(status_path, BoardToJson(board.Snapshot(seconds())));
-    if (!s.ok() && !status_write_failed) LogWarning(s.message());
-    status_write_failed = !s.ok();
-  };
   g_interrupts = 0;
   struct sigaction sa {};
   sa.sa_handler = OnInterrupt;
