@@ -383,38 +383,36 @@ Status ActivationCache::PutBatch(const std::vector<std::pair<std::string, std::s
   });
 }
 
-StatusOr<bool> ActivationCache::Contains(std::string_view key) const {
+namespace {
+
+// Looks `key` up in one short read transaction and, when present, returns test(value) (the view is
+// valid only during the call); false when absent.
+template <typename Test>
+StatusOr<bool> TestValue(ActivationCache::Env* e, std::string_view key, Test&& test) {
   if (key.empty()) return false;
-  bool found = false;
-  Env* e = env_.get();
+  bool result = false;
   ND_RETURN_IF_ERROR(WithReadTxn(e, [&](MDB_txn* txn) -> Status {
     MDB_val k = Val(key), v;
     int rc = mdb_get(txn, e->dbi, &k, &v);
     if (rc == MDB_NOTFOUND) return Status::Ok();
     if (rc != 0) return LmdbError(e->dir, "get", rc);
-    found = true;
+    result = test(std::string_view(static_cast<const char*>(v.mv_data), v.mv_size));
     return Status::Ok();
   }));
-  return found;
+  return result;
+}
+
+}  // namespace
+
+StatusOr<bool> ActivationCache::Contains(std::string_view key) const {
+  return TestValue(env_.get(), key, [](std::string_view) { return true; });
 }
 
 StatusOr<bool> ActivationCache::ContainsCurrentActivation(std::string_view key) const {
-  if (key.empty()) return false;
-  bool current = false;
-  Env* e = env_.get();
-  ND_RETURN_IF_ERROR(WithReadTxn(e, [&](MDB_txn* txn) -> Status {
-    MDB_val k = Val(key), v;
-    int rc = mdb_get(txn, e->dbi, &k, &v);
-    if (rc == MDB_NOTFOUND) return Status::Ok();
-    if (rc != 0) return LmdbError(e->dir, "get", rc);
-    // The header only (no copy, no CRC): a superseded or damaged record is "not current", so the
-    // image is forwarded again and the record rewritten.
-    current =
-        DecodeActivationHeader(std::string_view(static_cast<const char*>(v.mv_data), v.mv_size))
-            .ok();
-    return Status::Ok();
-  }));
-  return current;
+  // The header only (no copy, no CRC): a superseded or damaged record is "not current", so the
+  // image is forwarded again and the record rewritten.
+  return TestValue(env_.get(), key,
+                   [](std::string_view value) { return DecodeActivationHeader(value).ok(); });
 }
 
 Status ActivationCache::Get(std::string_view key, std::string* value) const {

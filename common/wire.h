@@ -1,4 +1,4 @@
-// Messages between stage processes (see common/WIRE.md for the frame layout).
+// Messages between stage processes. The frame layout, in full:
 //
 // Every message is a ZeroMQ multipart message:
 //   frame 0: header, 8 bytes: 'N' 'D', protocol version (u16 LE), message type (u16 LE), 0 (u16)

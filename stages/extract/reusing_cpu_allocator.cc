@@ -21,25 +21,18 @@ class ReusingCpuAllocator final : public c10::Allocator {
     if (n < kMinReusedBytes) return fallback_->allocate(n);
     const size_t size = ReusedSizeClass(n);
     void* p = nullptr;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = free_.find(size);
-      if (it != free_.end() && !it->second.empty()) {
-        p = it->second.back();
-        it->second.pop_back();
-        cached_ -= size;
-        ++reused_;
-      }
-    }
-    if (p == nullptr) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = free_.find(size);
+    if (it != free_.end() && !it->second.empty()) {
+      p = it->second.back();
+      it->second.pop_back();
+      cached_ -= size;
+      ++reused_;
+    } else {
       if (::posix_memalign(&p, 64, size) != 0) throw std::bad_alloc();
-      std::lock_guard<std::mutex> lock(mu_);
       ++fresh_;
     }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      live_[p] = size;
-    }
+    live_[p] = size;
     return {p, p, &Release, c10::Device(c10::DeviceType::CPU)};
   }
 
