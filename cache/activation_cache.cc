@@ -18,8 +18,8 @@
 #include <shared_mutex>
 #include <system_error>
 
-#include "common/descriptors.h"
-#include "common/log.h"
+#include "common/base/descriptors.h"
+#include "common/base/log.h"
 
 namespace nd {
 

@@ -31,8 +31,8 @@
 
 #include "cache/activation_record.h"
 #include "cache/cache_keys.h"
-#include "common/activation_map.h"
-#include "common/status.h"
+#include "common/base/activation_map.h"
+#include "common/base/status.h"
 
 namespace nd {
 

@@ -6,8 +6,8 @@
 #include <cstring>
 #include <limits>
 
-#include "common/digest.h"
-#include "common/half.h"
+#include "common/base/digest.h"
+#include "common/base/half.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "cache records store payloads in host order, which must be little-endian"

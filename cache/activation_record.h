@@ -2,7 +2,7 @@
 // thresholds) as a self-checking byte string. The exact layout is in cache/FORMAT.md.
 //
 // Records are produced by the extract stage and read by calibrate, score and `cache verify`.
-// float16 records hold FloatToHalf(x * 2^-k_u) (PyTorch's rounding, common/half.h) with a
+// float16 records hold FloatToHalf(x * 2^-k_u) (PyTorch's rounding, common/base/half.h) with a
 // power-of-two scale k_u per unit, so that neither tiny nor huge activations are lost
 // (Float16UnitScaleLog2). All functions are pure and
 // thread-safe; decoding never trusts the input (corrupt bytes give DataLoss, never a crash).
@@ -13,8 +13,8 @@
 #include <string_view>
 #include <vector>
 
-#include "common/activation_map.h"
-#include "common/status.h"
+#include "common/base/activation_map.h"
+#include "common/base/status.h"
 
 namespace nd {
 

@@ -5,7 +5,7 @@
 #include <cstring>
 #include <map>
 
-#include "common/digest.h"
+#include "common/base/digest.h"
 
 namespace nd {
 namespace {

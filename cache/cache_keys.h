@@ -15,7 +15,7 @@
 #include <string_view>
 
 #include "cache/activation_record.h"
-#include "common/status.h"
+#include "common/base/status.h"
 
 namespace nd {
 

@@ -3,7 +3,7 @@
 #include <cstdio>
 #include <sstream>
 
-#include "common/digest.h"
+#include "common/base/digest.h"
 
 namespace nd {
 

@@ -17,8 +17,8 @@
 #include <vector>
 
 #include "cache/activation_cache.h"
-#include "common/file_identity.h"
-#include "common/status.h"
+#include "common/base/file_identity.h"
+#include "common/base/status.h"
 
 namespace nd {
 

@@ -5,8 +5,8 @@
 #include <optional>
 
 #include "cache/file_digest_memo.h"
-#include "common/digest.h"
-#include "common/file_identity.h"
+#include "common/base/digest.h"
+#include "common/base/file_identity.h"
 
 namespace nd {
 

@@ -7,8 +7,8 @@
 
 #include "cache/activation_cache.h"
 #include "cache/cache_keys.h"
-#include "common/config.h"
-#include "common/status.h"
+#include "common/base/config.h"
+#include "common/base/status.h"
 
 namespace nd {
 

@@ -17,8 +17,8 @@
 
 #include "cache/activation_record.h"
 #include "cache/cache_keys.h"
-#include "common/digest.h"
-#include "common/half.h"
+#include "common/base/digest.h"
+#include "common/base/half.h"
 
 namespace nd {
 namespace {

@@ -15,10 +15,10 @@
 #include <tuple>
 #include <vector>
 
-#include "common/activation_map.h"
+#include "common/base/activation_map.h"
 #include "common/broden/broden_dataset.h"
-#include "stages/score/layer_tables.h"
-#include "stages/score/upsample.h"
+#include "common/maths/layer_tables.h"
+#include "common/maths/upsample.h"
 #include "tests/score_testing.h"
 
 namespace nd {

@@ -14,8 +14,8 @@
 
 #include "cache/activation_cache.h"
 #include "cache/file_digest_memo.h"
-#include "common/digest.h"
-#include "common/file_identity.h"
+#include "common/base/digest.h"
+#include "common/base/file_identity.h"
 #include "stages/decode/decode_stage.h"
 #include "tests/score_testing.h"
 

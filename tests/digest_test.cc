@@ -1,4 +1,4 @@
-#include "common/digest.h"
+#include "common/base/digest.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

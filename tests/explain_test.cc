@@ -1,14 +1,14 @@
-// Compositional explanations (stages/score/explain.h) against the brute-force reference of
+// Compositional explanations (common/maths/explain.h) against the brute-force reference of
 // tests/analysis_testing.h (pixel masks merged per formula, the beam enumerated literally), and
-// LayerTables (stages/score/layer_tables.h) against IouTally's counts.
-#include "stages/score/explain.h"
+// LayerTables (common/maths/layer_tables.h) against IouTally's counts.
+#include "common/maths/explain.h"
 
 #include <gtest/gtest.h>
 
 #include <random>
 
-#include "stages/score/analysis_files.h"
-#include "stages/score/iou_tally.h"
+#include "common/maths/iou_tally.h"
+#include "common/results/analysis_files.h"
 #include "tests/analysis_testing.h"
 
 namespace nd {

@@ -28,9 +28,9 @@
 #include "cache/activation_record.h"
 #include "cache/cache_keys.h"
 #include "cache/pipeline_keys.h"
+#include "common/torch/model_runner.h"
 #include "stages/extract/activation_writer.h"
 #include "stages/extract/extract_pool.h"
-#include "stages/extract/model_runner.h"
 #include "tests/e2e_support.h"
 
 namespace nd {

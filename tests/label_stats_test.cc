@@ -1,17 +1,17 @@
-// Label statistics (stages/score/label_stats.h): bootstrap intervals and stability against a
+// Label statistics (common/maths/label_stats.h): bootstrap intervals and stability against a
 // direct resampling that rescores the resampled image multiset from scratch with the brute-force
 // reference of tests/score_testing.h (same RNG draws); permutation counts against brute force on
 // re-paired images; a planted detector's p-value; p-values of label-independent units; BH; the RNG.
-#include "stages/score/label_stats.h"
+#include "common/maths/label_stats.h"
 
 #include <gtest/gtest.h>
 
 #include <numeric>
 #include <random>
 
-#include "stages/score/analysis_files.h"
-#include "stages/score/layer_results.h"
-#include "stages/score/rng.h"
+#include "common/maths/layer_results.h"
+#include "common/maths/rng.h"
+#include "common/results/analysis_files.h"
 #include "tests/analysis_testing.h"
 
 namespace nd {

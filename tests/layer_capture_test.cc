@@ -1,6 +1,6 @@
 // Tests for ModelRunner and the layer capture of stages/extract against activations computed in
 // Python with forward hooks on the eager model (tests/fixtures/make_test_models.py).
-#include "stages/extract/layer_capture.h"
+#include "common/torch/layer_capture.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "stages/extract/model_runner.h"
+#include "common/torch/model_runner.h"
 
 namespace nd {
 namespace {

@@ -1,4 +1,4 @@
-// Tests of the score stage's upsampling (stages/score/upsample.h) and masks (unit_mask.h).
+// Tests of the score stage's upsampling (common/maths/upsample.h) and masks (unit_mask.h).
 //
 // Expected upsampled values are derived by hand from the formula in upsample.h: per axis the
 // source coordinate s = in/out * (o + 0.5) - 0.5, clamped to >= 0, split into i0 = floor(s) and
@@ -11,9 +11,9 @@
 #include <random>
 #include <vector>
 
-#include "stages/score/bits.h"
-#include "stages/score/unit_mask.h"
-#include "stages/score/upsample.h"
+#include "common/maths/bits.h"
+#include "common/maths/unit_mask.h"
+#include "common/maths/upsample.h"
 
 namespace nd {
 namespace {

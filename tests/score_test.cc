@@ -1,4 +1,4 @@
-// Tests of the score stage's label index, counts and results (stages/score/label_index.h,
+// Tests of the score stage's label index, counts and results (common/maths/label_index.h,
 // iou_tally.h, layer_results.h) against a naive brute-force reference (score_testing.h) and
 // hand-computed examples.
 #include <gtest/gtest.h>
@@ -8,9 +8,10 @@
 #include <random>
 #include <vector>
 
-#include "stages/score/iou_tally.h"
-#include "stages/score/label_index.h"
-#include "stages/score/layer_results.h"
+#include "common/base/text_format.h"
+#include "common/maths/iou_tally.h"
+#include "common/maths/label_index.h"
+#include "common/maths/layer_results.h"
 #include "tests/score_testing.h"
 
 namespace nd {

@@ -21,10 +21,10 @@
 #include <utility>
 #include <vector>
 
-#include "common/activation_map.h"
+#include "common/base/activation_map.h"
 #include "common/broden/broden_dataset.h"
-#include "stages/score/iou_tally.h"
-#include "stages/score/upsample.h"
+#include "common/maths/iou_tally.h"
+#include "common/maths/upsample.h"
 
 namespace nd {
 namespace testing_score {

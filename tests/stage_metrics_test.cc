@@ -8,9 +8,9 @@
 #include <optional>
 #include <thread>
 
-#include "common/stage_process.h"
-#include "common/wire.h"
-#include "common/zmq_channel.h"
+#include "common/runtime/stage_process.h"
+#include "common/runtime/wire.h"
+#include "common/runtime/zmq_channel.h"
 
 namespace nd {
 namespace {

@@ -2,7 +2,7 @@
 // values are bit-identical to upsample.h's, and its counts (every G, I, U integer, both union
 // rules, mask stats) are identical to IouTally's (the native CPU scorer) on a hand-computed
 // 2x2->4x4 example and on many random datasets with ties at the threshold, maps whose maximum is
-// exactly T, NaN and infinite values; ScoreStage with the tensor engine writes a tally.csv
+// exactly T, NaN and infinite values; Dissector with the tensor engine writes a tally.csv
 // byte-identical to the native engine's.
 //
 // Benchmark (not run by ctest): tensor_scorer_test --gtest_also_run_disabled_tests
@@ -23,11 +23,11 @@
 #include <sstream>
 #include <vector>
 
-#include "stages/score/iou_tally.h"
-#include "stages/score/label_index.h"
-#include "stages/score/result_files.h"
-#include "stages/score/score_stage.h"
-#include "stages/score/upsample.h"
+#include "common/maths/dissector.h"
+#include "common/maths/iou_tally.h"
+#include "common/maths/label_index.h"
+#include "common/maths/upsample.h"
+#include "common/results/result_files.h"
 #include "tests/score_testing.h"
 
 namespace nd {
@@ -375,7 +375,7 @@ TEST(TensorScorerTest, ErrorsAreStatuses) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// ScoreStage with the tensor engine on the CPU: same report counts and a byte-identical tally.csv.
+// Dissector with the tensor engine on the CPU: same report counts and a byte-identical tally.csv.
 std::string ReadFile(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   std::stringstream ss;
@@ -433,7 +433,7 @@ TEST(TensorScorerTest, ScoreStageTensorEngineWritesIdenticalTally) {
       opt.workers = 2;
       opt.engine = engine;
       opt.tensor_engine = TensorEngine();
-      auto stage = ScoreStage::Create(&*ds, opt);
+      auto stage = Dissector::Create(&*ds, opt);
       ASSERT_TRUE(stage.ok()) << stage.status().ToString();
       auto rep = (*stage)->Run(rows, t, fetch);
       ASSERT_TRUE(rep.ok()) << rep.status().ToString();
@@ -453,11 +453,11 @@ TEST(TensorScorerTest, ScoreStageTensorEngineWritesIdenticalTally) {
   cuda.engine = ScoreEngine::kTensor;
   cuda.device = "cuda:63";
   cuda.tensor_engine = TensorEngine();
-  EXPECT_FALSE(ScoreStage::Create(&*ds, cuda).ok());
+  EXPECT_FALSE(Dissector::Create(&*ds, cuda).ok());
   // Without the engine (the CPU scorer process), a tensor device is refused at Create too.
   ScoreOptions none;
   none.engine = ScoreEngine::kTensor;
-  EXPECT_EQ(ScoreStage::Create(&*ds, none).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Dissector::Create(&*ds, none).status().code(), StatusCode::kFailedPrecondition);
   std::error_code ec;
   fs::remove_all(dir, ec);
 }

@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "stages/extract/model_runner.h"
+#include "common/torch/model_runner.h"
 #include "tools/make_broden/broden_generator.h"
 #include "tools/train/model_builder.h"
 #include "tools/train/trainer.h"

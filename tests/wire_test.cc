@@ -1,10 +1,10 @@
-#include "common/wire.h"
+#include "common/runtime/wire.h"
 
 #include <gtest/gtest.h>
 
 #include <thread>
 
-#include "common/zmq_channel.h"
+#include "common/runtime/zmq_channel.h"
 
 namespace nd {
 namespace {
@@ -106,6 +106,31 @@ TEST(ChannelTest, SendWithoutPeerTimesOutAsUnavailable) {
   Status s = push->Send(Encode(EndOfStream{}), 100);
   EXPECT_EQ(s.code(), StatusCode::kUnavailable);
   EXPECT_NE(s.message().find(ep), std::string::npos);
+}
+
+TEST(WireTest, StageTimingsTravelTypedInEndOfStream) {
+  EndOfStream eos{3, 2, 1, {{"decode", 1.5}, {"extract", 0.25}}};
+  auto frames = Encode(eos).frames;
+  // Body by hand: 3 u64 totals, u32 count 2, then (u32 length, bytes, f64 bits) per stage.
+  std::string expected;
+  auto u32 = [&](uint32_t v) { expected.append(reinterpret_cast<const char*>(&v), 4); };
+  auto u64 = [&](uint64_t v) { expected.append(reinterpret_cast<const char*>(&v), 8); };
+  u64(3), u64(2), u64(1), u32(2);
+  u32(6), expected += "decode", u64(0x3FF8000000000000ull);   // 1.5
+  u32(7), expected += "extract", u64(0x3FD0000000000000ull);  // 0.25
+  EXPECT_EQ(frames[1], expected);
+  auto parsed = ParseHeader(frames);
+  ASSERT_TRUE(parsed.ok());
+  EndOfStream out;
+  ASSERT_TRUE(Decode(*parsed, &out).ok());
+  ASSERT_EQ(out.stage_seconds.size(), 2u);
+  EXPECT_EQ(out.stage_seconds[1].stage, "extract");
+  EXPECT_EQ(out.stage_seconds[1].seconds, 0.25);
+  // A count larger than the body can hold is refused before reading.
+  frames[1][24 + 3] = 0x7f;
+  auto huge = ParseHeader(frames);
+  ASSERT_TRUE(huge.ok());
+  EXPECT_EQ(Decode(*huge, &out).code(), StatusCode::kDataLoss);
 }
 
 }  // namespace

@@ -28,9 +28,9 @@
 #include <string>
 #include <vector>
 
+#include "common/base/config.h"
+#include "common/base/status.h"
 #include "common/broden/csv.h"
-#include "common/config.h"
-#include "common/status.h"
 
 namespace nd {
 

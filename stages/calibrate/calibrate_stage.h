@@ -23,8 +23,8 @@
 #include <string>
 #include <vector>
 
-#include "common/activation_map.h"
-#include "common/status.h"
+#include "common/base/activation_map.h"
+#include "common/base/status.h"
 
 namespace nd {
 

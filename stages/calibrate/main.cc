@@ -2,10 +2,10 @@
 // stores the thresholds in the cache, and passes the READY notices on to score (binds `scored`).
 #include "cache/activation_cache.h"
 #include "cache/pipeline_keys.h"
+#include "common/base/log.h"
 #include "common/broden/broden_dataset.h"
-#include "common/log.h"
-#include "common/stage_process.h"
-#include "common/stage_release.h"
+#include "common/runtime/stage_process.h"
+#include "common/runtime/stage_release.h"
 #include "stages/calibrate/calibrate_stage.h"
 
 namespace nd {
@@ -69,7 +69,7 @@ Status Run(StageProcess& p) {
               (non_finite_images
                    ? "; " + std::to_string(non_finite_images) + " skipped for NaN/Inf activations"
                    : std::string()));
-      eos.stage_seconds += ", \"calibrate\": " + std::to_string(p.elapsed_s());
+      eos.stage_seconds.push_back({"calibrate", p.elapsed_s()});
       ScopedMicros waiting(counters.waiting_us);  // done: from here on the stage is idle
       ND_RETURN_IF_ERROR(out.Send(Encode(eos), p.timeout_ms()));
       AwaitSupervisorRelease(p.timeout_ms());

@@ -5,12 +5,11 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
-#include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
 #include <thread>
 
-#include "common/digest.h"
+#include "common/base/digest.h"
+#include "common/base/parallel.h"
+#include "common/maths/preprocess.h"
 
 namespace nd {
 
@@ -27,57 +26,7 @@ struct DecodeStage::Slot {
 DecodeStage::DecodeStage(const BrodenDataset& dataset, const DecodeOptions& options,
                          std::function<bool(const std::string&)> is_cached)
     : dataset_(dataset), options_(options), is_cached_(std::move(is_cached)) {
-  if (options_.workers <= 0) options_.workers = std::max(1u, std::thread::hardware_concurrency());
-}
-
-Status PreprocessRgb(const unsigned char* rgb, int rows, int cols, int size,
-                     const std::string& preset, float* out) {
-  float mean[3], scale[3];
-  if (preset == "torchvision") {
-    const float m[3] = {0.485f, 0.456f, 0.406f}, s[3] = {0.229f, 0.224f, 0.225f};
-    for (int c = 0; c < 3; ++c) {
-      mean[c] = m[c] * 255.0f;
-      scale[c] = 1.0f / (s[c] * 255.0f);
-    }
-  } else if (preset == "netdissect") {
-    const float m[3] = {124.6901f, 118.6897f, 109.5388f};
-    for (int c = 0; c < 3; ++c) {
-      mean[c] = m[c];
-      scale[c] = 1.0f / 57.12f;
-    }
-  } else {
-    return InvalidArgument("unknown preprocessing preset '" + preset + "'");
-  }
-  cv::Mat src(rows, cols, CV_8UC3, const_cast<unsigned char*>(rgb));
-  cv::Mat f;
-  src.convertTo(f, CV_32FC3);
-  if (rows != size || cols != size) {
-    cv::Mat resized;
-    // INTER_LINEAR uses half-pixel centres (align_corners=False), as PIL and torchvision do.
-    cv::resize(f, resized, cv::Size(size, size), 0, 0, cv::INTER_LINEAR);
-    f = resized;
-  }
-  const size_t plane = static_cast<size_t>(size) * size;
-  for (int y = 0; y < size; ++y) {
-    const float* p = f.ptr<float>(y);
-    for (int x = 0; x < size; ++x)
-      for (int c = 0; c < 3; ++c)
-        out[c * plane + static_cast<size_t>(y) * size + x] = (p[3 * x + c] - mean[c]) * scale[c];
-  }
-  return Status::Ok();
-}
-
-bool IsTruncatedJpeg(const std::string& bytes) {
-  if (bytes.size() < 4 || static_cast<unsigned char>(bytes[0]) != 0xFF ||
-      static_cast<unsigned char>(bytes[1]) != 0xD8)
-    return false;  // not a JPEG: OpenCV's decoder reports truncation of the other formats
-  // The end-of-image marker FF D9, allowing a little trailing padding after it.
-  size_t from = bytes.size() > 64 ? bytes.size() - 64 : 2;
-  for (size_t i = bytes.size() - 1; i > from; --i)
-    if (static_cast<unsigned char>(bytes[i]) == 0xD9 &&
-        static_cast<unsigned char>(bytes[i - 1]) == 0xFF)
-      return false;
-  return true;
+  options_.workers = WorkerCount(options_.workers);
 }
 
 void DecodeStage::DecodeOne(size_t row, Slot* slot) const {
@@ -118,7 +67,7 @@ void DecodeStage::DecodeOne(size_t row, Slot* slot) const {
     return;
   }
   if (IsTruncatedJpeg(bytes)) {
-    // libjpeg "decodes" a truncated file by filling the rest with grey and only warns.
+    // Checked before hashing: such a file is skipped whatever the cache holds.
     slot->reason = image.image + ": truncated JPEG (no end-of-image marker)";
     return;
   }
@@ -131,23 +80,9 @@ void DecodeStage::DecodeOne(size_t row, Slot* slot) const {
     slot->state = Slot::kCached;
     return;
   }
-  cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8UC1, bytes.data());
-  cv::Mat bgr;
-  try {
-    bgr = cv::imdecode(raw, cv::IMREAD_COLOR);
-  } catch (const cv::Exception& e) {
-    bgr.release();
-  }
-  if (bgr.empty()) {
-    slot->reason = image.image + ": not a decodable image (corrupt or truncated)";
-    return;
-  }
-  cv::Mat rgb;
-  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
   const int s = options_.input_size;
   slot->pixels.resize(static_cast<size_t>(3) * s * s);
-  Status st =
-      PreprocessRgb(rgb.data, rgb.rows, rgb.cols, s, options_.preprocess, slot->pixels.data());
+  Status st = DecodeAndPreprocess(bytes, s, options_.preprocess, slot->pixels.data());
   if (!st.ok()) {
     slot->reason = image.image + ": " + st.message();
     return;
@@ -174,13 +109,13 @@ std::optional<ImageBatch> DecodeStage::Next() {
   next_row_ = end;
   std::vector<Slot> slots(end - begin);
   const int workers = std::min<int>(options_.workers, static_cast<int>(slots.size()));
-  std::vector<std::thread> threads;
-  for (int t = 1; t < workers; ++t)
-    threads.emplace_back([&, t] {
-      for (size_t i = t; i < slots.size(); i += workers) DecodeOne(begin + i, &slots[i]);
-    });
-  for (size_t i = 0; i < slots.size(); i += workers) DecodeOne(begin + i, &slots[i]);
-  for (auto& th : threads) th.join();
+  auto decode_share = [&](int t) {
+    for (size_t i = t; i < slots.size(); i += workers) DecodeOne(begin + i, &slots[i]);
+  };
+  if (!RunOnThreads(workers, decode_share, "decode").ok()) {
+    // No thread could start (resource limits): decode the batch on this thread.
+    for (size_t i = 0; i < slots.size(); ++i) DecodeOne(begin + i, &slots[i]);
+  }
 
   ImageBatch batch;
   batch.batch_id = next_batch_++;

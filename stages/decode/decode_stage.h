@@ -18,10 +18,10 @@
 #include <string>
 #include <vector>
 
+#include "common/base/file_identity.h"
+#include "common/base/status.h"
 #include "common/broden/broden_dataset.h"
-#include "common/file_identity.h"
-#include "common/status.h"
-#include "common/wire.h"
+#include "common/runtime/wire.h"
 
 namespace nd {
 
@@ -72,13 +72,5 @@ class DecodeStage {
   size_t next_row_ = 0;
   uint64_t next_batch_ = 0;
 };
-
-// True for a JPEG (starts with FF D8) without its end-of-image marker near the end.
-bool IsTruncatedJpeg(const std::string& bytes);
-
-// Normalises an 8-bit RGB (not BGR) image of any size into `out` (3×size×size floats, CHW).
-// Exposed for tests.
-Status PreprocessRgb(const unsigned char* rgb, int rows, int cols, int size,
-                     const std::string& preset, float* out);
 
 }  // namespace nd

@@ -5,10 +5,10 @@
 #include "cache/activation_cache.h"
 #include "cache/file_digest_memo.h"
 #include "cache/pipeline_keys.h"
+#include "common/base/log.h"
 #include "common/broden/broden_dataset.h"
-#include "common/log.h"
-#include "common/stage_process.h"
-#include "common/stage_release.h"
+#include "common/runtime/stage_process.h"
+#include "common/runtime/stage_release.h"
 #include "stages/decode/decode_stage.h"
 
 namespace nd {
@@ -86,7 +86,7 @@ Status Run(StageProcess& p) {
   LogInfo(std::to_string(cached) + " of " + std::to_string(dataset.images().size()) +
           " images cached for model " + layers.front().model_digest_hex.substr(0, 12) +
           (layers.size() == 1 ? " (layer " : " (layers ") + layer_names + ")");
-  eos.stage_seconds = "\"decode\": " + std::to_string(p.elapsed_s());
+  eos.stage_seconds = {{"decode", p.elapsed_s()}};
   ScopedMicros waiting(counters.waiting_us);  // done: from here on the stage is idle
   Status sent = out.Send(Encode(eos), p.timeout_ms());
   if (!sent.ok() && StageProcess::stop_requested()) return Cancelled("decode: stopped by signal");

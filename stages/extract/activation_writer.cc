@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "cache/pipeline_keys.h"
-#include "common/half.h"
+#include "common/base/half.h"
 
 namespace nd {
 

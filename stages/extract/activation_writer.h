@@ -26,9 +26,9 @@
 #include "cache/activation_cache.h"
 #include "cache/activation_record.h"
 #include "cache/cache_keys.h"
-#include "common/config.h"
-#include "common/status.h"
-#include "common/wire.h"
+#include "common/base/config.h"
+#include "common/base/status.h"
+#include "common/runtime/wire.h"
 
 namespace nd {
 

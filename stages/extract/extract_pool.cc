@@ -2,7 +2,7 @@
 
 #include <utility>
 
-#include "common/log.h"
+#include "common/base/log.h"
 
 namespace nd {
 namespace {

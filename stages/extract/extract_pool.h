@@ -48,11 +48,11 @@
 #include <thread>
 #include <vector>
 
-#include "common/config.h"
-#include "common/status.h"
-#include "common/wire.h"
+#include "common/base/config.h"
+#include "common/base/status.h"
+#include "common/runtime/wire.h"
+#include "common/torch/model_runner.h"
 #include "stages/extract/activation_writer.h"
-#include "stages/extract/model_runner.h"
 
 namespace nd {
 

@@ -13,12 +13,12 @@
 #include <chrono>
 #include <thread>
 
+#include "common/base/log.h"
 #include "common/broden/broden_dataset.h"
-#include "common/log.h"
-#include "common/stage_process.h"
-#include "common/stage_release.h"
+#include "common/runtime/stage_process.h"
+#include "common/runtime/stage_release.h"
+#include "common/torch/reusing_cpu_allocator.h"
 #include "stages/extract/extract_pool.h"
-#include "stages/extract/reusing_cpu_allocator.h"
 
 namespace nd {
 namespace {
@@ -113,8 +113,8 @@ Status Run(StageProcess& p) {
   }
   // Drained: the receiver stored END_OF_STREAM before closing the pool.
   eos.forward_images = pool->forward_images();
-  eos.stage_seconds += ", \"extract\": " + std::to_string(p.elapsed_s()) +
-                       ", \"forward\": " + std::to_string(pool->forward_seconds());
+  eos.stage_seconds.push_back({"extract", p.elapsed_s()});
+  eos.stage_seconds.push_back({"forward", pool->forward_seconds()});
   LogInfo("ran " + std::to_string(pool->forward_images()) + " images through the network on " +
           std::to_string(pool->workers()) + " worker(s)");
   ScopedMicros waiting(counters.waiting_us);  // done: from here on the stage is idle

@@ -8,12 +8,12 @@
 
 #include "cache/activation_cache.h"
 #include "cache/pipeline_keys.h"
+#include "common/base/log.h"
 #include "common/broden/broden_dataset.h"
-#include "common/log.h"
-#include "common/stage_process.h"
-#include "stages/score/analysis_files.h"
-#include "stages/score/result_files.h"
-#include "stages/score/score_stage.h"
+#include "common/maths/dissector.h"
+#include "common/results/analysis_files.h"
+#include "common/results/result_files.h"
+#include "common/runtime/stage_process.h"
 #ifdef ND_SCORE_TENSOR_ENGINE
 #include "stages/score/tensor_scorer.h"
 #endif
@@ -24,12 +24,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr size_t kPreparedLabelBudgetBytes = size_t{256} << 20;
-
-std::string QuantileDirName(double q) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "q%g", q);
-  return buf;
-}
 
 Status Run(StageProcess& p) {
   const PipelineConfig& c = p.config();
@@ -47,7 +41,7 @@ Status Run(StageProcess& p) {
 #ifdef ND_SCORE_TENSOR_ENGINE
   so.tensor_engine = TensorEngine();
 #endif
-  ND_ASSIGN_OR_RETURN(std::unique_ptr<ScoreStage> stage, ScoreStage::Create(&dataset, so));
+  ND_ASSIGN_OR_RETURN(std::unique_ptr<Dissector> stage, Dissector::Create(&dataset, so));
   ND_ASSIGN_OR_RETURN(Channel in, Channel::Open(p.context(), zmq::socket_type::pull,
                                                 p.endpoints().scored, /*bind=*/false));
 
@@ -133,9 +127,11 @@ Status Run(StageProcess& p) {
       facts.forward_images = eos.forward_images;
       facts.images_from_cache = rows.size() - std::min<uint64_t>(rows.size(), forwarded);
       facts.skipped = skipped;
-      facts.stage_seconds = eos.stage_seconds + ", \"score\": " + std::to_string(score_s);
-      fs::path dir = fs::path(c.output.dir) / layer.layer;
-      if (c.threshold.quantiles.size() > 1) dir /= QuantileDirName(q);
+      for (const StageSeconds& t : eos.stage_seconds)
+        facts.stage_seconds.emplace_back(t.stage, t.seconds);
+      facts.stage_seconds.emplace_back("score", score_s);
+      const std::string dir =
+          LayerResultDir(c.output.dir, layer.layer, q, c.threshold.quantiles.size() > 1);
       // Compositional explanations and label statistics ([explain], [stats]), from the cache.
       AnalysisRequest analysis;
       analysis.length = c.explain.length;
@@ -151,7 +147,7 @@ Status Run(StageProcess& p) {
             analyzed, RunAnalyses(dataset, *stage, rows, report, thresholds, fetch, analysis));
         for (size_t row : analyzed->skipped_rows)
           LogWarning("analysis skipped: row " + std::to_string(row));
-        facts.analysis_json = analyzed->summary_json;
+        facts.analysis = SummarizeAnalyses(*analyzed, analysis);
         LogInfo(layer.layer + ": analyses from the cache in " +
                 std::to_string(analyzed->tables_seconds + analyzed->explain_seconds +
                                analyzed->stats_seconds) +
@@ -159,14 +155,14 @@ Status Run(StageProcess& p) {
                 std::to_string(analyzed->explain_seconds) + " s, stats " +
                 std::to_string(analyzed->stats_seconds) + " s)");
       }
-      ND_RETURN_IF_ERROR(WriteLayerResultFiles(dir.string(), dataset, report, thresholds, facts));
-      if (analyzed) ND_RETURN_IF_ERROR(WriteAnalysisFiles(dir.string(), dataset, *analyzed));
+      ND_RETURN_IF_ERROR(WriteLayerResultFiles(dir, dataset, report, thresholds, facts));
+      if (analyzed) ND_RETURN_IF_ERROR(WriteAnalysisFiles(dir, dataset, *analyzed));
       const LayerResults& r = report.results;
       LogInfo(layer.layer + " (q=" + std::to_string(q) + "): " + std::to_string(r.detectors) + "/" +
               std::to_string(r.units) + " detectors, " + std::to_string(r.unique_detectors_paper) +
               " unique (paper rule), " + std::to_string(r.unique_detectors_top_label) +
               " unique (top label); " + std::to_string(report.images_scored) + " images");
-      p.Report("result", dir.string());
+      p.Report("result", dir);
     }
   }
   return Status::Ok();

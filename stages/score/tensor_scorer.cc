@@ -9,7 +9,8 @@
 #include <exception>
 #include <utility>
 
-#include "stages/score/upsample.h"
+#include "common/maths/upsample.h"
+#include "common/torch/torch_status.h"
 
 namespace nd {
 namespace {
@@ -17,56 +18,15 @@ namespace {
 // Largest grid whose per-image 0/1 matmul sums are exact in float32 (see the header, step 3).
 constexpr int64_t kMaxExactPixels = int64_t{1} << 24;
 
-std::string FirstLine(const std::string& s) {
-  std::string line = s.substr(0, s.find('\n'));
-  return line.empty() ? std::string("unknown LibTorch error") : line;
-}
-
 // Runs fn() (returning Status) and turns a LibTorch exception into Internal("<what>: <reason>").
 template <typename Fn>
 Status Guard(const std::string& what, Fn&& fn) {
-  try {
-    return fn();
-  } catch (const c10::Error& e) {
-    return Internal(what + ": " + FirstLine(e.what_without_backtrace()));
-  } catch (const std::exception& e) {
-    return Internal(what + ": " + FirstLine(e.what()));
-  }
+  return GuardTorch(what, std::forward<Fn>(fn));
 }
 
 StatusOr<torch::Device> ParseDevice(const std::string& spec) {
-  if (spec == "cpu") return torch::Device(torch::kCPU);
-  if (spec != "cuda" && spec.rfind("cuda:", 0) != 0) {
-    return InvalidArgument("score device '" + spec + "' is not one of cpu, cuda, cuda:N");
-  }
-  int index = 0;
-  if (spec != "cuda") {
-    const std::string digits = spec.substr(5);
-    if (digits.empty() || digits.size() > 4 ||
-        digits.find_first_not_of("0123456789") != std::string::npos) {
-      return InvalidArgument("score device '" + spec + "' is not one of cpu, cuda, cuda:N");
-    }
-    index = std::stoi(digits);
-  }
-  bool available = false;
-  int count = 0;
-  try {
-    available = torch::cuda::is_available();
-    count = available ? static_cast<int>(torch::cuda::device_count()) : 0;
-  } catch (const std::exception& e) {
-    return FailedPrecondition("score device '" + spec +
-                              "': cannot query CUDA: " + FirstLine(e.what()));
-  }
-  if (!available) {
-    return FailedPrecondition("score device '" + spec +
-                              "' requested but CUDA is not available in this LibTorch build or "
-                              "machine; set score.device = \"cpu\"");
-  }
-  if (index >= count) {
-    return FailedPrecondition("score device '" + spec + "' does not exist; this machine has " +
-                              std::to_string(count) + " CUDA device(s)");
-  }
-  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+  return ParseTorchDevice(spec, /*allow_auto=*/false, "score device '" + spec + "'",
+                          "set score.device = \"cpu\"");
 }
 
 // A host buffer copied to `device` (always a copy, also on the CPU, so the host buffer may be

@@ -56,12 +56,12 @@
 #include <string>
 #include <vector>
 
-#include "common/activation_map.h"
-#include "common/status.h"
-#include "stages/score/iou_tally.h"
-#include "stages/score/label_index.h"
-#include "stages/score/score_stage.h"
-#include "stages/score/unit_mask.h"
+#include "common/base/activation_map.h"
+#include "common/base/status.h"
+#include "common/maths/dissector.h"
+#include "common/maths/iou_tally.h"
+#include "common/maths/label_index.h"
+#include "common/maths/unit_mask.h"
 
 namespace nd {
 

@@ -30,12 +30,14 @@
 #include <thread>
 #include <vector>
 
+#include "common/base/config.h"
+#include "common/base/descriptors.h"
+#include "common/base/parallel.h"
 #include "common/broden/broden_dataset.h"
-#include "common/config.h"
-#include "common/descriptors.h"
-#include "stages/decode/decode_stage.h"
-#include "stages/extract/model_runner.h"
-#include "stages/extract/reusing_cpu_allocator.h"
+#include "common/maths/preprocess.h"
+#include "common/results/result_files.h"
+#include "common/torch/model_runner.h"
+#include "common/torch/reusing_cpu_allocator.h"
 
 namespace {
 
@@ -55,10 +57,21 @@ std::string Read(const fs::path& p) {
   return s.str();
 }
 
-double JsonNumber(const std::string& json, const std::string& key) {
-  size_t at = json.find("\"" + key + "\": ");
-  if (at == std::string::npos) return -1;
-  return std::atof(json.c_str() + at + key.size() + 4);
+// summary.json of a layer (common/results); exits with one line when it cannot be read.
+nd::LayerSummary Summary(const std::string& dir) {
+  auto s = nd::ReadSummaryFile(dir + "/summary.json");
+  if (!s.ok()) {
+    std::fprintf(stderr, "nd-bench: %s\n", s.status().message().c_str());
+    std::exit(1);
+  }
+  return *std::move(s);
+}
+
+// A stage's wall seconds from summary.json, 0 when absent.
+double StageSecondsOf(const nd::LayerSummary& s, const std::string& stage) {
+  for (const auto& [name, seconds] : s.stage_seconds)
+    if (name == stage) return seconds;
+  return 0;
 }
 
 // Peak RSS (kB) of every running nd-stage-* process, merged into `peak` by stage name.
@@ -186,22 +199,36 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "nd-bench: %s\n", runner.status().message().c_str());
         return 1;
       }
-      nd::DecodeOptions d;
-      d.input_size = config->model.input_size;
-      d.preprocess = config->model.preprocess;
-      d.batch_size = config->model.batch_size;
-      d.workers = cores;
-      nd::DecodeStage decode(*dataset, d, nullptr);
+      // Bare decode: read, decode and preprocess each batch on every core (common/maths, the
+      // code decode runs), no hashing, no cache lookups.
+      const int size = config->model.input_size;
+      const size_t per_image = static_cast<size_t>(3) * size * size;
+      const size_t batch = static_cast<size_t>(std::max(1, config->model.batch_size));
+      std::vector<float> pixels(batch * per_image);
       torch::InferenceMode guard;
       double forward_s = 0;
       const auto t0 = Clock::now();
-      while (auto batch = decode.Next()) {
-        int64_t n = static_cast<int64_t>(batch->images.size());
-        if (!n) continue;
-        auto input = torch::from_blob(
-            batch->tensor.data(),
-            {n, 3, static_cast<int64_t>(batch->height), static_cast<int64_t>(batch->width)},
-            torch::kFloat32);
+      for (size_t begin = 0; begin < images; begin += batch) {
+        const size_t n = std::min(batch, images - begin);
+        nd::Status decoded = nd::ParallelFor(
+            n, cores,
+            [&](size_t i) -> nd::Status {
+              auto path = dataset->ResolveImagePath(dataset->images()[begin + i].image);
+              if (!path.ok()) return path.status();
+              std::ifstream in(*path, std::ios::binary);
+              const std::string bytes((std::istreambuf_iterator<char>(in)),
+                                      std::istreambuf_iterator<char>());
+              return nd::DecodeAndPreprocess(bytes, size, config->model.preprocess,
+                                             pixels.data() + i * per_image)
+                  .WithContext(*path);
+            },
+            "nd-bench");
+        if (!decoded.ok()) {
+          std::fprintf(stderr, "nd-bench: %s\n", decoded.message().c_str());
+          return 1;
+        }
+        auto input = torch::from_blob(pixels.data(), {static_cast<int64_t>(n), 3, size, size},
+                                      torch::kFloat32);
         const auto f0 = Clock::now();
         auto out = runner->Run(input);  // converts the input to the runner's memory format
         forward_s += std::chrono::duration<double>(Clock::now() - f0).count();
@@ -220,26 +247,22 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::string layer = config->model.layers.back();
-  fs::path layer_dir = fs::path(config->output.dir) / layer;
-  if (config->threshold.quantiles.size() > 1) {
-    char q[32];
-    std::snprintf(q, sizeof(q), "q%g", config->threshold.quantiles.front());
-    layer_dir /= q;
-  }
-  std::string summary = Read(layer_dir / "summary.json");
+  const nd::LayerSummary summary =
+      Summary(nd::LayerResultDir(config->output.dir, layer, config->threshold.quantiles.front(),
+                                 config->threshold.quantiles.size() > 1));
   std::printf("\n%-34s %12s\n", "measure (cold run)", "value");
   for (const char* stage : {"decode", "extract", "calibrate", "score"}) {
-    double s = JsonNumber(summary, stage);
+    double s = StageSecondsOf(summary, stage);
     std::printf("%-34s %12.1f\n", (std::string(stage) + " images/s (stage wall)").c_str(),
                 s > 0 ? images / s : 0.0);
   }
-  double forward_in_pipeline = JsonNumber(summary, "forward");
+  double forward_in_pipeline = StageSecondsOf(summary, "forward");
   std::printf("%-34s %12.2f\n", "forward inside extract, s", forward_in_pipeline);
   if (!skip_bare) std::printf("%-34s %12.2f\n", "best bare decode + forward, s", bare_s);
   std::printf("%-34s %12.2f\n", "end-to-end nd-pipeline up, s", cold.wall_s);
   if (!skip_bare) std::printf("%-34s %12.3f\n", "end-to-end / best bare", cold.wall_s / bare_s);
   std::printf("%-34s %12.3f\n", "score CPU ms / image (last layer)",
-              JsonNumber(summary, "score_cpu_ms_per_image"));
+              summary.score_cpu_ms_per_image);
   for (const auto& [stage, kb] : cold.peak_kb)
     std::printf("%-34s %12.1f\n", ("peak RSS " + stage + ", MB").c_str(), kb / 1024.0);
 
@@ -248,9 +271,9 @@ int main(int argc, char** argv) {
     auto rescore_sets = sets;
     rescore_sets.push_back("threshold.quantile=" + std::to_string(q));
     RunResult again = RunUp(config_path, rescore_sets);
-    std::string s2 = Read(fs::path(config->output.dir) / layer / "summary.json");
+    const nd::LayerSummary s2 = Summary(nd::LayerResultDir(config->output.dir, layer, q, false));
     std::printf("\n%-34s %12.2f\n", "rescore (new quantile) wall, s", again.wall_s);
-    std::printf("%-34s %12.0f\n", "rescore forward_images", JsonNumber(s2, "forward_images"));
+    std::printf("%-34s %12.0f\n", "rescore forward_images", static_cast<double>(s2.forward_images));
     std::printf("%-34s %12.3f\n", "rescore / cold", again.wall_s / cold.wall_s);
 
     // An expanded concept set: the same images with more labels (nd-make-broden --expand-from),
@@ -270,10 +293,11 @@ int main(int argc, char** argv) {
     auto expanded_sets = sets;
     expanded_sets.push_back("dataset.path=" + expanded);
     RunResult wider = RunUp(config_path, expanded_sets);
-    std::string s3 = Read(fs::path(config->output.dir) / layer / "summary.json");
+    const nd::LayerSummary s3 = Summary(
+        nd::LayerResultDir(config->output.dir, layer, config->threshold.quantiles.front(), false));
     std::printf("%-34s %12.2f\n", "expand dataset (not a rescore), s", make_s);
     std::printf("%-34s %12.2f\n", "rescore (expanded concepts) wall, s", wider.wall_s);
-    std::printf("%-34s %12.0f\n", "rescore forward_images", JsonNumber(s3, "forward_images"));
+    std::printf("%-34s %12.0f\n", "rescore forward_images", static_cast<double>(s3.forward_images));
     auto lines = [](const std::string& text) {
       return static_cast<long>(std::count(text.begin(), text.end(), '\n')) - 1;  // less header
     };

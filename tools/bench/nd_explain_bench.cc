@@ -6,7 +6,7 @@
 //                    [--replicate K] [--max-null] [--verify]
 //
 // Steps (each timed on its own): hash the images (to find the cache keys, as decode does), score
-// the layer from the cache (ScoreStage, as the score process does), build LayerTables,
+// the layer from the cache (Dissector, as the score process does), build LayerTables,
 // compositional explanations, the bootstrap, the permutation null. It prints one table with the
 // figures, the machine (cores, load average) and a linear projection to compexp's 22,210 images;
 // with --out it also writes explanations.csv and stats.csv there. Uses the first configured layer
@@ -26,14 +26,15 @@
 
 #include "cache/activation_cache.h"
 #include "cache/pipeline_keys.h"
+#include "common/base/config.h"
+#include "common/base/digest.h"
+#include "common/base/parallel.h"
 #include "common/broden/broden_dataset.h"
-#include "common/config.h"
-#include "common/digest.h"
-#include "stages/score/analysis_files.h"
-#include "stages/score/explain.h"
-#include "stages/score/label_stats.h"
-#include "stages/score/layer_tables.h"
-#include "stages/score/score_stage.h"
+#include "common/maths/dissector.h"
+#include "common/maths/explain.h"
+#include "common/maths/label_stats.h"
+#include "common/maths/layer_tables.h"
+#include "common/results/analysis_files.h"
 
 namespace {
 
@@ -113,7 +114,7 @@ int Main(int argc, char** argv) {
   auto cache = nd::ActivationCache::Open(nd::CacheOptionsFor(c, /*read_only=*/true));
   if (!cache.ok()) return Fail(cache.status().ToString());
   const double q = c.threshold.quantiles.front();
-  const int threads = nd::AnalysisWorkers(workers);
+  const int threads = nd::WorkerCount(workers);
 
   // 1. Image digests (the cache keys), as decode computes them.
   auto t0 = Clock::now();
@@ -121,19 +122,22 @@ int Main(int argc, char** argv) {
   std::vector<std::string> digests(images.size());
   std::atomic<size_t> next{0};
   std::atomic<bool> bad{false};
-  (void)nd::RunAnalysisThreads(threads, [&](int) {
-    for (size_t i; (i = next.fetch_add(1)) < images.size();) {
-      auto path = dataset->ResolveImagePath(images[i].image);
-      if (!path.ok()) {
-        bad = true;
-        continue;
-      }
-      std::ifstream in(*path, std::ios::binary);
-      std::stringstream s;
-      s << in.rdbuf();
-      digests[i] = nd::Sha256Hex(s.str());
-    }
-  });
+  (void)nd::RunOnThreads(
+      threads,
+      [&](int) {
+        for (size_t i; (i = next.fetch_add(1)) < images.size();) {
+          auto path = dataset->ResolveImagePath(images[i].image);
+          if (!path.ok()) {
+            bad = true;
+            continue;
+          }
+          std::ifstream in(*path, std::ios::binary);
+          std::stringstream s;
+          s << in.rdbuf();
+          digests[i] = nd::Sha256Hex(s.str());
+        }
+      },
+      "nd-explain-bench");
   if (bad) return Fail("an image path of index.csv cannot be resolved");
   const double hash_s = Since(t0);
   std::string record;
@@ -155,7 +159,7 @@ int Main(int argc, char** argv) {
   so.union_rule = c.score.union_rule == "lite" ? nd::UnionRule::kLite : nd::UnionRule::kPaper;
   so.iou_threshold = c.score.iou_threshold;
   so.workers = workers;
-  auto stage = nd::ScoreStage::Create(&*dataset, so);
+  auto stage = nd::Dissector::Create(&*dataset, so);
   if (!stage.ok()) return Fail(stage.status().ToString());
   for (int k = 0; k < replicate; ++k)
     for (size_t i = 0; i < images.size(); ++i) rows.push_back(i);
@@ -213,26 +217,29 @@ int Main(int argc, char** argv) {
     };
     std::atomic<int> bad_units{0}, next_unit{0};
     t0 = Clock::now();
-    (void)nd::RunAnalysisThreads(threads, [&](int) {
-      for (int u; (u = next_unit.fetch_add(1)) < tables->units();) {
-        const nd::UnitExplanation& x = explained->units[u];
-        if (x.formula.labels.empty()) continue;
-        const nd::UnitTable& ut = tables->unit(u);
-        int64_t inter = 0, size = 0;
-        for (const nd::ActiveImage& a : ut.active) {
-          const nd::TableImage& im = tables->images()[a.image];
-          const uint64_t* m = ut.Mask(a);
-          for (int64_t p = int64_t{a.lo} * 64;
-               p < std::min<int64_t>(int64_t{a.hi} * 64, im.pixels()); ++p)
-            inter += ((m[(p >> 6) - a.lo] >> (p & 63)) & 1) && eval(im, x.formula, p);
-        }
-        for (const nd::TableImage& im : tables->images())
-          if (!im.skipped)
-            for (int64_t p = 0; p < im.pixels(); ++p) size += eval(im, x.formula, p);
-        const int64_t uni = ut.total_m + size - inter;
-        if (inter != x.intersection || uni != x.union_area) ++bad_units;
-      }
-    });
+    (void)nd::RunOnThreads(
+        threads,
+        [&](int) {
+          for (int u; (u = next_unit.fetch_add(1)) < tables->units();) {
+            const nd::UnitExplanation& x = explained->units[u];
+            if (x.formula.labels.empty()) continue;
+            const nd::UnitTable& ut = tables->unit(u);
+            int64_t inter = 0, size = 0;
+            for (const nd::ActiveImage& a : ut.active) {
+              const nd::TableImage& im = tables->images()[a.image];
+              const uint64_t* m = ut.Mask(a);
+              for (int64_t p = int64_t{a.lo} * 64;
+                   p < std::min<int64_t>(int64_t{a.hi} * 64, im.pixels()); ++p)
+                inter += ((m[(p >> 6) - a.lo] >> (p & 63)) & 1) && eval(im, x.formula, p);
+            }
+            for (const nd::TableImage& im : tables->images())
+              if (!im.skipped)
+                for (int64_t p = 0; p < im.pixels(); ++p) size += eval(im, x.formula, p);
+            const int64_t uni = ut.total_m + size - inter;
+            if (inter != x.intersection || uni != x.union_area) ++bad_units;
+          }
+        },
+        "nd-explain-bench");
     std::printf(
         "verify: %d of %d units' formula counts differ from pixel-by-pixel evaluation "
         "(%.1f s)\n",

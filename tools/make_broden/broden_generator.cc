@@ -17,7 +17,8 @@
 #include <thread>
 #include <utility>
 
-#include "common/log.h"
+#include "common/base/log.h"
+#include "common/base/parallel.h"
 #include "tools/make_broden/render.h"
 
 namespace nd {
@@ -369,46 +370,32 @@ StatusOr<BrodenGeneratorSummary> BrodenGenerator::Run() {
     return s;
   };
 
-  int threads = o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
-  threads = static_cast<int>(std::clamp<int64_t>(threads, 1, o.num_images));
+  const int threads =
+      static_cast<int>(std::clamp<int64_t>(WorkerCount(o.threads), 1, o.num_images));
 
   Job job(o, partial.string());
   std::vector<ImageResult> results(static_cast<size_t>(o.num_images));
-  std::atomic<int64_t> next{0}, done{0};
-  std::atomic<bool> stop{false};
-  std::mutex error_mu;
-  Status first_error;
-  int64_t first_error_index = o.num_images;
-  auto work = [&] {
-    Worker w;
-    while (!stop.load(std::memory_order_relaxed)) {
-      const int64_t i = next.fetch_add(1);
-      if (i >= o.num_images) break;
-      Status s;
-      try {
-        s = job.ProcessImage(i, &w, &results[static_cast<size_t>(i)]);
-      } catch (const std::exception& e) {  // OpenCV throws cv::Exception
-        s = Internal(std::string("image ") + std::to_string(i + 1) + ": " + e.what());
-      }
-      if (!s.ok()) {
-        std::lock_guard<std::mutex> lock(error_mu);
-        if (i < first_error_index) {
-          first_error_index = i;
-          first_error = s;
+  std::atomic<int64_t> done{0};
+  std::vector<Worker> scratch(static_cast<size_t>(threads));
+  Status first_error = ParallelForThreads(
+      static_cast<size_t>(o.num_images), threads,
+      [&](size_t i, int t) -> Status {
+        Status s;
+        try {
+          s = job.ProcessImage(static_cast<int64_t>(i), &scratch[static_cast<size_t>(t)],
+                               &results[i]);
+        } catch (const std::exception& e) {  // OpenCV throws cv::Exception
+          s = Internal(std::string("image ") + std::to_string(i + 1) + ": " + e.what());
         }
-        stop = true;
-        break;
-      }
-      const int64_t n = done.fetch_add(1) + 1;
-      if (o.log_progress && o.num_images >= 10 && n % (o.num_images / 10) == 0) {
-        LogInfo("generated " + std::to_string(n) + "/" + std::to_string(o.num_images) + " images");
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
-  for (std::thread& t : pool) t.join();
+        if (!s.ok()) return s;
+        const int64_t n = done.fetch_add(1) + 1;
+        if (o.log_progress && o.num_images >= 10 && n % (o.num_images / 10) == 0) {
+          LogInfo("generated " + std::to_string(n) + "/" + std::to_string(o.num_images) +
+                  " images");
+        }
+        return Status::Ok();
+      },
+      "nd-make-broden");
   if (!first_error.ok()) return fail(first_error);
 
   BrodenGeneratorSummary summary;

@@ -62,7 +62,7 @@
 #include <string>
 #include <vector>
 
-#include "common/status.h"
+#include "common/base/status.h"
 #include "tools/make_broden/synth_labels.h"
 
 namespace nd {

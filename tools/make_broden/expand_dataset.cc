@@ -18,6 +18,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/base/parallel.h"
+#include "common/base/text_format.h"
 #include "common/broden/broden_dataset.h"
 #include "common/broden/csv.h"
 
@@ -71,23 +73,6 @@ std::string LineEnd(const std::string& text) {
 std::string EndedText(const std::string& text) {
   if (text.empty() || text.back() == '\n') return text;
   return text + LineEnd(text);
-}
-
-// A CSV field, quoted as Python's csv writer would (only when needed).
-std::string CsvField(const std::string& cell) {
-  if (cell.find_first_of(",\"\r\n") == std::string::npos) return cell;
-  std::string out = "\"";
-  for (char c : cell) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-
-std::string CsvRow(const std::vector<std::string>& cells, const std::string& line_end) {
-  std::string row;
-  for (size_t i = 0; i < cells.size(); ++i) row += (i ? "," : "") + CsvField(cells[i]);
-  return row + line_end;
 }
 
 // One row in the column order of `header`; columns not in `values` are left empty.
@@ -359,13 +344,7 @@ StatusOr<ExpandSummary> DatasetExpander::Run() {
 
   // Derive and write the new layers, one image per task.
   std::vector<ImageExpansion> results(images.size());
-  int threads = o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
-  threads = static_cast<int>(std::clamp<int64_t>(threads, 1, std::max<size_t>(1, images.size())));
-  std::atomic<size_t> next{0};
-  std::atomic<bool> stop{false};
-  std::mutex error_mu;
-  Status first_error;
-  size_t first_error_index = images.size();
+  const int threads = WorkerCount(o.threads);
   auto process = [&](size_t i) -> Status {
     ImageExpansion& r = results[i];
     ND_ASSIGN_OR_RETURN(const ImageLabels labels, source.ReadLabels(i));
@@ -394,31 +373,16 @@ StatusOr<ExpandSummary> DatasetExpander::Run() {
     }
     return Status::Ok();
   };
-  auto work = [&] {
-    while (!stop.load(std::memory_order_relaxed)) {
-      const size_t i = next.fetch_add(1);
-      if (i >= images.size()) break;
-      Status s;
-      try {
-        s = process(i);
-      } catch (const std::exception& e) {  // OpenCV throws cv::Exception
-        s = Internal(root + "/index.csv:" + std::to_string(images[i].line) + ": " + e.what());
-      }
-      if (!s.ok()) {
-        std::lock_guard<std::mutex> lock(error_mu);
-        if (i < first_error_index) {
-          first_error_index = i;
-          first_error = s;
+  Status first_error = ParallelFor(
+      images.size(), threads,
+      [&](size_t i) -> Status {
+        try {
+          return process(i);
+        } catch (const std::exception& e) {  // OpenCV throws cv::Exception
+          return Internal(root + "/index.csv:" + std::to_string(images[i].line) + ": " + e.what());
         }
-        stop = true;
-        break;
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
-  for (std::thread& t : pool) t.join();
+      },
+      "nd-make-broden");
   if (!first_error.ok()) return fail(first_error);
 
   // Statistics, in image order. Pixels are summed per grid size so that coverage is exact

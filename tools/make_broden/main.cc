@@ -8,8 +8,8 @@
 #include <opencv2/core.hpp>
 #include <string>
 
-#include "common/log.h"
-#include "common/status.h"
+#include "common/base/log.h"
+#include "common/base/status.h"
 #include "tools/make_broden/broden_generator.h"
 #include "tools/make_broden/expand_dataset.h"
 

@@ -7,7 +7,7 @@
 
 #include "cache/activation_cache.h"
 #include "cache/pipeline_keys.h"
-#include "common/digest.h"
+#include "common/base/digest.h"
 
 namespace nd {
 namespace {

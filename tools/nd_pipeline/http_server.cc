@@ -7,8 +7,8 @@
 #include <istream>
 #include <thread>
 
-#include "common/descriptors.h"
-#include "common/log.h"
+#include "common/base/descriptors.h"
+#include "common/base/log.h"
 
 namespace nd {
 namespace {

@@ -17,9 +17,9 @@
 
 #include "cache/activation_cache.h"
 #include "cache/pipeline_keys.h"
-#include "common/config.h"
-#include "common/log.h"
-#include "common/status.h"
+#include "common/base/config.h"
+#include "common/base/log.h"
+#include "common/base/status.h"
 #include "tools/nd_pipeline/cache_command.h"
 #include "tools/nd_pipeline/monitor_commands.h"
 #include "tools/nd_pipeline/supervisor.h"

@@ -12,6 +12,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/base/text_format.h"
+
 namespace nd {
 namespace {
 
@@ -21,45 +23,10 @@ constexpr double kBottleneckMinBusy = 0.25;
 
 double Clamp01(double v) { return std::isfinite(v) ? std::min(1.0, std::max(0.0, v)) : 0.0; }
 
-std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    unsigned char c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-          out += buf;
-        } else {
-          out += ch;
-        }
-    }
-  }
-  return out + "\"";
-}
-
 // Shortest faithful-enough text of a double; JSON and Prometheus both take it.
 std::string Num(double v) {
   if (!std::isfinite(v)) return "0";
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.15g", v);  // 15: unix seconds keep their milliseconds
-  return buf;
+  return FormatG(v, 15);  // 15: unix seconds keep their milliseconds
 }
 
 std::string LabelValue(const std::string& s) {

@@ -26,9 +26,9 @@
 #include <string>
 #include <vector>
 
-#include "common/atomic_file.h"  // WriteFileAtomically, for status.json
-#include "common/status.h"
-#include "common/wire.h"
+#include "common/base/atomic_file.h"  // WriteFileAtomically, for status.json
+#include "common/base/status.h"
+#include "common/runtime/wire.h"
 #include "tools/nd_pipeline/http_server.h"
 
 namespace nd {

@@ -17,8 +17,8 @@
 #include <thread>
 #include <vector>
 
-#include "common/config.h"
-#include "common/status.h"
+#include "common/base/config.h"
+#include "common/base/status.h"
 #include "tools/nd_pipeline/metrics_board.h"
 #include "tools/nd_pipeline/run_files.h"
 

@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <string>
 
-#include "common/config.h"
-#include "common/status.h"
+#include "common/base/config.h"
+#include "common/base/status.h"
 
 namespace nd {
 

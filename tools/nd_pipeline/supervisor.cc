@@ -16,9 +16,9 @@
 
 #include "cache/activation_cache.h"
 #include "cache/pipeline_keys.h"
-#include "common/descriptors.h"
-#include "common/log.h"
-#include "common/zmq_channel.h"
+#include "common/base/descriptors.h"
+#include "common/base/log.h"
+#include "common/runtime/zmq_channel.h"
 #include "tools/nd_pipeline/http_server.h"
 #include "tools/nd_pipeline/metrics_board.h"
 #include "tools/nd_pipeline/run_files.h"
@@ -312,7 +312,7 @@ StatusOr<RunReport> Supervisor::Run() {
       }
       if (!failure.ok() || !crash.empty()) break;
       // The run is complete when the last stage has finished: the producers before it wait for
-      // their release after END_OF_STREAM (common/stage_release.h) and are stopped below.
+      // their release after END_OF_STREAM (common/runtime/stage_release.h) and are stopped below.
       if (children.back().exited) break;
       DrainMetrics(metrics, board, children, seconds(), 0);
       // Heartbeats: a live stage silent too long (stopped, wedged, swapping) counts as dead.

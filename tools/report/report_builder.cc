@@ -18,59 +18,23 @@
 
 #include "cache/activation_cache.h"
 #include "cache/pipeline_keys.h"
-#include "common/atomic_file.h"
+#include "common/base/atomic_file.h"
+#include "common/base/digest.h"
+#include "common/base/log.h"
+#include "common/base/parallel.h"
+#include "common/base/text_format.h"
 #include "common/broden/broden_dataset.h"
 #include "common/broden/csv.h"
-#include "common/digest.h"
-#include "common/log.h"
-#include "stages/score/unit_mask.h"
-#include "stages/score/upsample.h"
+#include "common/maths/unit_mask.h"
+#include "common/maths/upsample.h"
 #include "tools/report/report_html.h"
 
 namespace nd {
 namespace {
 
+std::string Format9(double v) { return FormatG(v, 9); }
+
 namespace fs = std::filesystem;
-
-// Runs fn(i) for i in [0, n) on `workers` threads; the first error stops the others early and is
-// returned. fn must be thread-safe.
-Status ParallelFor(size_t n, int workers, const std::function<Status(size_t)>& fn) {
-  std::atomic<size_t> next{0};
-  std::atomic<bool> failed{false};
-  std::mutex mu;
-  Status first;
-  auto body = [&] {
-    for (;;) {
-      if (failed.load(std::memory_order_relaxed)) return;
-      const size_t i = next.fetch_add(1);
-      if (i >= n) return;
-      Status s = fn(i);
-      if (!s.ok()) {
-        std::lock_guard<std::mutex> lock(mu);
-        if (first.ok()) first = s;
-        failed = true;
-      }
-    }
-  };
-  const int threads = static_cast<int>(std::min<size_t>(std::max(1, workers), n));
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(body);
-  body();
-  for (auto& t : pool) t.join();
-  return first;
-}
-
-std::string FormatG(double v) {
-  char buf[40];
-  std::snprintf(buf, sizeof(buf), "%g", v);
-  return buf;
-}
-
-std::string FormatFloat(double v) {
-  char buf[40];
-  std::snprintf(buf, sizeof(buf), "%.9g", v);
-  return buf;
-}
 
 // A path component made of [A-Za-z0-9._-] only (layer names are module paths such as
 // "layer3.1.conv2"; anything else becomes '_').
@@ -83,22 +47,6 @@ std::string SafeComponent(const std::string& s) {
   }
   if (out.empty() || out == "." || out == "..") out = "_" + out;
   return out;
-}
-
-// CSV field quoted as Python's csv module does.
-std::string CsvQuote(const std::string& s) {
-  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
-}
-
-// The number after "\"key\": " in summary.json text, -1 when absent.
-int64_t JsonInteger(const std::string& json, const std::string& key) {
-  const std::string needle = "\"" + key + "\": ";
-  const size_t at = json.find(needle);
-  if (at == std::string::npos) return -1;
-  return std::strtoll(json.c_str() + at + needle.size(), nullptr, 10);
 }
 
 // One scored result set: a layer at one quantile, with its files.
@@ -242,10 +190,7 @@ StatusOr<LayerScan> ScanLayer(const ActivationCache& cache, const std::string& p
       }
     }
   };
-  std::vector<std::thread> pool;
-  for (int t = 1; t < shards; ++t) pool.emplace_back(body, t);
-  body(0);
-  for (auto& t : pool) t.join();
+  ND_RETURN_IF_ERROR(RunOnThreads(shards, body, "report"));
   ND_RETURN_IF_ERROR(first_error);
 
   LayerScan out;
@@ -311,48 +256,54 @@ Status WriteStrips(const BrodenDataset& dataset, const LayerScan& scan,
     }
     std::vector<std::pair<uint32_t, std::vector<std::pair<int, int>>>> job_list(jobs.begin(),
                                                                                 jobs.end());
-    ND_RETURN_IF_ERROR(ParallelFor(job_list.size(), o.workers, [&](size_t j) -> Status {
-      const uint32_t row = job_list[j].first;
-      const BrodenImage& im = dataset.images()[row];
-      cv::Mat photo;
-      auto path = dataset.ResolveImagePath(im.image);
-      try {
-        if (path.ok()) photo = cv::imread(*path, cv::IMREAD_COLOR);
-      } catch (const cv::Exception&) {
-        photo.release();
-      }
-      for (const auto& [u, r] : job_list[j].second) {
-        cv::Mat roi = strips[u - start](cv::Rect(r * (tile + kTileGap), 0, tile, tile));
-        if (photo.empty()) {
-          roi.setTo(grey);
-          ++counters->unreadable;
-          continue;
-        }
-        RenderMaskedTile(photo, scan.top[u][r].map.data(), scan.h, scan.w, thresholds[u], roi);
-      }
-      return Status::Ok();
-    }));
-    ND_RETURN_IF_ERROR(ParallelFor(end - start, o.workers, [&](size_t i) -> Status {
-      const int u = start + static_cast<int>(i);
-      if (strips[i].empty()) return Status::Ok();
-      const std::string name = "unit" + std::to_string(u + 1) + ".jpg";
-      std::vector<uchar> bytes;
-      try {
-        if (!cv::imencode(".jpg", strips[i], bytes, params))
-          return IoError((img_dir / name).string() + ": JPEG encoding failed");
-      } catch (const cv::Exception& e) {
-        return IoError((img_dir / name).string() + ": JPEG encoding failed: " + e.what());
-      }
-      ND_RETURN_IF_ERROR(WriteFileAtomically(
-          (img_dir / name).string(),
-          std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size())));
-      UnitCard& card = (*cards_by_unit)[u];
-      card.strip = url_dir + "/" + name;
-      card.strip_width = strips[i].cols;
-      card.strip_height = strips[i].rows;
-      ++counters->strips;
-      return Status::Ok();
-    }));
+    ND_RETURN_IF_ERROR(ParallelFor(
+        job_list.size(), o.workers,
+        [&](size_t j) -> Status {
+          const uint32_t row = job_list[j].first;
+          const BrodenImage& im = dataset.images()[row];
+          cv::Mat photo;
+          auto path = dataset.ResolveImagePath(im.image);
+          try {
+            if (path.ok()) photo = cv::imread(*path, cv::IMREAD_COLOR);
+          } catch (const cv::Exception&) {
+            photo.release();
+          }
+          for (const auto& [u, r] : job_list[j].second) {
+            cv::Mat roi = strips[u - start](cv::Rect(r * (tile + kTileGap), 0, tile, tile));
+            if (photo.empty()) {
+              roi.setTo(grey);
+              ++counters->unreadable;
+              continue;
+            }
+            RenderMaskedTile(photo, scan.top[u][r].map.data(), scan.h, scan.w, thresholds[u], roi);
+          }
+          return Status::Ok();
+        },
+        "report"));
+    ND_RETURN_IF_ERROR(ParallelFor(
+        end - start, o.workers,
+        [&](size_t i) -> Status {
+          const int u = start + static_cast<int>(i);
+          if (strips[i].empty()) return Status::Ok();
+          const std::string name = "unit" + std::to_string(u + 1) + ".jpg";
+          std::vector<uchar> bytes;
+          try {
+            if (!cv::imencode(".jpg", strips[i], bytes, params))
+              return IoError((img_dir / name).string() + ": JPEG encoding failed");
+          } catch (const cv::Exception& e) {
+            return IoError((img_dir / name).string() + ": JPEG encoding failed: " + e.what());
+          }
+          ND_RETURN_IF_ERROR(WriteFileAtomically(
+              (img_dir / name).string(),
+              std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size())));
+          UnitCard& card = (*cards_by_unit)[u];
+          card.strip = url_dir + "/" + name;
+          card.strip_width = strips[i].cols;
+          card.strip_height = strips[i].rows;
+          ++counters->strips;
+          return Status::Ok();
+        },
+        "report"));
   }
   return Status::Ok();
 }
@@ -361,17 +312,20 @@ StatusOr<std::vector<std::string>> ImageDigests(const BrodenDataset& dataset, in
   const auto& images = dataset.images();
   std::vector<std::string> digests(images.size());
   std::atomic<int> warned{0};
-  ND_RETURN_IF_ERROR(ParallelFor(images.size(), workers, [&](size_t i) -> Status {
-    auto path = dataset.ResolveImagePath(images[i].image);
-    if (!path.ok()) return Status::Ok();  // Open() already rejected such rows
-    auto digest = Sha256File(*path);
-    if (!digest.ok()) {
-      if (warned.fetch_add(1) < 5) LogWarning(digest.status().message());
-      return Status::Ok();  // left out, counted as missing by the scan
-    }
-    digests[i] = std::move(*digest);
-    return Status::Ok();
-  }));
+  ND_RETURN_IF_ERROR(ParallelFor(
+      images.size(), workers,
+      [&](size_t i) -> Status {
+        auto path = dataset.ResolveImagePath(images[i].image);
+        if (!path.ok()) return Status::Ok();  // Open() already rejected such rows
+        auto digest = Sha256File(*path);
+        if (!digest.ok()) {
+          if (warned.fetch_add(1) < 5) LogWarning(digest.status().message());
+          return Status::Ok();  // left out, counted as missing by the scan
+        }
+        digests[i] = std::move(*digest);
+        return Status::Ok();
+      },
+      "report"));
   return digests;
 }
 
@@ -472,120 +426,6 @@ int64_t RenderMaskedTile(const cv::Mat& photo, const float* map, int h, int w, d
 
 // ---- Result files ----
 
-StatusOr<TallyFile> ReadTallyFile(const std::string& path) {
-  if (!fs::exists(path))
-    return NotFound(path + ": not found; run nd-pipeline up for this configuration first");
-  ND_ASSIGN_OR_RETURN(CsvTable t, CsvTable::ReadFile(path));
-  ND_ASSIGN_OR_RETURN(int c_unit, t.RequireColumn("unit"));
-  ND_ASSIGN_OR_RETURN(int c_cat, t.RequireColumn("category"));
-  ND_ASSIGN_OR_RETURN(int c_label, t.RequireColumn("label"));
-  ND_ASSIGN_OR_RETURN(int c_score, t.RequireColumn("score"));
-  TallyFile out;
-  std::vector<int> cl, ci;
-  for (const std::string& h : t.header()) {
-    const std::string suffix = "-label";
-    if (h.size() > suffix.size() &&
-        h.compare(h.size() - suffix.size(), suffix.size(), suffix) == 0) {
-      const std::string cat = h.substr(0, h.size() - suffix.size());
-      ND_ASSIGN_OR_RETURN(int iou, t.RequireColumn(cat + "-iou"));
-      out.categories.push_back(cat);
-      cl.push_back(t.ColumnIndex(h));
-      ci.push_back(iou);
-    }
-  }
-  const size_t n = t.num_rows();
-  out.units.resize(n);
-  std::vector<bool> seen(n, false);
-  for (size_t r = 0; r < n; ++r) {
-    ND_ASSIGN_OR_RETURN(int64_t unit, t.GetIntInRange(r, c_unit, 1, static_cast<int64_t>(n)));
-    if (seen[unit - 1]) return t.CellError(r, c_unit, "unit " + std::to_string(unit) + " repeated");
-    seen[unit - 1] = true;
-    TallyUnit& u = out.units[unit - 1];
-    u.unit = static_cast<int>(unit);
-    u.category = t.cell(r, c_cat);
-    u.label = t.cell(r, c_label);
-    ND_ASSIGN_OR_RETURN(u.iou, t.GetDouble(r, c_score));
-    for (size_t k = 0; k < cl.size(); ++k) {
-      u.cat_label.push_back(t.cell(r, cl[k]));
-      ND_ASSIGN_OR_RETURN(double iou, t.GetDouble(r, ci[k]));
-      u.cat_iou.push_back(iou);
-    }
-  }
-  if (n == 0) return DataLoss(path + ": no units");
-  return out;
-}
-
-Status ReadAnalysisFiles(const std::string& dir, std::vector<UnitAnalysis>* out) {
-  const int64_t n = static_cast<int64_t>(out->size());
-  const std::string explanations = (fs::path(dir) / "explanations.csv").string();
-  if (fs::exists(explanations)) {
-    ND_ASSIGN_OR_RETURN(CsvTable t, CsvTable::ReadFile(explanations));
-    ND_ASSIGN_OR_RETURN(int c_unit, t.RequireColumn("unit"));
-    ND_ASSIGN_OR_RETURN(int c_formula, t.RequireColumn("formula"));
-    ND_ASSIGN_OR_RETURN(int c_iou, t.RequireColumn("iou"));
-    ND_ASSIGN_OR_RETURN(int c_length, t.RequireColumn("length"));
-    for (size_t r = 0; r < t.num_rows(); ++r) {
-      ND_ASSIGN_OR_RETURN(int64_t unit, t.GetIntInRange(r, c_unit, 1, n));
-      UnitAnalysis& a = (*out)[unit - 1];
-      a.explanation = t.cell(r, c_formula);
-      ND_ASSIGN_OR_RETURN(a.explanation_iou, t.GetDouble(r, c_iou));
-      ND_ASSIGN_OR_RETURN(int64_t length, t.GetIntInRange(r, c_length, 0, 1000));
-      a.explanation_length = static_cast<int>(length);
-    }
-  }
-  const std::string stats = (fs::path(dir) / "stats.csv").string();
-  if (fs::exists(stats)) {
-    ND_ASSIGN_OR_RETURN(CsvTable t, CsvTable::ReadFile(stats));
-    ND_ASSIGN_OR_RETURN(int c_unit, t.RequireColumn("unit"));
-    ND_ASSIGN_OR_RETURN(int c_low, t.RequireColumn("iou_low"));
-    ND_ASSIGN_OR_RETURN(int c_high, t.RequireColumn("iou_high"));
-    ND_ASSIGN_OR_RETURN(int c_stability, t.RequireColumn("stability"));
-    ND_ASSIGN_OR_RETURN(int c_p, t.RequireColumn("p_value"));
-    ND_ASSIGN_OR_RETURN(int c_q, t.RequireColumn("q_value"));
-    const int c_pmax = t.ColumnIndex("p_max"), c_qmax = t.ColumnIndex("q_max");  // -1: older file
-    for (size_t r = 0; r < t.num_rows(); ++r) {
-      ND_ASSIGN_OR_RETURN(int64_t unit, t.GetIntInRange(r, c_unit, 1, n));
-      UnitAnalysis& a = (*out)[unit - 1];
-      if (!t.cell(r, c_low).empty()) {  // empty when bootstrap = 0
-        a.has_interval = true;
-        ND_ASSIGN_OR_RETURN(a.iou_low, t.GetDouble(r, c_low));
-        ND_ASSIGN_OR_RETURN(a.iou_high, t.GetDouble(r, c_high));
-        ND_ASSIGN_OR_RETURN(a.stability, t.GetDouble(r, c_stability));
-      }
-      if (!t.cell(r, c_p).empty()) {  // empty when permutations = 0
-        a.has_p = true;
-        ND_ASSIGN_OR_RETURN(a.p_value, t.GetDouble(r, c_p));
-        ND_ASSIGN_OR_RETURN(a.q_value, t.GetDouble(r, c_q));
-      }
-      if (c_pmax >= 0 && c_qmax >= 0 && !t.cell(r, c_pmax).empty()) {  // empty unless max_null
-        a.has_max = true;
-        ND_ASSIGN_OR_RETURN(a.p_max, t.GetDouble(r, c_pmax));
-        ND_ASSIGN_OR_RETURN(a.q_max, t.GetDouble(r, c_qmax));
-      }
-    }
-  }
-  return Status::Ok();
-}
-
-StatusOr<std::vector<double>> ReadThresholdsFile(const std::string& path) {
-  if (!fs::exists(path))
-    return NotFound(path + ": not found; run nd-pipeline up for this configuration first");
-  ND_ASSIGN_OR_RETURN(CsvTable t, CsvTable::ReadFile(path));
-  ND_ASSIGN_OR_RETURN(int c_unit, t.RequireColumn("unit"));
-  ND_ASSIGN_OR_RETURN(int c_t, t.RequireColumn("threshold"));
-  const size_t n = t.num_rows();
-  if (n == 0) return DataLoss(path + ": no units");
-  std::vector<double> out(n);
-  std::vector<bool> seen(n, false);
-  for (size_t r = 0; r < n; ++r) {
-    ND_ASSIGN_OR_RETURN(int64_t unit, t.GetIntInRange(r, c_unit, 0, static_cast<int64_t>(n) - 1));
-    if (seen[unit]) return t.CellError(r, c_unit, "unit " + std::to_string(unit) + " repeated");
-    seen[unit] = true;
-    ND_ASSIGN_OR_RETURN(out[unit], t.GetDouble(r, c_t));
-  }
-  return out;
-}
-
 // ---- The report ----
 
 StatusOr<ReportStats> BuildReport(const PipelineConfig& config, const ReportOptions& options) {
@@ -627,20 +467,20 @@ StatusOr<ReportStats> BuildReport(const PipelineConfig& config, const ReportOpti
       SectionInput in;
       in.layer = l;
       in.quantile = q;
-      in.dir = fs::path(config.output.dir) / layers[l].layer;
-      if (quantiles.size() > 1) in.dir /= "q" + FormatG(q);
+      in.dir = LayerResultDir(config.output.dir, layers[l].layer, q, quantiles.size() > 1);
       ND_ASSIGN_OR_RETURN(in.tally, ReadTallyFile((in.dir / "tally.csv").string()));
       ND_ASSIGN_OR_RETURN(in.thresholds, ReadThresholdsFile((in.dir / "thresholds.csv").string()));
       if (in.thresholds.size() != in.tally.units.size())
         return DataLoss((in.dir / "thresholds.csv").string() + ": " +
                         std::to_string(in.thresholds.size()) + " units, tally.csv has " +
                         std::to_string(in.tally.units.size()));
-      std::ifstream summary(in.dir / "summary.json");
-      if (summary) {
-        std::string text((std::istreambuf_iterator<char>(summary)),
-                         std::istreambuf_iterator<char>());
-        in.images = JsonInteger(text, "images");
-        in.significant_detectors = JsonInteger(text, "significant_detectors");
+      // summary.json is optional here: the report shows its image count and significance.
+      StatusOr<LayerSummary> summary = ReadSummaryFile((in.dir / "summary.json").string());
+      if (summary.ok()) {
+        in.images = static_cast<int64_t>(summary->images);
+        in.significant_detectors = summary->analysis.significant_detectors;
+      } else if (summary.status().code() != StatusCode::kNotFound) {
+        LogWarning(summary.status().message() + " (the report goes on without it)");
       }
       in.analysis.resize(in.tally.units.size());
       ND_RETURN_IF_ERROR(ReadAnalysisFiles(in.dir.string(), &in.analysis));
@@ -682,9 +522,9 @@ StatusOr<ReportStats> BuildReport(const PipelineConfig& config, const ReportOpti
       s.layer = layer.layer;
       s.quantile = in.quantile;
       s.images = in.images;
-      s.id = quantiles.size() > 1 ? layer.layer + "-q" + FormatG(in.quantile) : layer.layer;
-      s.title =
-          quantiles.size() > 1 ? layer.layer + " (q = " + FormatG(in.quantile) + ")" : layer.layer;
+      s.id = quantiles.size() > 1 ? layer.layer + "-q" + FormatG(in.quantile, 6) : layer.layer;
+      s.title = quantiles.size() > 1 ? layer.layer + " (q = " + FormatG(in.quantile, 6) + ")"
+                                     : layer.layer;
       Summarise(in.tally, page.categories, config.score.iou_threshold, &s);
       s.significant_detectors = static_cast<int>(in.significant_detectors);
 
@@ -721,8 +561,8 @@ StatusOr<ReportStats> BuildReport(const PipelineConfig& config, const ReportOpti
       for (const UnitCard& c : by_unit)
         for (size_t r = 0; r < c.tiles.size(); ++r)
           index += std::to_string(c.unit) + "," + std::to_string(r + 1) + "," +
-                   std::to_string(c.tiles[r].row) + "," + CsvQuote(c.tiles[r].image) + "," +
-                   FormatFloat(c.tiles[r].max) + "\n";
+                   std::to_string(c.tiles[r].row) + "," + CsvField(c.tiles[r].image) + "," +
+                   Format9(c.tiles[r].max) + "\n";
       ND_RETURN_IF_ERROR(WriteFileAtomically((img_dir / "images.csv").string(), index));
       // Tally order: IoU descending, ties by unit (as tally.csv).
       std::vector<int> order(scan.units);
@@ -732,9 +572,10 @@ StatusOr<ReportStats> BuildReport(const PipelineConfig& config, const ReportOpti
       for (int u : order) s.cards.push_back(std::move(by_unit[u]));
       LogInfo(
           s.title + ": " + std::to_string(scan.units) + " units, " + std::to_string(scan.scanned) +
-          " images scanned in " + FormatG(scan_s) + " s, strips in " +
+          " images scanned in " + FormatG(scan_s, 6) + " s, strips in " +
           FormatG(std::chrono::duration<double>(std::chrono::steady_clock::now() - strips_started)
-                      .count()) +
+                      .count(),
+                  6) +
           " s");
       stats.units += scan.units;
       page.sections.push_back(std::move(s));

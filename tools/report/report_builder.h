@@ -24,7 +24,7 @@
 // The top images of a unit are the K images with the highest max activation of that unit over
 // all cached images (ties: the lower row first). A tile is the photo with everything outside the
 // unit's mask dimmed to 20%: mask = (max A > T_u) and (up(A) > T_u), where up() is the bilinear
-// upsampling of stages/score/upsample.h to the photo's size (the rule that was scored, evaluated at
+// upsampling of common/maths/upsample.h to the photo's size (the rule that was scored, evaluated at
 // image size as the original tools do), T_u from thresholds.csv. Units, detectors and unique
 // detectors are recomputed from tally.csv with score.iou_threshold (best IoU > cutoff), so they
 // equal summary.json's when the configuration is the one that was scored.
@@ -41,8 +41,9 @@
 #include <string>
 #include <vector>
 
-#include "common/config.h"
-#include "common/status.h"
+#include "common/base/config.h"
+#include "common/base/status.h"
+#include "common/results/result_files.h"
 #include "tools/report/report_html.h"
 
 namespace nd {
@@ -122,27 +123,5 @@ float MaxIgnoringNan(const float* v, size_t n);
 // REQUIRES: photo non-empty CV_8UC3; map has h*w floats, h, w >= 1; tile non-empty CV_8UC3.
 int64_t RenderMaskedTile(const cv::Mat& photo, const float* map, int h, int w, double t,
                          cv::Mat& tile);
-
-// One row of tally.csv as the report uses it.
-struct TallyUnit {
-  int unit = 0;  // 1-based
-  std::string category, label;
-  double iou = 0;
-  std::vector<std::string> cat_label;  // per category of `categories`, "" when none
-  std::vector<double> cat_iou;
-};
-struct TallyFile {
-  std::vector<std::string> categories;  // from the header's "<cat>-label" columns, in order
-  std::vector<TallyUnit> units;         // indexed by unit - 1
-};
-// Parses tally.csv (by header name). Errors name the path and line: a missing column, a bad
-// number, a unit out of range or repeated, units not exactly 1..n.
-[[nodiscard]] StatusOr<TallyFile> ReadTallyFile(const std::string& path);
-// Reads explanations.csv and stats.csv in `dir` when they exist (absent files leave `out`
-// unchanged) into out[unit - 1]. Errors (DataLoss naming the file and line): a missing column, a
-// bad number, a unit outside 1..out->size().
-[[nodiscard]] Status ReadAnalysisFiles(const std::string& dir, std::vector<UnitAnalysis>* out);
-// Parses thresholds.csv: "unit,threshold", units exactly 0..n-1 in any order.
-[[nodiscard]] StatusOr<std::vector<double>> ReadThresholdsFile(const std::string& path);
 
 }  // namespace nd

@@ -14,11 +14,7 @@ std::string Fixed(double v, int digits) {
   return buf;
 }
 
-std::string Real(double v) {
-  char buf[48];
-  std::snprintf(buf, sizeof(buf), "%.6g", v);
-  return buf;
-}
+std::string Real(double v) { return FormatG(v, 6); }
 
 std::string Int(int64_t v) { return std::to_string(v); }
 
@@ -477,36 +473,6 @@ std::string CategoryColour(const std::string& category, int index) {
   static const char* kPalette[] = {"#0891b2", "#65a30d", "#9333ea", "#ea580c",
                                    "#0d9488", "#475569", "#be123c", "#4f46e5"};
   return kPalette[static_cast<size_t>(std::max(0, index)) % (sizeof(kPalette) / sizeof(*kPalette))];
-}
-
-std::string HtmlEscape(const std::string& s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      case '\n':
-        out += "&#10;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
 }
 
 std::string RenderReportHtml(const ReportPage& page) {

@@ -30,6 +30,9 @@
 #include <string>
 #include <vector>
 
+#include "common/base/text_format.h"
+#include "common/results/analysis_files.h"
+
 namespace nd {
 
 struct RunnerUp {
@@ -41,20 +44,6 @@ struct CardTile {
   std::string image;  // path relative to the dataset's images/
   uint32_t row = 0;   // 0-based index.csv row
   float max = 0;      // the unit's max activation on it
-};
-
-// What explanations.csv and stats.csv (stages/score/analysis_files.h) say of one unit, when the
-// score stage wrote them ([explain], [stats]).
-struct UnitAnalysis {
-  std::string explanation;  // the compositional explanation, "" when none
-  double explanation_iou = 0;
-  int explanation_length = 0;
-  bool has_interval = false;  // bootstrap columns present
-  double iou_low = 0, iou_high = 0, stability = 0;
-  bool has_p = false;  // permutation columns present
-  double p_value = 1, q_value = 1;
-  bool has_max = false;  // max-null columns present
-  double p_max = 1, q_max = 1;
 };
 
 struct UnitCard {
@@ -95,9 +84,6 @@ struct ReportPage {
 
 // A colour per category: fixed for the six Broden categories, from a palette otherwise.
 std::string CategoryColour(const std::string& category, int index);
-
-// Text escaped for HTML element content and double-quoted attribute values.
-std::string HtmlEscape(const std::string& s);
 
 // The whole index.html.
 std::string RenderReportHtml(const ReportPage& page);

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "common/config.h"
-#include "common/log.h"
-#include "common/status.h"
+#include "common/base/config.h"
+#include "common/base/log.h"
+#include "common/base/status.h"
 #include "tools/report/report_builder.h"
 
 namespace {

@@ -7,7 +7,7 @@
 #include <sstream>
 #include <utility>
 
-#include "stages/extract/torch_status.h"
+#include "common/torch/torch_status.h"
 
 namespace nd {
 namespace {

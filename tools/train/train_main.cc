@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "common/log.h"
-#include "common/status.h"
+#include "common/base/log.h"
+#include "common/base/status.h"
 #include "tools/train/trainer.h"
 
 namespace {

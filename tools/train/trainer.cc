@@ -23,9 +23,11 @@
 #include <thread>
 #include <utility>
 
+#include "common/base/parallel.h"
+#include "common/base/text_format.h"
 #include "common/broden/broden_dataset.h"
-#include "stages/decode/decode_stage.h"
-#include "stages/extract/torch_status.h"
+#include "common/maths/preprocess.h"
+#include "common/torch/torch_status.h"
 
 namespace nd {
 
@@ -98,23 +100,6 @@ StatusOr<bool> ParseOnOff(const std::string& flag, const std::string& text) {
   if (text == "on") return true;
   if (text == "off") return false;
   return InvalidArgument(flag + ": '" + text + "' is not on or off");
-}
-
-std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
 }
 
 // The extra file saved with the model: what a user needs to run it on new images.
@@ -361,57 +346,28 @@ StatusOr<SceneImages> LoadSceneImages(const TrainOptions& options) {
   auto decode = [&](const std::vector<size_t>& rows, torch::Tensor* out) -> Status {
     *out = torch::empty({static_cast<int64_t>(rows.size()), 3, s, s}, torch::kFloat);
     float* base = out->data_ptr<float>();
-    const int threads =
-        std::max<int>(1, std::min<int>(options.threads > 0
-                                           ? options.threads
-                                           : static_cast<int>(std::thread::hardware_concurrency()),
-                                       static_cast<int>(rows.size())));
-    std::vector<Status> errors(threads);
-    std::atomic<size_t> next{0};
-    auto work = [&](int t) {
-      std::string bytes;
-      for (size_t k = next++; k < rows.size(); k = next++) {
-        const BrodenImage& image = dataset.images()[rows[k]];
-        auto path = dataset.ResolveImagePath(image.image);
-        if (!path.ok()) {
-          errors[t] = path.status().WithContext("--data " + dir);
-          return;
-        }
-        std::ifstream in(*path, std::ios::binary);
-        bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-        if (bytes.empty()) {
-          errors[t] = NotFound(*path + ": missing or empty image file (index.csv line " +
-                               std::to_string(image.line) + ")");
-          return;
-        }
-        cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8UC1, bytes.data());
-        cv::Mat bgr;
-        try {
-          bgr = cv::imdecode(raw, cv::IMREAD_COLOR);
-        } catch (const cv::Exception&) {
-          bgr.release();
-        }
-        if (bgr.empty()) {
-          errors[t] = DataLoss(*path + ": not a decodable image (index.csv line " +
-                               std::to_string(image.line) + ")");
-          return;
-        }
-        cv::Mat rgb;
-        cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
-        Status st = PreprocessRgb(rgb.data, rgb.rows, rgb.cols, s, options.preprocess,
-                                  base + static_cast<int64_t>(k) * per_image);
-        if (!st.ok()) {
-          errors[t] = st.WithContext(*path);
-          return;
-        }
-      }
-    };
-    std::vector<std::thread> pool;
-    for (int t = 1; t < threads; ++t) pool.emplace_back(work, t);
-    work(0);
-    for (auto& th : pool) th.join();
-    for (const Status& st : errors) ND_RETURN_IF_ERROR(st);
-    return Status::Ok();
+    return ParallelFor(
+        rows.size(), WorkerCount(options.threads),
+        [&](size_t k) -> Status {
+          const BrodenImage& image = dataset.images()[rows[k]];
+          auto path = dataset.ResolveImagePath(image.image);
+          if (!path.ok()) return path.status().WithContext("--data " + dir);
+          std::ifstream in(*path, std::ios::binary);
+          const std::string bytes((std::istreambuf_iterator<char>(in)),
+                                  std::istreambuf_iterator<char>());
+          if (bytes.empty()) {
+            return NotFound(*path + ": missing or empty image file (index.csv line " +
+                            std::to_string(image.line) + ")");
+          }
+          Status st = DecodeAndPreprocess(bytes, s, options.preprocess,
+                                          base + static_cast<int64_t>(k) * per_image);
+          if (st.code() == StatusCode::kDataLoss) {
+            return DataLoss(*path + ": " + st.message() + " (index.csv line " +
+                            std::to_string(image.line) + ")");
+          }
+          return st.WithContext(*path);
+        },
+        "nd-train");
   };
   ND_RETURN_IF_ERROR(decode(train_rows, &data.train_x));
   ND_RETURN_IF_ERROR(decode(val_rows, &data.val_x));

@@ -39,7 +39,7 @@
 #include <string>
 #include <vector>
 
-#include "common/status.h"
+#include "common/base/status.h"
 #include "tools/train/model_builder.h"
 
 namespace nd {

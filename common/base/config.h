@@ -1,0 +1,124 @@
+// The pipeline configuration (pipeline.toml) and its one loader.
+//
+// LoadConfig() applies, in order: the defaults below, then the TOML file, then `--set
+// section.key=value` overrides. Unknown sections or keys and bad values are rejected with
+// "<file>: [section].key: reason" (overrides name "--set" instead of the file). Relative paths in
+// the file are resolved against the file's directory; relative paths in overrides against the
+// current directory. Every key is documented in README.md ("Configuration reference") and by
+// `nd-pipeline validate`, which prints the effective configuration as TOML.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/base/status.h"
+
+namespace nd {
+
+struct DatasetConfig {
+  std::string path;                     // Broden-format directory (required)
+  std::vector<std::string> categories;  // empty = all categories of category.csv
+  // A malformed data row of index.csv: "skip" (log it, count it in summary.json, dissect the rest)
+  // or "fail" (stop at start-up). Errors in headers and the other CSVs always stop the run.
+  std::string on_bad_row = "skip";
+};
+
+struct ModelConfig {
+  std::string path;                           // TorchScript file (required)
+  std::vector<std::string> layers{"layer4"};  // module paths as named in the model
+  int input_size = 224;                       // images are resized (bilinear) to this square size
+  std::string preprocess = "torchvision";     // "torchvision" | "netdissect" (SPEC.md §2 step 1)
+  std::vector<std::string> devices{"auto"};  // "auto" | "cpu" | "cuda" | "cuda:N"; a list = workers
+  int batch_size = 32;
+  std::string precision = "fp32";  // "fp32" | "fp16" | "bf16" (autocast on CUDA only)
+  // Memory format of the weights and the input: "auto" (channels_last: faster convolutions with
+  // LibTorch's CPU (oneDNN) and CUDA (cuDNN NHWC) kernels, measured by nd-bench), "contiguous"
+  // (NCHW) or "channels_last". Changes only the rounding of the forward pass.
+  std::string memory_format = "auto";
+};
+
+struct DecodeConfig {
+  int workers = 0;  // decode threads; 0 = number of cores
+  // false: an image file whose stat identity (device, inode, size, mtime and ctime in ns) is
+  // unchanged since it was hashed is not read or hashed again (cache/file_digest_memo.h); true:
+  // every file is read and hashed (and the remembered digests refreshed).
+  bool rehash = false;
+};
+
+struct ThresholdConfig {
+  std::vector<double> quantiles{0.005};  // each in (0, 0.5]; one result set per quantile
+};
+
+struct ScoreConfig {
+  double iou_threshold = 0.04;       // detector cut-off: best IoU > this
+  std::string union_rule = "paper";  // "paper" | "lite" (SPEC.md §2 step 5); key: score.union
+  int workers = 0;                   // scoring threads; 0 = number of cores
+  std::string device = "cpu";        // "cpu" | "cuda" | "cuda:N"
+};
+
+// Compositional explanations from the cache (common/maths/explain.h); written to explanations.csv.
+struct ExplainConfig {
+  int length = 0;  // the most leaves of a formula; 0 = off
+  int beam = 5;    // formulas kept per beam-search round
+};
+
+// Label reliability from the cache (common/maths/label_stats.h); written to stats.csv.
+struct StatsConfig {
+  int bootstrap = 0;      // bootstrap resamples over images; 0 = off
+  int permutations = 0;   // permutations of the null; 0 = off
+  int64_t seed = 1;       // seed of the resamples and permutations (common/maths/rng.h)
+  bool max_null = false;  // also the selection-corrected max null (p_max, q_max)
+};
+
+struct CacheConfig {
+  std::string dir;                // LMDB environment directory (required)
+  std::string dtype = "float16";  // "float16" | "float32"
+  int64_t map_size_mb = 1024;     // initial map size; grows when full
+};
+
+struct OutputConfig {
+  std::string dir;  // results go to <dir>/<layer>/ (required)
+};
+
+struct RunConfig {
+  std::string dir;  // run directory for ipc:// sockets and pid files; "" = <output.dir>/.run
+  std::string transport = "ipc";   // "ipc" | "tcp"
+  std::string host = "127.0.0.1";  // bind address for tcp
+  int base_port = 5600;            // first tcp port; stages use base_port + k
+  int timeout_s = 120;             // a peer silent this long is declared dead
+  int http_port = 0;               // supervisor's /metrics and /status on 127.0.0.1; 0 = off
+  int heartbeat_timeout_s = 10;    // a stage sending no metrics snapshot this long is declared dead
+  int max_restarts = 3;            // pipeline restarts after stage crashes before `up` gives up
+  // The model file's SHA-256 (64 lowercase hex), the model's identity in cache keys. `up` and
+  // `rescore` compute it once per run and write it into the run's configuration, so every stage
+  // (and every restart) uses the same identity without hashing the file again. "" = hash the file.
+  std::string model_digest;
+};
+
+struct PipelineConfig {
+  std::string source;  // the file it came from ("" for defaults only)
+  DatasetConfig dataset;
+  ModelConfig model;
+  DecodeConfig decode;
+  ThresholdConfig threshold;
+  ScoreConfig score;
+  ExplainConfig explain;
+  StatsConfig stats;
+  CacheConfig cache;
+  OutputConfig output;
+  RunConfig run;
+};
+
+// Loads `path` (may be empty: defaults + overrides only), then applies `overrides`, each
+// "section.key=value" where value is TOML ("0.01", "[\"layer3\", \"layer4\"]") or a bare string.
+StatusOr<PipelineConfig> LoadConfig(const std::string& path,
+                                    const std::vector<std::string>& overrides = {});
+
+// The effective configuration as TOML text; LoadConfig() of it yields an equal config.
+std::string ConfigToToml(const PipelineConfig& config);
+
+// The run directory: run.dir, or <output.dir>/.run when empty.
+std::string RunDirectory(const PipelineConfig& config);
+
+}  // namespace nd
