@@ -568,10 +568,7 @@ StatusOr<CacheVerifyReport> ActivationCache::Verify() const {
     if (report.bad.size() < 100) report.bad.push_back(Printable(key) + ": " + why);
   };
   ND_RETURN_IF_ERROR(Scan("", [&](std::string_view key, std::string_view value) {
-    const bool our_threshold_format =
-        key.substr(0, 2) == "t/" &&
-        value.substr(0, 4) == std::string_view(kActivationRecordMagic, 4);
-    if (key.substr(0, 2) == "a/" || our_threshold_format) {
+    if (key.substr(0, 2) == "a/") {
       ++report.records_checked;
       Status s = DecodeActivation(value, &scratch);
       if (!s.ok()) bad(key, s.message());

@@ -228,23 +228,4 @@ Status DecodeActivation(std::string_view record, ActivationMap* out) {
   return Status::Ok();
 }
 
-StatusOr<std::string> EncodeThresholds(const std::vector<float>& thresholds) {
-  ActivationMap m;
-  m.units = static_cast<int>(thresholds.size());
-  m.h = m.w = 1;
-  m.data = thresholds;
-  return EncodeActivation(m, DType::kFloat32);
-}
-
-Status DecodeThresholds(std::string_view record, std::vector<float>* out) {
-  ActivationMap m;
-  ND_RETURN_IF_ERROR(DecodeActivation(record, &m));
-  if (m.h != 1 || m.w != 1) {
-    return DataLoss("threshold record: shape " + std::to_string(m.units) + "x" +
-                    std::to_string(m.h) + "x" + std::to_string(m.w) + " is not units x 1 x 1");
-  }
-  *out = std::move(m.data);
-  return Status::Ok();
-}
-
 }  // namespace nd

@@ -66,10 +66,4 @@ int Float16UnitScaleLog2(const float* values, size_t n);
 // On error *out is unspecified. Errors: DataLoss ("activation record: checksum mismatch ...").
 [[nodiscard]] Status DecodeActivation(std::string_view record, ActivationMap* out);
 
-// Per-unit thresholds are stored as a float32 record of shape units x 1 x 1, so they are exact
-// and checked like activations.
-[[nodiscard]] StatusOr<std::string> EncodeThresholds(const std::vector<float>& thresholds);
-// Errors: DataLoss on a corrupt record or one whose shape is not units x 1 x 1.
-[[nodiscard]] Status DecodeThresholds(std::string_view record, std::vector<float>* out);
-
 }  // namespace nd

@@ -28,7 +28,8 @@
 #include <vector>
 
 #include "cache/activation_cache.h"
-#include "tests/e2e_support.h"
+#include "tests/testing/e2e_support.h"
+#include "tests/testing/status_assertions.h"
 
 namespace {
 
@@ -487,7 +488,7 @@ uint64_t CountActivations(const fs::path& dir) {
   options.dir = dir.string();
   options.read_only = true;
   auto cache = nd::ActivationCache::Open(options);
-  EXPECT_TRUE(cache.ok()) << cache.status().message();
+  ND_EXPECT_OK(cache);
   if (!cache.ok()) return 0;
   uint64_t n = 0;
   std::vector<std::string> keys;
@@ -501,7 +502,7 @@ uint64_t CountActivations(const fs::path& dir) {
   nd::ActivationMap map;
   for (const std::string& key : keys) {
     nd::Status s = cache->GetActivation(key, &map);
-    EXPECT_TRUE(s.ok()) << s.message();
+    ND_EXPECT_OK(s);
     n += s.ok();
   }
   return n;
@@ -586,9 +587,9 @@ TEST_F(BadInputE2eTest, LmdbLeftByACrashedWriterIsUsable) {
     options.dir = cache.string();
     options.read_only = true;
     auto opened = nd::ActivationCache::Open(options);
-    ASSERT_TRUE(opened.ok()) << opened.status().message();
+    ND_ASSERT_OK(opened);
     auto has = opened->Contains(ghost);
-    ASSERT_TRUE(has.ok());
+    ND_ASSERT_OK(has);
     EXPECT_FALSE(*has);
   }
   Result verify = Sh(std::string(ND_BIN_DIR) + "/nd-pipeline cache verify -c " +

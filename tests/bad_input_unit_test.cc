@@ -25,6 +25,7 @@
 #include "common/broden/broden_dataset.h"
 #include "common/broden/csv.h"
 #include "stages/calibrate/calibrate_stage.h"
+#include "tests/testing/status_assertions.h"
 
 namespace nd {
 namespace {
@@ -61,8 +62,8 @@ TEST(BadInputUnitTest, WriterKilledInsideATransactionLosesOnlyThatTransaction) {
   CacheOptions options;
   options.dir = (dir.path() / "cache").string();
   auto cache = ActivationCache::Open(options);
-  ASSERT_TRUE(cache.ok()) << cache.status().message();
-  ASSERT_TRUE(cache->PutBatch(Batch("b/test/committed-", 3, 1000)).ok());
+  ND_ASSERT_OK(cache);
+  ND_ASSERT_OK(cache->PutBatch(Batch("b/test/committed-", 3, 1000)));
 
   // Another process takes the write lock, puts records and is killed before committing, while this
   // process keeps the environment open (so the lock file is not re-initialised on the next open:
@@ -105,20 +106,20 @@ TEST(BadInputUnitTest, WriterKilledInsideATransactionLosesOnlyThatTransaction) {
     std::_Exit(1);
   }
   const Status written = write.get();
-  ASSERT_TRUE(written.ok()) << written.message();
+  ND_ASSERT_OK(written);
   std::string value;
   for (int i = 0; i < 3; ++i) {
-    ASSERT_TRUE(cache->Get("b/test/committed-" + std::to_string(i), &value).ok());
+    ND_ASSERT_OK(cache->Get("b/test/committed-" + std::to_string(i), &value));
     EXPECT_EQ(value, std::string(1000, static_cast<char>('a' + i)));
   }
-  EXPECT_TRUE(cache->Get("b/test/after-1", &value).ok());
+  ND_EXPECT_OK(cache->Get("b/test/after-1", &value));
   for (int i = 0; i < 50; i += 7) {
     auto has = cache->Contains("b/test/uncommitted-" + std::to_string(i));
-    ASSERT_TRUE(has.ok());
+    ND_ASSERT_OK(has);
     EXPECT_FALSE(*has) << i;
   }
   auto report = cache->Verify();
-  ASSERT_TRUE(report.ok()) << report.status().message();
+  ND_ASSERT_OK(report);
   EXPECT_EQ(report->bad_records, 0u);
 }
 
@@ -174,20 +175,20 @@ TEST(BadInputUnitTest, DiskFullIsAOneLineErrorNamingTheCacheAndKeepsCommittedBat
   CacheOptions options;
   options.dir = cache_dir;
   auto cache = ActivationCache::Open(options);
-  ASSERT_TRUE(cache.ok()) << cache.status().message();
+  ND_ASSERT_OK(cache);
   std::string value;
   for (int b = 0; b < committed; ++b)
     for (int i = 0; i < 4; ++i) {
-      ASSERT_TRUE(cache->Get("b/full/" + std::to_string(b) + "-" + std::to_string(i), &value).ok());
+      ND_ASSERT_OK(cache->Get("b/full/" + std::to_string(b) + "-" + std::to_string(i), &value));
       EXPECT_EQ(value, std::string(5000, static_cast<char>('a' + i)));
     }
   for (int i = 0; i < 4; ++i) {
     auto has = cache->Contains("b/full/" + std::to_string(committed) + "-" + std::to_string(i));
-    ASSERT_TRUE(has.ok());
+    ND_ASSERT_OK(has);
     EXPECT_FALSE(*has);
   }
   auto report = cache->Verify();
-  ASSERT_TRUE(report.ok()) << report.status().message();
+  ND_ASSERT_OK(report);
   EXPECT_EQ(report->bad_records, 0u);
 }
 
@@ -215,10 +216,10 @@ TEST(BadInputUnitTest, InfiniteActivationsAreCountedAndExcludedLikeNan) {
   EXPECT_EQ(CountNonFinite(a).nan, 1);
   EXPECT_EQ(CountNonFinite(a).inf, 1);
   EXPECT_FALSE(CountNonFinite(ActivationMap{1, 1, 1, {7}}).any());
-  ASSERT_TRUE(stage.Consume(a).ok());
-  ASSERT_TRUE(stage.Consume(b).ok());
+  ND_ASSERT_OK(stage.Consume(a));
+  ND_ASSERT_OK(stage.Consume(b));
   auto t = stage.Finish();
-  ASSERT_TRUE(t.ok());
+  ND_ASSERT_OK(t);
   EXPECT_EQ(stage.nan_values(), 1);
   EXPECT_EQ(stage.inf_values(), 2);
   EXPECT_DOUBLE_EQ((*t)[0].values[0], 3.0);  // median of the finite 1,2,3,4,5
@@ -228,13 +229,13 @@ TEST(BadInputUnitTest, CsvErrorsStayOneLineWhenHeaderCellsSpanLines) {
   // Found by csv_fuzz: a quoted header cell with a line break made the "missing column" error,
   // which lists the columns, two lines.
   auto table = CsvTable::Parse("\"na\nme\",b\r\n1,2\n", "x.csv");
-  ASSERT_TRUE(table.ok()) << table.status().message();
+  ND_ASSERT_OK(table);
   Status missing = table->RequireColumn("image").status();
   EXPECT_EQ(missing.message(), "x.csv:1: missing column 'image'; columns are: na me, b");
   Status range = table->GetIntInRange(0, 0, 5, 9).status();
   EXPECT_EQ(range.message(), "x.csv:3: column 'na me': 1 is out of range [5, 9]");
   auto bad = CsvTable::Parse("a\n\"x\ny\"\n", "y.csv");
-  ASSERT_TRUE(bad.ok());
+  ND_ASSERT_OK(bad);
   EXPECT_EQ(bad->GetInt(0, 0).status().message(), "y.csv:2: column 'a': 'x y' is not an integer");
 }
 

@@ -20,142 +20,18 @@
 #include <string>
 #include <vector>
 
+#include "tests/testing/broden_fixture.h"
+#include "tests/testing/status_assertions.h"
+
 namespace nd {
 namespace {
 
 namespace fs = std::filesystem;
-using Layer = std::vector<uint16_t>;
-
-::testing::AssertionResult Contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "'" << text << "' does not contain '" << part << "'";
-}
-
-// category.csv rows in category-index order; the count/first/last are those of the labels below.
-constexpr char kCategoryCsv[] =
-    "name,first,last,count,frequency\r\n"
-    "object,1,4,4,5\r\n"
-    "part,3,5,2,2\r\n"
-    "scene,6,7,2,3\r\n";
-
-// Columns shuffled relative to the original (number,name,category,frequency,coverage,syns).
-constexpr char kLabelCsv[] =
-    "name,number,coverage,frequency,category,syns\r\n"
-    "sky,1,0.5,2,object(2),\r\n"
-    "tree,2,0.25,1,object(1),plant;shrub\r\n"
-    "wheel,3,0.3,2,part(1);object(1),\r\n"
-    "car,4,0.2,1,object(1),\r\n"
-    "door,5,0.1,1,part(1),\r\n"
-    "street-s,6,2.0,2,scene(2),\r\n"
-    "\"beach, sandy-s\",7,1.0,1,scene(1),\r\n";
-
-// wheel (3) is in object (0.1) and part (0.2): primary part.
-constexpr char kObjectCsv[] =
-    "code,number,name,frequency,coverage\r\n"
-    "1,1,sky,2,0.5\r\n"
-    "2,2,tree,1,0.25\r\n"
-    "3,4,car,1,0.2\r\n"
-    "4,3,wheel,1,0.1\r\n";
-constexpr char kPartCsv[] =
-    "code,number,name,frequency,coverage\r\n"
-    "1,3,wheel,1,0.2\r\n"
-    "2,5,door,1,0.1\r\n";
-constexpr char kSceneCsv[] =
-    "number,code,coverage,name,frequency\r\n"  // shuffled on purpose
-    "6,1,2.0,street-s,2\r\n"
-    "7,2,1.0,\"beach, sandy-s\",1\r\n";
-
-// Lines: header 1, a 2, b 3, c 4.
-constexpr char kIndexCsv[] =
-    "scene,image,ih,iw,sh,sw,split,object,part\r\n"
-    "6,ade/a.jpg,8,8,4,4,train,ade/a_object.png,ade/a_part_1.png;ade/a_part_2.png\r\n"
-    "6;7,ade/b.jpg,8,6,4,4,val,ade/b_object.png,\r\n"
-    ",dtd/c.jpg,8,8,4,4,train,,\r\n";
-
-// The label layers of the default dataset, row-major 4x4.
-const Layer kAObject = {1, 1, 1, 1,  //
-                        1, 1, 2, 2,  //
-                        0, 4, 4, 2,  //
-                        0, 4, 4, 0};
-const Layer kAPart1 = {0, 0, 0, 0,  //
-                       0, 0, 0, 0,  //
-                       0, 3, 0, 0,  //
-                       0, 0, 3, 0};
-const Layer kAPart2 = {0, 0, 0, 0,  //
-                       0, 0, 0, 0,  //
-                       0, 5, 5, 0,  //
-                       0, 5, 0, 0};
-const Layer kBObject = {1, 1, 1, 1,  //
-                        1, 1, 1, 1,  //
-                        3, 3, 0, 0,  //
-                        3, 3, 0, 0};
-
-// Writes a Broden-coded PNG: label = R + 256*G, with a non-zero blue channel that must be ignored.
-void WriteLabelPng(const std::string& path, int rows, int cols, const Layer& labels,
-                   int channels = 3) {
-  cv::Mat mat(rows, cols, CV_8UC(channels));
-  for (int r = 0; r < rows; ++r) {
-    for (int c = 0; c < cols; ++c) {
-      uint8_t* px = mat.ptr<uint8_t>(r) + c * channels;
-      const uint16_t v = labels[r * cols + c];
-      px[0] = 77;                             // B
-      px[1] = static_cast<uint8_t>(v / 256);  // G
-      px[2] = static_cast<uint8_t>(v % 256);  // R
-      if (channels == 4) px[3] = 128;         // A
-    }
-  }
-  ASSERT_TRUE(cv::imwrite(path, mat)) << path;
-}
-
-class BrodenDatasetTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    std::string pattern = (fs::path(::testing::TempDir()) / "nd_broden_XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    root_ = pattern;
-    files_ = {{"category.csv", kCategoryCsv}, {"label.csv", kLabelCsv},
-              {"c_object.csv", kObjectCsv},   {"c_part.csv", kPartCsv},
-              {"c_scene.csv", kSceneCsv},     {"index.csv", kIndexCsv}};
-    pngs_ = {{"ade/a_object.png", kAObject},
-             {"ade/a_part_1.png", kAPart1},
-             {"ade/a_part_2.png", kAPart2},
-             {"ade/b_object.png", kBObject}};
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
-
-  // Writes files_ and pngs_ (4x4) under root_.
-  void WriteDataset() {
-    for (const auto& [name, text] : files_) WriteText(name, text);
-    for (const auto& [name, layer] : pngs_) WritePng(name, layer);
-  }
-  void WriteText(const std::string& name, const std::string& text) {
-    const fs::path path = fs::path(root_) / name;
-    fs::create_directories(path.parent_path());
-    std::ofstream(path, std::ios::binary) << text;
-  }
-  void WritePng(const std::string& name, const Layer& layer, int rows = 4, int cols = 4) {
-    const fs::path path = fs::path(root_) / "images" / name;
-    fs::create_directories(path.parent_path());
-    WriteLabelPng(path.string(), rows, cols, layer);
-  }
-  StatusOr<BrodenDataset> Open(std::vector<std::string> categories = {}) {
-    WriteDataset();
-    BrodenOptions options;
-    options.categories = std::move(categories);
-    return BrodenDataset::Open(root_, options);
-  }
-
-  std::string root_;
-  std::map<std::string, std::string> files_;
-  std::map<std::string, Layer> pngs_;
-};
+using namespace broden_testing;  // NOLINT(build/namespaces): the fixture and its data
 
 TEST_F(BrodenDatasetTest, RoundTripOfThreeImageDataset) {
   StatusOr<BrodenDataset> ds = Open();
-  ASSERT_TRUE(ds.ok()) << ds.status().message();
+  ND_ASSERT_OK(ds);
 
   ASSERT_EQ(ds->categories().size(), 3u);
   EXPECT_EQ(ds->categories()[0].name, "object");
@@ -196,7 +72,7 @@ TEST_F(BrodenDatasetTest, RoundTripOfThreeImageDataset) {
             (std::vector<std::string>{"ade/a_part_1.png", "ade/a_part_2.png"}));
 
   StatusOr<ImageLabels> a = ds->ReadLabels(0);
-  ASSERT_TRUE(a.ok()) << a.status().message();
+  ND_ASSERT_OK(a);
   EXPECT_EQ(a->sh, 4);
   EXPECT_EQ(a->sw, 4);
   ASSERT_EQ(a->layers.size(), 3u);
@@ -208,7 +84,7 @@ TEST_F(BrodenDatasetTest, RoundTripOfThreeImageDataset) {
   EXPECT_EQ(a->scalar_category, std::vector<int>{2});
 
   StatusOr<ImageLabels> c = ds->ReadLabels(2);
-  ASSERT_TRUE(c.ok()) << c.status().message();
+  ND_ASSERT_OK(c);
   EXPECT_TRUE(c->layers.empty());
   EXPECT_TRUE(c->scalar_labels.empty());
 
@@ -235,10 +111,10 @@ TEST_F(BrodenDatasetTest, PngLabelsAbove255UseRedPlus256Green) {
   files_["c_object.csv"] = std::string(kObjectCsv) + "5,778,big,1,0.1\r\n";
   pngs_["ade/b_object.png"] = {778, 1, 1, 1, 1, 1, 1, 1, 3, 3, 0, 0, 3, 3, 0, 0};
   StatusOr<BrodenDataset> ds = Open();
-  ASSERT_TRUE(ds.ok()) << ds.status().message();
+  ND_ASSERT_OK(ds);
   EXPECT_EQ(ds->num_labels(), 779);
   StatusOr<ImageLabels> b = ds->ReadLabels(1);
-  ASSERT_TRUE(b.ok()) << b.status().message();
+  ND_ASSERT_OK(b);
   EXPECT_EQ(b->layers[0][0], 778);
 }
 
@@ -256,9 +132,9 @@ TEST_F(BrodenDatasetTest, GrayscalePngIsTheLabelNumber) {
   gray8.at<uint8_t>(0, 2) = 0;
   ASSERT_TRUE(cv::imwrite(dir + "/g8.png", gray8));
   Layer out;
-  ASSERT_TRUE(DecodeLabelPng(dir + "/g16.png", 1, 3, &out).ok());
+  ND_ASSERT_OK(DecodeLabelPng(dir + "/g16.png", 1, 3, &out));
   EXPECT_EQ(out, (Layer{778, 0, 60000}));
-  ASSERT_TRUE(DecodeLabelPng(dir + "/g8.png", 1, 3, &out).ok());
+  ND_ASSERT_OK(DecodeLabelPng(dir + "/g8.png", 1, 3, &out));
   EXPECT_EQ(out, (Layer{5, 255, 0}));
 }
 
@@ -304,7 +180,7 @@ TEST_F(BrodenDatasetTest, PrimaryCategoryTiesGoToTheLaterCategory) {
   files_["c_scene.csv"] = "code,number,name,frequency,coverage\n1,4,d,1,0\n";
   files_["index.csv"] = "image,split,ih,iw,sh,sw,object,part,scene\n";
   StatusOr<BrodenDataset> ds = Open();
-  ASSERT_TRUE(ds.ok()) << ds.status().message();
+  ND_ASSERT_OK(ds);
   EXPECT_EQ(ds->PrimaryCategory(0), -1);
   EXPECT_EQ(ds->PrimaryCategory(1), 1);
   EXPECT_EQ(ds->PrimaryCategory(2), 0);
@@ -317,7 +193,7 @@ TEST_F(BrodenDatasetTest, PrimaryCategoryTiesGoToTheLaterCategory) {
       "name,first,last,count,frequency\npart,1,4,2,1\nobject,1,2,2,1\n"
       "scene,4,4,1,1\n";
   StatusOr<BrodenDataset> swapped = Open();
-  ASSERT_TRUE(swapped.ok()) << swapped.status().message();
+  ND_ASSERT_OK(swapped);
   EXPECT_EQ(swapped->categories()[1].name, "object");
   EXPECT_EQ(swapped->PrimaryCategory(1), 1);  // now object, the later one
   EXPECT_EQ(swapped->PrimaryCategory(4), 2);
@@ -325,9 +201,9 @@ TEST_F(BrodenDatasetTest, PrimaryCategoryTiesGoToTheLaterCategory) {
 
 TEST_F(BrodenDatasetTest, ScalarLabelsCoverTheWholeImage) {
   StatusOr<BrodenDataset> ds = Open();
-  ASSERT_TRUE(ds.ok()) << ds.status().message();
+  ND_ASSERT_OK(ds);
   StatusOr<ImageLabels> b = ds->ReadLabels(1);
-  ASSERT_TRUE(b.ok()) << b.status().message();
+  ND_ASSERT_OK(b);
   EXPECT_EQ(b->scalar_labels, (std::vector<int>{6, 7}));
   EXPECT_EQ(b->scalar_category, (std::vector<int>{2, 2}));
   ASSERT_EQ(b->layers.size(), 1u);
@@ -338,9 +214,9 @@ TEST_F(BrodenDatasetTest, ScalarLabelsCoverTheWholeImage) {
 TEST_F(BrodenDatasetTest, SeveralLayersInOneCategoryKeepTheirOrderAndOverlap) {
   // Pixel (2,1) carries wheel (3) in layer 1 and door (5) in layer 2 at the same time.
   StatusOr<BrodenDataset> ds = Open();
-  ASSERT_TRUE(ds.ok()) << ds.status().message();
+  ND_ASSERT_OK(ds);
   StatusOr<ImageLabels> a = ds->ReadLabels(0);
-  ASSERT_TRUE(a.ok()) << a.status().message();
+  ND_ASSERT_OK(a);
   ASSERT_EQ(a->layers.size(), 3u);
   EXPECT_EQ(a->layer_category[1], 1);
   EXPECT_EQ(a->layer_category[2], 1);
@@ -357,7 +233,7 @@ TEST_F(BrodenDatasetTest, UnselectedCategoriesAreIgnored) {
       "6,ade/a.jpg,8,8,4,4,train,ade/a_object.png,/abs/../../x.png;;999\r\n"
       "6;7,ade/b.jpg,8,6,4,4,val,ade/b_object.png,no_such.png\r\n";
   StatusOr<BrodenDataset> ds = Open({"scene", "object"});
-  ASSERT_TRUE(ds.ok()) << ds.status().message();
+  ND_ASSERT_OK(ds);
   EXPECT_TRUE(ds->categories()[0].selected);
   EXPECT_FALSE(ds->categories()[1].selected);
   EXPECT_TRUE(ds->categories()[2].selected);
@@ -367,7 +243,7 @@ TEST_F(BrodenDatasetTest, UnselectedCategoriesAreIgnored) {
   EXPECT_LT(ds->labels()[5].coverage[1], 0);
   EXPECT_TRUE(ds->images()[0].pixel_layers[1].empty());
   StatusOr<ImageLabels> a = ds->ReadLabels(0);
-  ASSERT_TRUE(a.ok()) << a.status().message();
+  ND_ASSERT_OK(a);
   ASSERT_EQ(a->layers.size(), 1u);
   EXPECT_EQ(a->layers[0], kAObject);
   EXPECT_EQ(a->layer_category, std::vector<int>{0});
@@ -383,9 +259,9 @@ TEST_F(BrodenDatasetTest, UnknownSelectedCategoryListsTheKnownOnes) {
 
 TEST_F(BrodenDatasetTest, PathsMustStayInsideImagesDir) {
   StatusOr<BrodenDataset> ok = Open();
-  ASSERT_TRUE(ok.ok()) << ok.status().message();
+  ND_ASSERT_OK(ok);
   StatusOr<std::string> inside = ok->ResolveImagePath("ade/./x/../a_object.png");
-  ASSERT_TRUE(inside.ok()) << inside.status().message();
+  ND_ASSERT_OK(inside);
   EXPECT_EQ(*inside, root_ + "/images/ade/a_object.png");
   EXPECT_TRUE(Contains(ok->ResolveImagePath("../index.csv").status().message(), "escapes"));
   EXPECT_TRUE(Contains(ok->ResolveImagePath("/etc/passwd").status().message(), "absolute"));
@@ -412,223 +288,6 @@ TEST_F(BrodenDatasetTest, PathsMustStayInsideImagesDir) {
   ASSERT_FALSE(photo.ok());
   EXPECT_TRUE(Contains(photo.status().message(), "index.csv:2: column 'image'"));
 }
-
-// ---- PNG decoding: a hand-made PNG writer that controls filters, chunks and pixel formats -----
-
-uint32_t TestCrc32(const std::string& bytes) {
-  uint32_t crc = 0xffffffffu;
-  for (unsigned char b : bytes) {
-    crc ^= b;
-    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
-  }
-  return ~crc;
-}
-
-std::string BigEndian32(uint32_t v) {
-  return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
-          static_cast<char>(v)};
-}
-
-std::string Chunk(const std::string& type, const std::string& payload) {
-  return BigEndian32(static_cast<uint32_t>(payload.size())) + type + payload +
-         BigEndian32(TestCrc32(type + payload));
-}
-
-// A zlib stream made of stored (uncompressed) deflate blocks of at most `block` bytes.
-std::string StoredZlib(const std::string& raw, size_t block) {
-  std::string z = "\x78\x01";
-  uint32_t a = 1, b = 0;
-  for (unsigned char c : raw) {
-    a = (a + c) % 65521;
-    b = (b + a) % 65521;
-  }
-  size_t pos = 0;
-  do {
-    const size_t n = std::min(block, raw.size() - pos);
-    const bool last = pos + n == raw.size();
-    z += static_cast<char>(last ? 1 : 0);
-    z += static_cast<char>(n & 0xff);
-    z += static_cast<char>(n >> 8);
-    z += static_cast<char>(~n & 0xff);
-    z += static_cast<char>((~n >> 8) & 0xff);
-    z += raw.substr(pos, n);
-    pos += n;
-  } while (pos < raw.size());
-  return z + BigEndian32((b << 16) | a);
-}
-
-uint8_t TestPaeth(int a, int b, int c) {
-  const int p = a + b - c, pa = std::abs(p - a), pb = std::abs(p - b), pc = std::abs(p - c);
-  return static_cast<uint8_t>(pa <= pb && pa <= pc ? a : pb <= pc ? b : c);
-}
-
-struct PngSpec {
-  int bit_depth = 8, color_type = 2;  // 2 = RGB, 6 = RGBA, 0 = gray
-  int idat_chunks = 1;                // the zlib stream is split over this many IDATs
-  std::string extra_chunk;            // inserted after IHDR, e.g. a tRNS chunk
-};
-
-// Encodes `labels` (rows x cols) as a PNG; row r uses filter type r % 5, so every filter occurs.
-std::string MakePng(const Layer& labels, int rows, int cols, const PngSpec& spec) {
-  const int channels = spec.color_type == 2 ? 3 : spec.color_type == 6 ? 4 : 1;
-  const size_t bpp = channels * spec.bit_depth / 8, row_bytes = cols * bpp;
-  std::vector<std::vector<uint8_t>> pixels(rows, std::vector<uint8_t>(row_bytes));
-  for (int r = 0; r < rows; ++r) {
-    for (int c = 0; c < cols; ++c) {
-      const uint16_t v = labels[r * cols + c];
-      uint8_t* px = pixels[r].data() + c * bpp;
-      if (channels == 1 && spec.bit_depth == 16) {
-        px[0] = static_cast<uint8_t>(v >> 8);
-        px[1] = static_cast<uint8_t>(v);
-      } else if (channels == 1) {
-        px[0] = static_cast<uint8_t>(v);
-      } else {
-        px[0] = static_cast<uint8_t>(v % 256);  // R
-        px[1] = static_cast<uint8_t>(v / 256);  // G
-        px[2] = static_cast<uint8_t>(v * 7);    // B: noise that must be ignored
-        if (channels == 4) px[3] = static_cast<uint8_t>(255 - v);
-      }
-    }
-  }
-  std::string raw;
-  const std::vector<uint8_t> zero(row_bytes, 0);
-  for (int r = 0; r < rows; ++r) {
-    const int filter = r % 5;
-    const std::vector<uint8_t>& cur = pixels[r];
-    const std::vector<uint8_t>& prev = r > 0 ? pixels[r - 1] : zero;
-    raw += static_cast<char>(filter);
-    for (size_t i = 0; i < row_bytes; ++i) {
-      const int a = i >= bpp ? cur[i - bpp] : 0, b = prev[i], c = i >= bpp ? prev[i - bpp] : 0;
-      const int predictor = filter == 0   ? 0
-                            : filter == 1 ? a
-                            : filter == 2 ? b
-                            : filter == 3 ? (a + b) / 2
-                                          : TestPaeth(a, b, c);
-      raw += static_cast<char>(static_cast<uint8_t>(cur[i] - predictor));
-    }
-  }
-  const std::string z = StoredZlib(raw, 1000);
-  std::string png = "\x89PNG\r\n\x1a\n";
-  png += Chunk("IHDR", BigEndian32(cols) + BigEndian32(rows) +
-                           std::string{static_cast<char>(spec.bit_depth),
-                                       static_cast<char>(spec.color_type), 0, 0, 0});
-  png += spec.extra_chunk;
-  png += Chunk("tEXt", std::string("Comment\0ancillary chunk, skipped", 32));
-  const size_t piece = (z.size() + spec.idat_chunks - 1) / spec.idat_chunks;
-  for (size_t pos = 0; pos < z.size(); pos += piece) png += Chunk("IDAT", z.substr(pos, piece));
-  return png + Chunk("IEND", "");
-}
-
-Layer PseudoRandomLayer(int n, uint32_t seed, uint16_t max_value) {
-  Layer layer(n);
-  for (uint16_t& v : layer) {
-    seed = seed * 1664525u + 1013904223u;
-    v = static_cast<uint16_t>((seed >> 8) % (uint32_t{max_value} + 1));
-  }
-  return layer;
-}
-
-TEST_F(BrodenDatasetTest, FastPngPathHandlesEveryFilterFormatAndIdatSplit) {
-  const int rows = 13, cols = 11;  // odd sizes, 13 rows = every filter type at least twice
-  struct Case {
-    PngSpec spec;
-    uint16_t max_value;
-  };
-  const std::vector<Case> cases = {
-      {{8, 2, 1, ""}, 65535}, {{8, 2, 4, ""}, 65535},  {{8, 6, 1, ""}, 65535},
-      {{8, 0, 3, ""}, 255},   {{16, 0, 1, ""}, 65535},
-  };
-  int k = 0;
-  for (const Case& c : cases) {
-    const Layer layer = PseudoRandomLayer(rows * cols, 17 + k, c.max_value);
-    const std::string name = "png/fast" + std::to_string(k++) + ".png";
-    WriteText(name, MakePng(layer, rows, cols, c.spec));
-    Layer out;
-    bool fast = false;
-    const Status status = DecodeLabelPng(root_ + "/" + name, rows, cols, &out, &fast);
-    ASSERT_TRUE(status.ok()) << name << ": " << status.message();
-    EXPECT_TRUE(fast) << name;
-    EXPECT_EQ(out, layer) << name << " depth " << c.spec.bit_depth << " type " << c.spec.color_type
-                          << " idat " << c.spec.idat_chunks;
-    // OpenCV reads the same file to the same labels (the reference decoder).
-    const cv::Mat mat = cv::imread(root_ + "/" + name, cv::IMREAD_UNCHANGED);
-    ASSERT_FALSE(mat.empty()) << name;
-    EXPECT_EQ(mat.rows, rows);
-    const Status wrong_size = DecodeLabelPng(root_ + "/" + name, rows, cols + 1, &out);
-    EXPECT_TRUE(Contains(wrong_size.message(), "size 13x11 (rows x cols) differs")) << name;
-  }
-}
-
-TEST_F(BrodenDatasetTest, FastPngPathPaethTieGoesToTheAbovePixel) {
-  // Row 4 uses the Paeth filter. For its second pixel left a=2, above b=8, above-left c=4:
-  // p = 6, |p-b| = |p-c| = 2 < |p-a| = 4, a tie that the PNG spec resolves to b.
-  const Layer layer = {1, 2, 3, 4, 5, 6, 4, 8, 2, 77};
-  PngSpec gray;
-  gray.color_type = 0;
-  WriteText("png/paeth.png", MakePng(layer, 5, 2, gray));
-  Layer out;
-  bool fast = false;
-  ASSERT_TRUE(DecodeLabelPng(root_ + "/png/paeth.png", 5, 2, &out, &fast).ok());
-  EXPECT_TRUE(fast);
-  EXPECT_EQ(out, layer);
-}
-
-TEST_F(BrodenDatasetTest, OpenCvWrittenNoisePngsDecodeExactly) {
-  // libpng's adaptive filtering picks Sub/Up/Average/Paeth on noisy rows; compressed IDAT.
-  int k = 0;
-  for (const auto& [rows, cols] : std::vector<std::pair<int, int>>{{112, 112}, {7, 3}, {1, 1}}) {
-    for (int channels : {3, 4}) {
-      const Layer layer = PseudoRandomLayer(rows * cols, 99 + k, 65535);
-      const std::string path = root_ + "/noise" + std::to_string(k++) + ".png";
-      WriteLabelPng(path, rows, cols, layer, channels);
-      Layer out;
-      bool fast = false;
-      ASSERT_TRUE(DecodeLabelPng(path, rows, cols, &out, &fast).ok()) << path;
-      EXPECT_TRUE(fast) << path;
-      EXPECT_EQ(out, layer) << path;
-    }
-  }
-}
-
-TEST_F(BrodenDatasetTest, PngWithTransparencyChunkFallsBackToOpenCv) {
-  // A tRNS chunk makes OpenCV add an alpha channel; labels must be the same either way.
-  const Layer layer = PseudoRandomLayer(6 * 5, 5, 65535);
-  PngSpec spec;
-  spec.extra_chunk = Chunk("tRNS", std::string("\0\1\0\2\0\3", 6));
-  WriteText("png/trns.png", MakePng(layer, 6, 5, spec));
-  Layer out;
-  bool fast = true;
-  const Status status = DecodeLabelPng(root_ + "/png/trns.png", 6, 5, &out, &fast);
-  ASSERT_TRUE(status.ok()) << status.message();
-  EXPECT_FALSE(fast);
-  EXPECT_EQ(out, layer);
-}
-
-TEST_F(BrodenDatasetTest, DamagedPngIsDataLossNotGarbage) {
-  const Layer layer = PseudoRandomLayer(8 * 8, 3, 65535);
-  const std::string good = MakePng(layer, 8, 8, PngSpec());
-  // One flipped byte inside the IDAT payload: the chunk CRC no longer matches.
-  std::string flipped = good;
-  const size_t idat = flipped.find("IDAT");
-  ASSERT_NE(idat, std::string::npos);
-  flipped[idat + 40] = static_cast<char>(flipped[idat + 40] ^ 0x10);
-  WriteText("png/flipped.png", flipped);
-  Layer out;
-  const Status bad_crc = DecodeLabelPng(root_ + "/png/flipped.png", 8, 8, &out);
-  EXPECT_EQ(bad_crc.code(), StatusCode::kDataLoss) << bad_crc.message();
-  EXPECT_TRUE(Contains(bad_crc.message(), "flipped.png"));
-
-  WriteText("png/truncated.png", good.substr(0, good.size() / 2));
-  const Status truncated = DecodeLabelPng(root_ + "/png/truncated.png", 8, 8, &out);
-  EXPECT_EQ(truncated.code(), StatusCode::kDataLoss) << truncated.message();
-
-  WriteText("png/empty.png", "");
-  EXPECT_EQ(DecodeLabelPng(root_ + "/png/empty.png", 8, 8, &out).code(), StatusCode::kDataLoss);
-
-  fs::create_directories(root_ + "/png/dir.png");
-  EXPECT_FALSE(DecodeLabelPng(root_ + "/png/dir.png", 8, 8, &out).ok());
-}
-
 // Malformed CSV inputs: Open() fails with a message naming the file and the 1-based line.
 struct MalformedCase {
   const char* test_name;
@@ -749,7 +408,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST_F(BrodenDatasetTest, PixelLabelWithoutRowNamesPngAndIndexLine) {
   pngs_["ade/a_part_2.png"] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 300};
   StatusOr<BrodenDataset> ds = Open();
-  ASSERT_TRUE(ds.ok()) << ds.status().message();
+  ND_ASSERT_OK(ds);
   StatusOr<ImageLabels> a = ds->ReadLabels(0);
   ASSERT_FALSE(a.ok());
   const std::string& m = a.status().message();
@@ -766,7 +425,7 @@ TEST_F(BrodenDatasetTest, PixelLabelInGapOfLabelNumbersIsAnError) {
       "5,door,,1,1,\n6,street-s,,1,1,\n7,beach,,1,1,\n";
   files_["c_object.csv"] = "code,number,name,frequency,coverage\n1,1,sky,2,0.5\n";
   StatusOr<BrodenDataset> ds = Open();
-  ASSERT_TRUE(ds.ok()) << ds.status().message();
+  ND_ASSERT_OK(ds);
   EXPECT_EQ(ds->num_labels(), 8);
   EXPECT_FALSE(ds->labels()[4].defined);
   StatusOr<ImageLabels> a = ds->ReadLabels(0);
@@ -777,7 +436,7 @@ TEST_F(BrodenDatasetTest, PixelLabelInGapOfLabelNumbersIsAnError) {
 
 TEST_F(BrodenDatasetTest, PngSizeMismatchNamesPngAndIndexLine) {
   StatusOr<BrodenDataset> ds = Open();
-  ASSERT_TRUE(ds.ok()) << ds.status().message();
+  ND_ASSERT_OK(ds);
   WritePng("ade/b_object.png", Layer(6, 1), 2, 3);
   StatusOr<ImageLabels> b = ds->ReadLabels(1);
   ASSERT_FALSE(b.ok());
@@ -788,7 +447,7 @@ TEST_F(BrodenDatasetTest, PngSizeMismatchNamesPngAndIndexLine) {
 
 TEST_F(BrodenDatasetTest, MissingOrUnreadablePngNamesPngAndIndexLine) {
   StatusOr<BrodenDataset> ds = Open();
-  ASSERT_TRUE(ds.ok()) << ds.status().message();
+  ND_ASSERT_OK(ds);
   fs::remove(root_ + "/images/ade/a_part_1.png");
   StatusOr<ImageLabels> missing = ds->ReadLabels(0);
   ASSERT_FALSE(missing.ok());

@@ -21,20 +21,17 @@
 
 #include "common/broden/broden_dataset.h"
 #include "common/broden/csv.h"
+#include "tests/testing/files.h"
+#include "tests/testing/status_assertions.h"
 #include "tools/make_broden/synth_labels.h"
 
 namespace nd {
 namespace {
 
+using ::nd::testing::ReadAll;
+
 namespace fs = std::filesystem;
 using namespace nd::synth;  // NOLINT: the label constants
-
-std::string ReadAll(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 std::vector<std::string> Split(const std::string& s, char sep) {
   std::vector<std::string> out;
@@ -79,7 +76,7 @@ class BrodenGeneratorTest : public ::testing::Test {
     o.image_size = size;
     BrodenGenerator gen(o);
     auto summary = gen.Run();
-    EXPECT_TRUE(summary.ok()) << summary.status().ToString();
+    ND_EXPECT_OK(summary);
     if (summary.ok()) last_summary_ = *summary;
     return root_ / name;
   }
@@ -307,7 +304,7 @@ TEST_F(BrodenGeneratorTest, OtherImageSizesHaveHalfSizeSegmentation) {
 TEST_F(BrodenGeneratorTest, ReaderRecountMatchesWrittenStatistics) {
   const fs::path dir = Generate("ds", 36, 21, 2);
   auto ds = BrodenDataset::Open(dir.string());
-  ASSERT_TRUE(ds.ok()) << ds.status().ToString();
+  ND_ASSERT_OK(ds);
   ASSERT_EQ(ds->num_labels(), kNumLabels);
   ASSERT_EQ(ds->categories().size(), static_cast<size_t>(kNumCategories));
   for (int c = 0; c < kNumCategories; ++c) EXPECT_EQ(ds->categories()[c].name, CategoryName(c));
@@ -319,7 +316,7 @@ TEST_F(BrodenGeneratorTest, ReaderRecountMatchesWrittenStatistics) {
   int64_t grid = 0;
   for (size_t i = 0; i < ds->images().size(); ++i) {
     auto labels = ds->ReadLabels(i);
-    ASSERT_TRUE(labels.ok()) << labels.status().ToString();
+    ND_ASSERT_OK(labels);
     grid = static_cast<int64_t>(labels->sh) * labels->sw;
     std::vector<std::set<int>> seen(kNumCategories);
     for (size_t k = 0; k < labels->layers.size(); ++k) {
@@ -345,7 +342,7 @@ TEST_F(BrodenGeneratorTest, ReaderRecountMatchesWrittenStatistics) {
   for (int c = 0; c < kNumCategories; ++c) {
     auto table =
         CsvTable::ReadFile((dir / ("c_" + std::string(CategoryName(c)) + ".csv")).string());
-    ASSERT_TRUE(table.ok()) << table.status().ToString();
+    ND_ASSERT_OK(table);
     const int code_col = table->ColumnIndex("code"), num_col = table->ColumnIndex("number");
     const int freq_col = table->ColumnIndex("frequency"), cov_col = table->ColumnIndex("coverage");
     ASSERT_GE(std::min({code_col, num_col, freq_col, cov_col}), 0);
@@ -371,7 +368,7 @@ TEST_F(BrodenGeneratorTest, ReaderRecountMatchesWrittenStatistics) {
   }
   // label.csv: frequency and coverage summed over categories; "cat(n)" list most frequent first.
   auto label_csv = CsvTable::ReadFile((dir / "label.csv").string());
-  ASSERT_TRUE(label_csv.ok());
+  ND_ASSERT_OK(label_csv);
   ASSERT_EQ(label_csv->num_rows(), static_cast<size_t>(kNumLabels - 1));
   int present = 0;
   for (size_t r = 0; r < label_csv->num_rows(); ++r) {
@@ -413,11 +410,11 @@ TEST_F(BrodenGeneratorTest, ReaderRecountMatchesWrittenStatistics) {
 TEST_F(BrodenGeneratorTest, SceneLabelsFollowTheRules) {
   const fs::path dir = Generate("ds", 40, 33, 2);
   auto ds = BrodenDataset::Open(dir.string());
-  ASSERT_TRUE(ds.ok()) << ds.status().ToString();
+  ND_ASSERT_OK(ds);
   std::set<int> scenes;
   for (size_t i = 0; i < ds->images().size(); ++i) {
     auto labels = ds->ReadLabels(i);
-    ASSERT_TRUE(labels.ok()) << labels.status().ToString();
+    ND_ASSERT_OK(labels);
     std::vector<int64_t> object(kNumLabels, 0), material(kNumLabels, 0);
     bool has_object_layer = false;
     for (size_t k = 0; k < labels->layers.size(); ++k) {
@@ -495,7 +492,7 @@ TEST_F(BrodenGeneratorTest, RefusesNonEmptyDirectoryUnlessReplacingADataset) {
   o.overwrite = true;
   o.seed = 2;
   r = BrodenGenerator(o).Run();
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ND_ASSERT_OK(r);
   EXPECT_EQ(Split(ReadAll(ds / "index.csv"), '\n').size(), 4u);  // header + 2 rows + ""
   EXPECT_FALSE(fs::exists(ds / "images/synth/000003.jpg"));      // the old dataset is gone
   // An empty directory is fine.
@@ -503,7 +500,7 @@ TEST_F(BrodenGeneratorTest, RefusesNonEmptyDirectoryUnlessReplacingADataset) {
   fs::create_directories(empty);
   o.out_dir = empty.string();
   o.overwrite = false;
-  EXPECT_TRUE(BrodenGenerator(o).Run().ok());
+  ND_EXPECT_OK(BrodenGenerator(o).Run());
   EXPECT_TRUE(fs::exists(empty / "index.csv"));
 }
 
@@ -550,11 +547,11 @@ TEST_F(BrodenGeneratorTest, NoLabelSitsInTwoLayersAtOnePixel) {
     SCOPED_TRACE(size);
     const fs::path dir = Generate("once" + std::to_string(seed), 60, seed, 2, size);
     auto ds = BrodenDataset::Open(dir.string());
-    ASSERT_TRUE(ds.ok()) << ds.status().ToString();
+    ND_ASSERT_OK(ds);
     int64_t stuff_pixels = 0;
     for (size_t i = 0; i < ds->images().size(); ++i) {
       auto labels = ds->ReadLabels(i);
-      ASSERT_TRUE(labels.ok()) << labels.status().ToString();
+      ND_ASSERT_OK(labels);
       const size_t n = static_cast<size_t>(labels->sh) * labels->sw;
       for (size_t p = 0; p < n; ++p) {
         std::set<uint16_t> seen;

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <random>
 
+#include "tests/testing/status_assertions.h"
+
 namespace nd {
 namespace {
 
@@ -36,7 +38,7 @@ TEST(CalibrateStageTest, HandComputedQuantileOfOneToTen) {
   CalibrateStage stage({{0.1}, 10});
   for (int i = 10; i >= 1; --i) ASSERT_TRUE(stage.Consume(Map(1, 1, 1, {float(i)})).ok());
   auto t = stage.Finish();
-  ASSERT_TRUE(t.ok()) << t.status().message();
+  ND_ASSERT_OK(t);
   ASSERT_EQ(t->size(), 1u);
   EXPECT_NEAR((*t)[0].values[0], 9.1, 1e-12);
   EXPECT_EQ((*t)[0].quantile, 0.1);
@@ -61,10 +63,10 @@ TEST(CalibrateStageTest, EqualsSortOnRandomDataWithPruningAndTies) {
           m.unit(u)[p] = x;
           all[u].push_back(x);
         }
-      ASSERT_TRUE(stage.Consume(m).ok());
+      ND_ASSERT_OK(stage.Consume(m));
     }
     auto t = stage.Finish();
-    ASSERT_TRUE(t.ok());
+    ND_ASSERT_OK(t);
     for (size_t k = 0; k < qs.size(); ++k)
       for (int u = 0; u < units; ++u)
         EXPECT_EQ((*t)[k].values[u], NumpyLinearQuantile(all[u], 1 - qs[k]))
@@ -83,32 +85,32 @@ TEST(CalibrateStageTest, MemoryIsBoundedByTheTail) {
   for (int n = 0; n < images; ++n) {
     ActivationMap m = Map(1, 7, 7, std::vector<float>(49));
     for (float& x : m.data) all.push_back(x = uni(rng));
-    ASSERT_TRUE(stage.Consume(m).ok());
+    ND_ASSERT_OK(stage.Consume(m));
   }
   EXPECT_LT(stage.held_values(), 4000);
   auto t = stage.Finish();
-  ASSERT_TRUE(t.ok());
+  ND_ASSERT_OK(t);
   EXPECT_EQ((*t)[0].values[0], NumpyLinearQuantile(all, 0.995));
 }
 
 TEST(CalibrateStageTest, NanValuesAreCountedAndExcluded) {
   CalibrateStage stage({{0.5}, 2});
-  ASSERT_TRUE(stage.Consume(Map(1, 1, 3, {1, NAN, 3})).ok());
-  ASSERT_TRUE(stage.Consume(Map(1, 1, 3, {2, 4, NAN})).ok());
+  ND_ASSERT_OK(stage.Consume(Map(1, 1, 3, {1, NAN, 3})));
+  ND_ASSERT_OK(stage.Consume(Map(1, 1, 3, {2, 4, NAN})));
   auto t = stage.Finish();
-  ASSERT_TRUE(t.ok());
+  ND_ASSERT_OK(t);
   EXPECT_EQ(stage.nan_values(), 2);
   EXPECT_DOUBLE_EQ((*t)[0].values[0], 2.5);  // median of 1,2,3,4
 }
 
 TEST(CalibrateStageTest, ShapeChangeAndTooManyImagesAreErrors) {
   CalibrateStage stage({{0.1}, 1});
-  ASSERT_TRUE(stage.Consume(Map(2, 1, 1, {1, 2})).ok());
+  ND_ASSERT_OK(stage.Consume(Map(2, 1, 1, {1, 2})));
   Status s = stage.Consume(Map(2, 1, 1, {1, 2}));
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("more images"), std::string::npos);
   CalibrateStage other({{0.1}, 5});
-  ASSERT_TRUE(other.Consume(Map(2, 1, 1, {1, 2})).ok());
+  ND_ASSERT_OK(other.Consume(Map(2, 1, 1, {1, 2})));
   Status shape = other.Consume(Map(1, 1, 2, {1, 2}));
   EXPECT_NE(shape.message().find("differs from the first image's 2x1x1"), std::string::npos);
 }

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "tests/testing/status_assertions.h"
+
 namespace nd {
 namespace {
 
@@ -35,7 +37,7 @@ class ConfigTest : public ::testing::Test {
 
 TEST_F(ConfigTest, DefaultsApplyAndRelativePathsResolveAgainstTheFile) {
   auto c = LoadConfig(Write(kMinimal));
-  ASSERT_TRUE(c.ok()) << c.status().message();
+  ND_ASSERT_OK(c);
   EXPECT_EQ(c->dataset.path, (dir_ / "data").string());
   EXPECT_EQ(c->model.path, (dir_ / "m.pt").string());
   EXPECT_EQ(c->model.layers, std::vector<std::string>{"layer4"});
@@ -52,7 +54,7 @@ TEST_F(ConfigTest, OverridesWinOverTheFile) {
   std::string path = Write(std::string(kMinimal) + "[threshold]\nquantile = 0.01\n");
   auto c = LoadConfig(path, {"threshold.quantile=[0.001, 0.005]", "score.union=lite",
                              "model.layers=[\"layer3\", \"layer4\"]", "model.device=cuda:1"});
-  ASSERT_TRUE(c.ok()) << c.status().message();
+  ND_ASSERT_OK(c);
   EXPECT_EQ(c->threshold.quantiles, (std::vector<double>{0.001, 0.005}));
   EXPECT_EQ(c->score.union_rule, "lite");  // bare string accepted
   EXPECT_EQ(c->model.layers, (std::vector<std::string>{"layer3", "layer4"}));
@@ -139,7 +141,7 @@ TEST_F(ConfigTest, MissingFileIsNotFound) {
 TEST_F(ConfigTest, EffectiveConfigRoundTripsThroughToml) {
   auto a = LoadConfig(Write(kMinimal), {"threshold.quantile=[0.001, 0.01]", "score.union=lite",
                                         "dataset.categories=[\"object\", \"color\"]"});
-  ASSERT_TRUE(a.ok()) << a.status().message();
+  ND_ASSERT_OK(a);
   std::string text = ConfigToToml(*a);
   auto b = LoadConfig(Write(text));
   ASSERT_TRUE(b.ok()) << b.status().message() << "\n" << text;
@@ -157,7 +159,7 @@ namespace {
 // keys, and round-trip through ConfigToToml (the roundtrip test above covers the defaults).
 TEST_F(ConfigTest, ExplainAndStatsKeys) {
   auto d = LoadConfig(Write(kMinimal));
-  ASSERT_TRUE(d.ok());
+  ND_ASSERT_OK(d);
   EXPECT_EQ(d->explain.length, 0);
   EXPECT_EQ(d->explain.beam, 5);
   EXPECT_EQ(d->stats.bootstrap, 0);
@@ -167,7 +169,7 @@ TEST_F(ConfigTest, ExplainAndStatsKeys) {
                             "[explain]\nlength = 3\nbeam = 7\n"
                             "[stats]\nbootstrap = 1000\npermutations = 500\nseed = 42\n"
                             "max_null = true\n"));
-  ASSERT_TRUE(c.ok()) << c.status().message();
+  ND_ASSERT_OK(c);
   EXPECT_EQ(c->explain.length, 3);
   EXPECT_EQ(c->explain.beam, 7);
   EXPECT_EQ(c->stats.bootstrap, 1000);

@@ -9,6 +9,8 @@
 #include <fstream>
 #include <string>
 
+#include "tests/testing/status_assertions.h"
+
 namespace nd {
 namespace {
 
@@ -19,7 +21,7 @@ namespace {
 
 TEST(CsvTest, ReadsColumnsByHeaderName) {
   StatusOr<CsvTable> t = CsvTable::Parse("b,a,c\n1,2,3\n4,5,6\n", "t.csv");
-  ASSERT_TRUE(t.ok()) << t.status().message();
+  ND_ASSERT_OK(t);
   ASSERT_EQ(t->num_rows(), 2u);
   EXPECT_EQ(t->ColumnIndex("a"), 1);
   EXPECT_EQ(t->ColumnIndex("zzz"), -1);
@@ -31,7 +33,7 @@ TEST(CsvTest, ReadsColumnsByHeaderName) {
 
 TEST(CsvTest, ToleratesCrlfBomBlankLinesAndMissingFinalNewline) {
   StatusOr<CsvTable> t = CsvTable::Parse("\xEF\xBB\xBFx,y\r\n\r\n1,2\r\n\n3,4", "t.csv");
-  ASSERT_TRUE(t.ok()) << t.status().message();
+  ND_ASSERT_OK(t);
   EXPECT_EQ(t->header()[0], "x");  // BOM not part of the name
   ASSERT_EQ(t->num_rows(), 2u);
   EXPECT_EQ(t->cell(0, 1), "2");  // no stray '\r'
@@ -43,7 +45,7 @@ TEST(CsvTest, ToleratesCrlfBomBlankLinesAndMissingFinalNewline) {
 TEST(CsvTest, QuotedFieldsWithCommasQuotesAndNewlines) {
   StatusOr<CsvTable> t = CsvTable::Parse(
       "name,syns\n\"a,b\",\"say \"\"hi\"\"\"\n\"two\nlines\",x\nlast,\"\"\n", "t.csv");
-  ASSERT_TRUE(t.ok()) << t.status().message();
+  ND_ASSERT_OK(t);
   ASSERT_EQ(t->num_rows(), 3u);
   EXPECT_EQ(t->cell(0, 0), "a,b");
   EXPECT_EQ(t->cell(0, 1), "say \"hi\"");
@@ -55,7 +57,7 @@ TEST(CsvTest, QuotedFieldsWithCommasQuotesAndNewlines) {
 
 TEST(CsvTest, EmptyFieldsAndTrailingEmptyField) {
   StatusOr<CsvTable> t = CsvTable::Parse("a,b,c\n,,\n1,,\n", "t.csv");
-  ASSERT_TRUE(t.ok()) << t.status().message();
+  ND_ASSERT_OK(t);
   ASSERT_EQ(t->num_rows(), 2u);
   EXPECT_EQ(t->cell(0, 0), "");
   EXPECT_EQ(t->cell(1, 0), "1");
@@ -93,9 +95,9 @@ TEST(CsvTest, EmptyFileAndDuplicateColumnsAreErrors) {
 
 TEST(CsvTest, RequireColumnListsTheColumns) {
   StatusOr<CsvTable> t = CsvTable::Parse("a,b\n", "h.csv");
-  ASSERT_TRUE(t.ok());
+  ND_ASSERT_OK(t);
   StatusOr<int> b = t->RequireColumn("b");
-  ASSERT_TRUE(b.ok());
+  ND_ASSERT_OK(b);
   EXPECT_EQ(*b, 1);
   StatusOr<int> z = t->RequireColumn("z");
   ASSERT_FALSE(z.ok());
@@ -104,7 +106,7 @@ TEST(CsvTest, RequireColumnListsTheColumns) {
 
 TEST(CsvTest, TypedCellsAndTheirErrors) {
   StatusOr<CsvTable> t = CsvTable::Parse("n,x\n42,4.225474\n-7,1e-05\nabc, 1\n99,nan\n", "v.csv");
-  ASSERT_TRUE(t.ok());
+  ND_ASSERT_OK(t);
   EXPECT_EQ(*t->GetInt(0, 0), 42);
   EXPECT_EQ(*t->GetInt(1, 0), -7);
   EXPECT_DOUBLE_EQ(*t->GetDouble(0, 1), 4.225474);
@@ -149,7 +151,7 @@ TEST(CsvTest, ReadFileReadsFromDisk) {
   }
   StatusOr<CsvTable> t = CsvTable::ReadFile(path.string());
   std::filesystem::remove(path);
-  ASSERT_TRUE(t.ok()) << t.status().message();
+  ND_ASSERT_OK(t);
   ASSERT_EQ(t->num_rows(), 1u);
   EXPECT_EQ(t->cell(0, 1), "x,y");
   EXPECT_EQ(t->name(), path.string());

@@ -17,7 +17,8 @@
 #include "common/base/digest.h"
 #include "common/base/file_identity.h"
 #include "stages/decode/decode_stage.h"
-#include "tests/score_testing.h"
+#include "tests/testing/score_testing.h"
+#include "tests/testing/status_assertions.h"
 
 namespace nd {
 namespace {
@@ -53,7 +54,7 @@ class DecodeMemoTest : public ::testing::Test {
       ASSERT_TRUE(cv::imwrite(dir_ + "/images/img" + std::to_string(i) + ".jpg", photo));
     }
     auto ds = BrodenDataset::Open(dir_);
-    ASSERT_TRUE(ds.ok()) << ds.status().ToString();
+    ND_ASSERT_OK(ds);
     dataset_ = std::make_unique<BrodenDataset>(std::move(ds).value());
   }
   void TearDown() override { fs::remove_all(dir_); }
@@ -143,12 +144,12 @@ TEST(FileDigestMemoTest, LookupTrustsOnlySettledEntriesOfTheSamePathAndIdentity)
   ASSERT_FALSE(dir.empty());
   {
     auto cache = ActivationCache::Open({dir + "/cache"});
-    ASSERT_TRUE(cache.ok()) << cache.status().ToString();
+    ND_ASSERT_OK(cache);
     FileDigestMemo memo(&*cache);
     const FileIdentity id{1, 2, 3, 10'000'000'000, 10'000'000'000};
     FileDigestEntry settled{"/x/settled.jpg", id, 12'000'000'001, std::string(64, 'd')};
     FileDigestEntry racy{"/x/racy.jpg", id, 11'999'999'999, std::string(64, 'e')};
-    ASSERT_TRUE(memo.Record({settled, racy}).ok());
+    ND_ASSERT_OK(memo.Record({settled, racy}));
     EXPECT_EQ(memo.Lookup("/x/settled.jpg", id), std::string(64, 'd'));
     EXPECT_EQ(memo.Lookup("/x/racy.jpg", id), "");  // changed 2 s or less before its stat
     FileIdentity touched = id;
@@ -159,7 +160,7 @@ TEST(FileDigestMemoTest, LookupTrustsOnlySettledEntriesOfTheSamePathAndIdentity)
     EXPECT_EQ(memo.Lookup("/x/settled.jpg", replaced), "");
     EXPECT_EQ(memo.Lookup("/x/other.jpg", id), "");
     // A damaged entry is a miss, not an error.
-    ASSERT_TRUE(cache->PutBatch({{FileDigestKey("/x/bad.jpg"), "garbage"}}).ok());
+    ND_ASSERT_OK(cache->PutBatch({{FileDigestKey("/x/bad.jpg"), "garbage"}}));
     EXPECT_EQ(memo.Lookup("/x/bad.jpg", id), "");
   }
   fs::remove_all(dir);

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <string>
 
+#include "tests/testing/status_assertions.h"
+
 namespace nd {
 namespace {
 
@@ -53,7 +55,7 @@ TEST(Sha256Test, FileDigestAndMissingFile) {
   ASSERT_EQ(write(fd, "abc", 3), 3);
   close(fd);
   auto hex = Sha256File(tmpl);
-  ASSERT_TRUE(hex.ok()) << hex.status().message();
+  ND_ASSERT_OK(hex);
   EXPECT_EQ(*hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   std::remove(tmpl);
 

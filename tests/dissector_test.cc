@@ -14,32 +14,22 @@
 #include <vector>
 
 #include "common/results/result_files.h"
-#include "tests/score_testing.h"
+#include "tests/testing/score_testing.h"
+#include "tests/testing/status_assertions.h"
 
 namespace nd {
 namespace {
 
 namespace fs = std::filesystem;
 using testing_score::Get;
-using testing_score::MakeTempDir;
 using testing_score::RandomActivations;
 using testing_score::RefAddImage;
 using testing_score::RefCounts;
 using testing_score::TestBroden;
 using testing_score::WriteTestBroden;
 
-class TempDir {
- public:
-  TempDir() : path_(MakeTempDir("score")) {}
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using ::nd::testing::TempDir;
+std::string ReadFile(const std::string& path) { return ::nd::testing::ReadAll(path); }
 
 Dissector::FetchFn FetchFrom(const std::map<size_t, ActivationMap>* maps) {
   return [maps](size_t row, ActivationMap* out) -> Status {
@@ -48,13 +38,6 @@ Dissector::FetchFn FetchFrom(const std::map<size_t, ActivationMap>* maps) {
     *out = it->second;
     return Status::Ok();
   };
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
 }
 
 // The hand example. Categories object, part, scene (part not selected). Labels: 1 tree (object),
@@ -99,7 +82,7 @@ class HandExampleTest : public ::testing::Test {
     BrodenOptions opt;
     opt.categories = {"scene", "object"};
     StatusOr<BrodenDataset> ds = BrodenDataset::Open(dir_.path(), opt);
-    ASSERT_TRUE(ds.ok()) << ds.status().ToString();
+    ND_ASSERT_OK(ds);
     dataset_ = std::make_unique<BrodenDataset>(std::move(ds).value());
     ActivationMap m;
     m.units = 3;
@@ -114,13 +97,13 @@ class HandExampleTest : public ::testing::Test {
     opt.union_rule = rule;
     opt.workers = workers;
     auto stage = Dissector::Create(dataset_.get(), opt);
-    EXPECT_TRUE(stage.ok());
+    ND_EXPECT_OK(stage);
     auto report = (*stage)->Run({0, 1}, {1.0, 1.0, 1.0}, FetchFrom(&maps_));
-    EXPECT_TRUE(report.ok()) << report.status().ToString();
+    ND_EXPECT_OK(report);
     return std::move(report).value();
   }
 
-  TempDir dir_;
+  TempDir dir_{"score"};
   std::unique_ptr<BrodenDataset> dataset_;
   std::map<size_t, ActivationMap> maps_;
 };
@@ -166,7 +149,7 @@ TEST_F(HandExampleTest, LiteCountsAndIou) {
 
 TEST_F(HandExampleTest, TallyCsvIsLiteral) {
   const std::string path = dir_.path() + "/tally.csv";
-  ASSERT_TRUE(WriteTallyCsv(Score(UnionRule::kPaper, 1).results, *dataset_, path).ok());
+  ND_ASSERT_OK(WriteTallyCsv(Score(UnionRule::kPaper, 1).results, *dataset_, path));
   const std::string want =
       "unit,category,label,score,object-label,object-truth,object-activation,object-intersect,"
       "object-iou,scene-label,scene-truth,scene-activation,scene-intersect,scene-iou\r\n"
@@ -178,7 +161,7 @@ TEST_F(HandExampleTest, TallyCsvIsLiteral) {
   EXPECT_EQ(ReadFile(path), want);
   EXPECT_FALSE(fs::exists(path + ".tmp." + std::to_string(::getpid())));
 
-  ASSERT_TRUE(WriteTallyCsv(Score(UnionRule::kLite, 1).results, *dataset_, path).ok());
+  ND_ASSERT_OK(WriteTallyCsv(Score(UnionRule::kLite, 1).results, *dataset_, path));
   const std::string text = ReadFile(path);
   const std::string row1 =
       "1,scene,\"beach, sandy-s\",0.5,tree,12.0,8.0,6.0,0.42857142857142855,\"beach, "
@@ -201,17 +184,17 @@ TEST_F(HandExampleTest, DegenerateCategoriesAreWrittenAsEachPresetDoes) {
   BrodenOptions opt;
   opt.categories = {"part", "scene"};
   auto ds = BrodenDataset::Open(dir_.path(), opt);
-  ASSERT_TRUE(ds.ok()) << ds.status().ToString();
+  ND_ASSERT_OK(ds);
   auto tally = [&](UnionRule rule) {
     ScoreOptions so;
     so.union_rule = rule;
     so.workers = 1;
     auto stage = Dissector::Create(&*ds, so);
-    EXPECT_TRUE(stage.ok());
+    ND_EXPECT_OK(stage);
     auto report = (*stage)->Run({0, 1}, {1.0, 1.0, 1.0}, FetchFrom(&maps_));
-    EXPECT_TRUE(report.ok()) << report.status().ToString();
+    ND_EXPECT_OK(report);
     auto text = FormatTallyCsv(report->results, *ds);
-    EXPECT_TRUE(text.ok());
+    ND_EXPECT_OK(text);
     return *text;
   };
   const std::string header =
@@ -283,7 +266,7 @@ class RandomDatasetTest : public ::testing::Test {
     std::mt19937 rng(2024);
     ASSERT_TRUE(WriteTestBroden(RandomBroden(&rng), dir_.path()));
     StatusOr<BrodenDataset> ds = BrodenDataset::Open(dir_.path());
-    ASSERT_TRUE(ds.ok()) << ds.status().ToString();
+    ND_ASSERT_OK(ds);
     dataset_ = std::make_unique<BrodenDataset>(std::move(ds).value());
     for (int l = 0; l < dataset_->num_labels(); ++l)
       primary_.push_back(dataset_->PrimaryCategory(l));
@@ -298,7 +281,7 @@ class RandomDatasetTest : public ::testing::Test {
     RefCounts ref;
     for (size_t row : rows) {
       StatusOr<ImageLabels> lab = dataset_->ReadLabels(row);
-      EXPECT_TRUE(lab.ok()) << lab.status().ToString();
+      ND_EXPECT_OK(lab);
       RefAddImage(*lab, maps_[row], thresholds_, primary_, rule, &ref);
     }
     return ref;
@@ -318,7 +301,7 @@ class RandomDatasetTest : public ::testing::Test {
 
   static constexpr int kUnits = 5;
   const std::vector<double> thresholds_ = {0.0, 1.0, 0.5, 2.0, -0.5};
-  TempDir dir_;
+  TempDir dir_{"score"};
   std::unique_ptr<BrodenDataset> dataset_;
   std::vector<int> primary_;
   std::map<size_t, ActivationMap> maps_;
@@ -337,12 +320,12 @@ TEST_F(RandomDatasetTest, MatchesReferenceForAnyWorkersOrderAndPreparation) {
       opt.workers = variant == 0 ? 1 : 3;
       auto stage = Dissector::Create(dataset_.get(), opt).value();
       if (variant == 3) {
-        ASSERT_TRUE(stage->PrepareLabels(rows_).ok());
+        ND_ASSERT_OK(stage->PrepareLabels(rows_));
         EXPECT_GT(stage->PreparedLabelBytes(), 0u);
         EXPECT_NE(stage->PreparedLabelIndex(0), nullptr);
       }
       auto rep = stage->Run(variant >= 2 ? shuffled : rows_, thresholds_, FetchFrom(&maps_));
-      ASSERT_TRUE(rep.ok()) << rep.status().ToString();
+      ND_ASSERT_OK(rep);
       EXPECT_EQ(rep->images_scored, static_cast<int64_t>(rows_.size()));
       EXPECT_EQ(rep->images_skipped, 0);
       ExpectCounts(rep->results, ref);
@@ -381,11 +364,11 @@ TEST_F(RandomDatasetTest, BadImagesAreSkippedWithReasons) {
     opt.workers = 2;
     auto stage = Dissector::Create(dataset_.get(), opt).value();
     if (prepare) {
-      ASSERT_TRUE(stage->PrepareLabels(rows_).ok());
+      ND_ASSERT_OK(stage->PrepareLabels(rows_));
       EXPECT_EQ(stage->PreparedLabelIndex(2), nullptr);
     }
     auto rep = stage->Run(rows_, thresholds_, FetchFrom(&maps_));
-    ASSERT_TRUE(rep.ok()) << rep.status().ToString();
+    ND_ASSERT_OK(rep);
     EXPECT_EQ(rep->images_scored, static_cast<int64_t>(good.size()));
     ASSERT_EQ(rep->skipped.size(), 3u);
     EXPECT_EQ(rep->skipped[0].row, 2u);
@@ -432,9 +415,9 @@ TEST_F(RandomDatasetTest, SuppliedLabelIndexIsUsed) {
   auto idx = std::make_shared<const LabelIndex>(
       LabelIndex::Build(empty, primary_, static_cast<int>(dataset_->categories().size())).value());
   auto stage = Dissector::Create(dataset_.get(), ScoreOptions{}).value();
-  ASSERT_TRUE(stage->SetLabelIndex(0, idx).ok());
+  ND_ASSERT_OK(stage->SetLabelIndex(0, idx));
   auto rep = stage->Run(rows_, thresholds_, FetchFrom(&maps_));
-  ASSERT_TRUE(rep.ok());
+  ND_ASSERT_OK(rep);
   std::vector<size_t> rest(rows_.begin() + 1, rows_.end());
   ExpectCounts(rep->results, Reference(rest, UnionRule::kPaper));
   EXPECT_EQ(rep->images_scored, static_cast<int64_t>(rows_.size()));

@@ -18,19 +18,16 @@
 
 #include "common/broden/broden_dataset.h"
 #include "common/broden/csv.h"
+#include "tests/testing/files.h"
+#include "tests/testing/status_assertions.h"
 #include "tools/make_broden/broden_generator.h"
 
 namespace nd {
 namespace {
 
-namespace fs = std::filesystem;
+using ::nd::testing::ReadAll;
 
-std::string ReadAll(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+namespace fs = std::filesystem;
 
 std::string Fixed6(double v) {
   char buf[64];
@@ -76,9 +73,9 @@ class ExpandDatasetTest : public ::testing::Test {
     g.image_size = 64;
     g.threads = 2;
     auto made = BrodenGenerator(g).Run();
-    ASSERT_TRUE(made.ok()) << made.status().message();
+    ND_ASSERT_OK(made);
     auto expanded = Expand("x", 2);
-    ASSERT_TRUE(expanded.ok()) << expanded.status().message();
+    ND_ASSERT_OK(expanded);
     summary_ = *expanded;
   }
   static void TearDownTestSuite() { fs::remove_all(root_); }
@@ -101,7 +98,7 @@ ExpandSummary ExpandDatasetTest::summary_;
 
 TEST_F(ExpandDatasetTest, EveryNamedFileIsTheSourceFileHardLinked) {
   auto src = BrodenDataset::Open((root_ / "src").string());
-  ASSERT_TRUE(src.ok()) << src.status().message();
+  ND_ASSERT_OK(src);
   int files = 0;
   for (const BrodenImage& image : src->images()) {
     std::vector<std::string> named = {image.image};
@@ -130,7 +127,7 @@ TEST_F(ExpandDatasetTest, SourceCsvRowsArePrefixesAndNewNumbersFollowTheLargest)
     EXPECT_EQ(ReadAll(s / c), ReadAll(x / c)) << c;
   }
   auto src = BrodenDataset::Open(s.string());
-  ASSERT_TRUE(src.ok()) << src.status().message();
+  ND_ASSERT_OK(src);
   const int m = src->num_labels() - 1;
   auto labels = RowsBy(x / "label.csv", "name");
   const char* names[4] = {"upper-half", "lower-half", "horizontal-edge", "vertical-edge"};
@@ -142,7 +139,7 @@ TEST_F(ExpandDatasetTest, SourceCsvRowsArePrefixesAndNewNumbersFollowTheLargest)
   EXPECT_EQ(part["lower-half"]["code"], std::to_string(part_count + 2));
   // category.csv: source rows other than part unchanged, edge last.
   auto table = CsvTable::ReadFile((x / "category.csv").string());
-  ASSERT_TRUE(table.ok());
+  ND_ASSERT_OK(table);
   ASSERT_EQ(table->num_rows(), src->categories().size() + 1);
   EXPECT_EQ(table->cell(table->num_rows() - 1, table->ColumnIndex("name")), "edge");
 }
@@ -150,8 +147,8 @@ TEST_F(ExpandDatasetTest, SourceCsvRowsArePrefixesAndNewNumbersFollowTheLargest)
 TEST_F(ExpandDatasetTest, NewLayersAndStatisticsMatchAnIndependentRecount) {
   auto src = BrodenDataset::Open((root_ / "src").string());
   auto x = BrodenDataset::Open((root_ / "x").string());
-  ASSERT_TRUE(src.ok()) << src.status().message();
-  ASSERT_TRUE(x.ok()) << x.status().message();
+  ND_ASSERT_OK(src);
+  ND_ASSERT_OK(x);
   const int object = x->CategoryIndex("object"), part = x->CategoryIndex("part"),
             edge = x->CategoryIndex("edge");
   ASSERT_GE(edge, 0);
@@ -169,7 +166,7 @@ TEST_F(ExpandDatasetTest, NewLayersAndStatisticsMatchAnIndependentRecount) {
   ASSERT_EQ(x->images().size(), src->images().size());
   for (size_t i = 0; i < x->images().size(); ++i) {
     auto labels = x->ReadLabels(i);
-    ASSERT_TRUE(labels.ok()) << labels.status().message();
+    ND_ASSERT_OK(labels);
     const int sh = labels->sh, sw = labels->sw;
     grid = static_cast<int64_t>(sh) * sw;
     const std::vector<uint16_t>* obj = nullptr;
@@ -272,7 +269,7 @@ TEST_F(ExpandDatasetTest, NewLayersAndStatisticsMatchAnIndependentRecount) {
 
 TEST_F(ExpandDatasetTest, OutputDoesNotDependOnTheThreadCount) {
   auto again = Expand("x1", 1);
-  ASSERT_TRUE(again.ok()) << again.status().message();
+  ND_ASSERT_OK(again);
   for (const fs::directory_entry& e : fs::recursive_directory_iterator(root_ / "x")) {
     if (!e.is_regular_file()) continue;
     const fs::path rel = fs::relative(e.path(), root_ / "x");

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/e2e_support.h"
+#include "tests/testing/e2e_support.h"
 
 namespace {
 

@@ -1,6 +1,6 @@
 // Compositional explanations (common/maths/explain.h) against the brute-force reference of
-// tests/analysis_testing.h (pixel masks merged per formula, the beam enumerated literally), and
-// LayerTables (common/maths/layer_tables.h) against IouTally's counts.
+// tests/testing/analysis_testing.h (pixel masks merged per formula, the beam enumerated literally),
+// and LayerTables (common/maths/layer_tables.h) against IouTally's counts.
 #include "common/maths/explain.h"
 
 #include <gtest/gtest.h>
@@ -9,7 +9,8 @@
 
 #include "common/maths/iou_tally.h"
 #include "common/results/analysis_files.h"
-#include "tests/analysis_testing.h"
+#include "tests/testing/analysis_testing.h"
+#include "tests/testing/status_assertions.h"
 
 namespace nd {
 namespace {
@@ -24,14 +25,14 @@ using testing_analysis::RefExplanation;
 // compound formula that beats its primitive (so that a fixture is known not to be trivial).
 int ExpectSameAsReference(const Fixture& f, int length, int beam, int workers = 2) {
   auto tables = BuildTables(f, UnionRule::kPaper, workers);
-  EXPECT_TRUE(tables.ok()) << tables.status().ToString();
+  ND_EXPECT_OK(tables);
   if (!tables.ok()) return 0;
   ExplainOptions o;
   o.length = length;
   o.beam = beam;
   o.workers = workers;
   auto report = ExplainUnits(*tables, f.names, o);
-  EXPECT_TRUE(report.ok()) << report.status().ToString();
+  ND_EXPECT_OK(report);
   if (!report.ok()) return 0;
   EXPECT_EQ(report->units.size(), static_cast<size_t>(f.units()));
   RefExplainer ref(f);
@@ -110,14 +111,14 @@ Fixture TieFixture() {
 TEST(ExplainTest, TiesFollowIouThenLeavesThenTextBytewise) {
   const Fixture f = TieFixture();
   auto tables = BuildTables(f, UnionRule::kPaper);
-  ASSERT_TRUE(tables.ok()) << tables.status().ToString();
+  ND_ASSERT_OK(tables);
   for (int length : {1, 2, 3}) {
     SCOPED_TRACE("length " + std::to_string(length));
     ExplainOptions o;
     o.length = length;
     o.beam = 5;
     auto r = ExplainUnits(*tables, f.names, o);
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ND_ASSERT_OK(r);
     // Unit 0: alpha and beta tie (IoU 6/11); `alpha` sorts first bytewise.
     EXPECT_EQ(r->units[0].primitive_text, "alpha");
     EXPECT_EQ(r->units[0].primitive_iou, 6.0 / 11.0);
@@ -166,9 +167,9 @@ TEST(ExplainTest, OneCandidateOrNoneAtAll) {
   Fixture none = one;
   std::fill(none.primary.begin(), none.primary.end(), -1);
   auto tables = BuildTables(none, UnionRule::kPaper);
-  ASSERT_TRUE(tables.ok());
+  ND_ASSERT_OK(tables);
   auto r = ExplainUnits(*tables, none.names, ExplainOptions{});
-  ASSERT_TRUE(r.ok());
+  ND_ASSERT_OK(r);
   EXPECT_EQ(r->units[0].primitive, -1);
   const std::string csv = FormatExplanationsCsv(*r);
   EXPECT_NE(csv.find("\n1,,0.0,0,,0.0\n"), std::string::npos) << csv;
@@ -177,13 +178,13 @@ TEST(ExplainTest, OneCandidateOrNoneAtAll) {
 TEST(ExplainTest, ResultDoesNotDependOnWorkers) {
   const Fixture f = RandomFixture(7, 8, 10, 10, 6, 4, 4, 9, 3);
   auto tables = BuildTables(f, UnionRule::kPaper, 1);
-  ASSERT_TRUE(tables.ok());
+  ND_ASSERT_OK(tables);
   std::string first;
   for (int workers : {1, 2, 3}) {
     ExplainOptions o;
     o.workers = workers;
     auto r = ExplainUnits(*tables, f.names, o);
-    ASSERT_TRUE(r.ok());
+    ND_ASSERT_OK(r);
     const std::string csv = FormatExplanationsCsv(*r);
     if (first.empty()) first = csv;
     EXPECT_EQ(csv, first) << "workers " << workers;
@@ -193,11 +194,11 @@ TEST(ExplainTest, ResultDoesNotDependOnWorkers) {
 TEST(ExplainTest, CsvHasOneRowPerUnitWithTheDocumentedHeader) {
   const Fixture f = TieFixture();
   auto tables = BuildTables(f, UnionRule::kPaper);
-  ASSERT_TRUE(tables.ok());
+  ND_ASSERT_OK(tables);
   ExplainOptions o;
   o.length = 2;
   auto r = ExplainUnits(*tables, f.names, o);
-  ASSERT_TRUE(r.ok());
+  ND_ASSERT_OK(r);
   EXPECT_EQ(FormatExplanationsCsv(*r),
             "unit,formula,iou,length,primitive,primitive_iou\n"
             "1,(alpha OR gamma),1.0,2,alpha,0.5454545454545454\n"
@@ -207,7 +208,7 @@ TEST(ExplainTest, CsvHasOneRowPerUnitWithTheDocumentedHeader) {
 TEST(ExplainTest, RejectsBadOptions) {
   const Fixture f = TieFixture();
   auto tables = BuildTables(f, UnionRule::kPaper);
-  ASSERT_TRUE(tables.ok());
+  ND_ASSERT_OK(tables);
   ExplainOptions o;
   o.length = 0;
   EXPECT_FALSE(ExplainUnits(*tables, f.names, o).ok());
@@ -224,13 +225,13 @@ TEST(LayerTablesTest, SummedContributionsEqualTheTally) {
     for (uint32_t seed = 1; seed <= 4; ++seed) {
       const Fixture f = RandomFixture(seed, 7, 11, 9, 5, 4, 3, 9, 3);
       auto tables = BuildTables(f, rule, 1 + seed % 2);
-      ASSERT_TRUE(tables.ok()) << tables.status().ToString();
+      ND_ASSERT_OK(tables);
       IouTally tally(f.thresholds, f.num_labels, f.num_cats, rule);
       UnitMaskBuilder builder;
       for (size_t i = 0; i < f.labels.size(); ++i) {
         auto idx = LabelIndex::Build(f.labels[i], f.primary, f.num_cats);
-        ASSERT_TRUE(idx.ok());
-        ASSERT_TRUE(tally.AddImage(*idx, f.acts[i], &builder).ok());
+        ND_ASSERT_OK(idx);
+        ND_ASSERT_OK(tally.AddImage(*idx, f.acts[i], &builder));
       }
       EXPECT_EQ(tables->label_pixels(), tally.label_pixels_array());
       for (int u = 0; u < f.units(); ++u) {
@@ -252,7 +253,7 @@ TEST(LayerTablesTest, SummedContributionsEqualTheTally) {
 TEST(LayerTablesTest, MasksEqualTheReferenceMasks) {
   const Fixture f = RandomFixture(5, 6, 13, 10, 4, 3, 4, 8, 2);
   auto tables = BuildTables(f, UnionRule::kPaper);
-  ASSERT_TRUE(tables.ok());
+  ND_ASSERT_OK(tables);
   RefExplainer ref(f);
   for (int u = 0; u < f.units(); ++u) {
     std::vector<std::vector<uint8_t>> got(f.labels.size());
@@ -280,7 +281,7 @@ TEST(LayerTablesTest, SkipsImagesWhoseActivationsFail) {
   };
   auto t = LayerTables::Build(5, labels, fetch, f.thresholds, f.num_labels, f.num_cats,
                               UnionRule::kPaper, 2);
-  ASSERT_TRUE(t.ok());
+  ND_ASSERT_OK(t);
   ASSERT_EQ(t->skipped().size(), 1u);
   EXPECT_EQ(t->skipped()[0].image, 2u);
   EXPECT_EQ(t->images_used(), 4);

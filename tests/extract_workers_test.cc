@@ -31,7 +31,8 @@
 #include "common/torch/model_runner.h"
 #include "stages/extract/activation_writer.h"
 #include "stages/extract/extract_pool.h"
-#include "tests/e2e_support.h"
+#include "tests/testing/e2e_support.h"
+#include "tests/testing/status_assertions.h"
 
 namespace nd {
 namespace {
@@ -124,14 +125,14 @@ struct PoolRun {
 PoolRun RunPool(const PipelineConfig& config, std::vector<ImageBatch> batches) {
   PoolRun run;
   auto pool = ExtractPool::Open(config);
-  EXPECT_TRUE(pool.ok()) << pool.status().ToString();
+  ND_EXPECT_OK(pool);
   if (!pool.ok()) return run;
   ExtractPool& p = **pool;
   run.precision = p.precision();
   std::thread producer([&] {
     for (ImageBatch& b : batches) {
       Status s = p.Submit(std::move(b));
-      EXPECT_TRUE(s.ok()) << s.ToString();
+      ND_EXPECT_OK(s);
       if (!s.ok()) return;
     }
     p.Close();
@@ -140,7 +141,7 @@ PoolRun RunPool(const PipelineConfig& config, std::vector<ImageBatch> batches) {
   for (;;) {
     ReadyBatch ready;
     auto event = p.Next(200, &ready);
-    EXPECT_TRUE(event.ok()) << event.status().ToString();
+    ND_EXPECT_OK(event);
     if (!event.ok() || *event == ExtractPool::Event::kDrained) break;
     if (*event == ExtractPool::Event::kReady) run.ready.push_back(std::move(ready));
     if (std::chrono::steady_clock::now() > deadline) {
@@ -161,13 +162,13 @@ std::map<std::string, std::string> Dump(const fs::path& dir) {
   o.dir = dir.string();
   o.read_only = true;
   auto cache = ActivationCache::Open(o);
-  EXPECT_TRUE(cache.ok()) << cache.status().ToString();
+  ND_EXPECT_OK(cache);
   if (!cache.ok()) return all;
   Status s = cache->Scan("", [&](std::string_view k, std::string_view v) {
     all.emplace(std::string(k), std::string(v));
     return true;
   });
-  EXPECT_TRUE(s.ok()) << s.ToString();
+  ND_EXPECT_OK(s);
   return all;
 }
 
@@ -200,15 +201,15 @@ class ExtractWorkersTest : public ::testing::Test {
 ActivationMap Stored(const PipelineConfig& config, size_t l, uint32_t row) {
   ActivationMap map;
   auto layers = ConfiguredLayers(config);
-  EXPECT_TRUE(layers.ok()) << layers.status().ToString();
+  ND_EXPECT_OK(layers);
   CacheOptions o;
   o.dir = config.cache.dir;
   o.read_only = true;
   auto cache = ActivationCache::Open(o);
-  EXPECT_TRUE(cache.ok()) << cache.status().ToString();
+  ND_EXPECT_OK(cache);
   if (!layers.ok() || !cache.ok()) return map;
   Status s = cache->GetActivation(ActivationKey(LayerKeyPrefix((*layers)[l]), Digest(row)), &map);
-  EXPECT_TRUE(s.ok()) << s.ToString();
+  ND_EXPECT_OK(s);
   return map;
 }
 
@@ -271,12 +272,12 @@ TEST_F(ExtractWorkersTest, Float16RecordsEqualTorchRoundingOfTheForwardPass) {
   mo.layers = kLayers;
   mo.device = "cpu";
   auto runner = ModelRunner::Load(mo);
-  ASSERT_TRUE(runner.ok()) << runner.status().ToString();
+  ND_ASSERT_OK(runner);
   const std::vector<uint32_t> rows = {5, 6, 7, 8, 9};  // batch 2, run whole as in the pool
   std::vector<torch::Tensor> images;
   for (uint32_t r : rows) images.push_back(Image(r));
   auto out = runner->Run(torch::stack(images));
-  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  ND_ASSERT_OK(out);
   for (size_t l = 0; l < kLayers.size(); ++l) {
     for (size_t i = 0; i < rows.size(); ++i) {
       const ActivationMap m = Stored(config, l, rows[i]);
@@ -295,17 +296,17 @@ TEST_F(ExtractWorkersTest, Fp16AndBf16FallBackToFp32OnCpu) {
   mo.layers = kLayers;
   mo.device = "cpu";
   auto fp32 = ModelRunner::Load(mo);
-  ASSERT_TRUE(fp32.ok()) << fp32.status().ToString();
+  ND_ASSERT_OK(fp32);
   const torch::Tensor x = torch::stack({Image(1), Image(2), Image(3)});
   auto want = fp32->Run(x);
-  ASSERT_TRUE(want.ok());
+  ND_ASSERT_OK(want);
   for (const char* precision : {"fp16", "bf16"}) {
     mo.precision = precision;
     auto runner = ModelRunner::Load(mo);
-    ASSERT_TRUE(runner.ok()) << runner.status().ToString();
+    ND_ASSERT_OK(runner);
     EXPECT_EQ(runner->precision(), "fp32") << precision;
     auto got = runner->Run(x);
-    ASSERT_TRUE(got.ok());
+    ND_ASSERT_OK(got);
     for (size_t l = 0; l < kLayers.size(); ++l) {
       EXPECT_EQ((*got)[l].scalar_type(), torch::kFloat);
       EXPECT_TRUE(torch::equal((*got)[l], (*want)[l])) << precision << " " << kLayers[l];
@@ -353,9 +354,9 @@ TEST_F(ExtractWorkersTest, PrecisionChangesOnlyTheRounding) {
   mo.layers = kLayers;
   mo.device = "cpu";
   auto runner = ModelRunner::Load(mo);
-  ASSERT_TRUE(runner.ok()) << runner.status().ToString();
+  ND_ASSERT_OK(runner);
   auto out = runner->Run(torch::stack({Image(1), Image(2), Image(3)}));
-  ASSERT_TRUE(out.ok());
+  ND_ASSERT_OK(out);
   for (size_t l = 0; l < kLayers.size(); ++l) {
     const torch::Tensor& x = (*out)[l];
     ExpectHalfUlp(x, x.to(torch::kHalf).to(torch::kFloat), 10, -14, kLayers[l] + " fp16");
@@ -389,7 +390,7 @@ TEST_F(ExtractWorkersTest, PrecisionChangesOnlyTheRounding) {
   }
   // The float32 record of row 3 (batch 1, run alone) is exactly the forward pass of that image.
   auto alone = runner->Run(Image(3).unsqueeze(0));
-  ASSERT_TRUE(alone.ok());
+  ND_ASSERT_OK(alone);
   for (size_t l = 0; l < kLayers.size(); ++l) {
     const ActivationMap m = Stored(c32, l, 3);
     ASSERT_EQ(m.data.size(), static_cast<size_t>((*alone)[l].numel()));
@@ -425,10 +426,10 @@ TEST_F(ExtractWorkersTest, ChannelsLastChangesOnlyTheRoundingOfTheForwardPass) {
 
 TEST_F(ExtractWorkersTest, AFailingWorkerStopsThePoolWithItsReason) {
   auto pool = ExtractPool::Open(Config(root_ / "c", {"cpu", "cpu"}));
-  ASSERT_TRUE(pool.ok()) << pool.status().ToString();
+  ND_ASSERT_OK(pool);
   ImageBatch bad = MakeBatch(0, {0, 1});
   bad.tensor.resize(bad.tensor.size() / 2);  // half the pixels missing
-  ASSERT_TRUE((*pool)->Submit(std::move(bad)).ok());
+  ND_ASSERT_OK((*pool)->Submit(std::move(bad)));
   ReadyBatch ready;
   StatusOr<ExtractPool::Event> event = ExtractPool::Event::kTimeout;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);

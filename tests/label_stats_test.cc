@@ -1,7 +1,8 @@
 // Label statistics (common/maths/label_stats.h): bootstrap intervals and stability against a
 // direct resampling that rescores the resampled image multiset from scratch with the brute-force
-// reference of tests/score_testing.h (same RNG draws); permutation counts against brute force on
-// re-paired images; a planted detector's p-value; p-values of label-independent units; BH; the RNG.
+// reference of tests/testing/score_testing.h (same RNG draws); permutation counts against brute
+// force on re-paired images; a planted detector's p-value; p-values of label-independent units; BH;
+// the RNG.
 #include "common/maths/label_stats.h"
 
 #include <gtest/gtest.h>
@@ -12,7 +13,8 @@
 #include "common/maths/layer_results.h"
 #include "common/maths/rng.h"
 #include "common/results/analysis_files.h"
-#include "tests/analysis_testing.h"
+#include "tests/testing/analysis_testing.h"
+#include "tests/testing/status_assertions.h"
 
 namespace nd {
 namespace {
@@ -27,11 +29,11 @@ LayerResults Dissect(const Fixture& f, UnionRule rule) {
   UnitMaskBuilder builder;
   for (size_t i = 0; i < f.labels.size(); ++i) {
     auto idx = LabelIndex::Build(f.labels[i], f.primary, f.num_cats);
-    EXPECT_TRUE(idx.ok());
-    EXPECT_TRUE(tally.AddImage(*idx, f.acts[i], &builder).ok());
+    ND_EXPECT_OK(idx);
+    ND_EXPECT_OK(tally.AddImage(*idx, f.acts[i], &builder));
   }
   auto r = ComputeLayerResults(tally, f.primary, 0.04);
-  EXPECT_TRUE(r.ok());
+  ND_EXPECT_OK(r);
   return *r;
 }
 
@@ -52,13 +54,13 @@ TEST(LabelStatsTest, BootstrapEqualsRescoringEachResampleFromScratch) {
       const Fixture f = RandomFixture(seed, 9, 10, 8, 4, 3, 3, 8, 3);
       const LayerResults results = Dissect(f, rule);
       auto tables = BuildTables(f, rule);
-      ASSERT_TRUE(tables.ok());
+      ND_ASSERT_OK(tables);
       StatsOptions o;
       o.bootstrap = 60;
       o.seed = 1000 + seed;
       o.workers = 1 + seed % 3;
       auto stats = ComputeLabelStats(*tables, results, o);
-      ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+      ND_ASSERT_OK(stats);
       const int units = f.units();
       std::vector<std::vector<double>> iou(units);
       std::vector<int> same(units, 0);
@@ -107,7 +109,7 @@ TEST(LabelStatsTest, PairedCountsEqualBruteForceOnRepairedImages) {
   for (UnionRule rule : {UnionRule::kPaper, UnionRule::kLite}) {
     const Fixture f = RandomFixture(21, 8, 9, 9, 3, 3, 3, 8, 3);
     auto tables = BuildTables(f, rule);
-    ASSERT_TRUE(tables.ok());
+    ND_ASSERT_OK(tables);
     for (int p = 0; p < 4; ++p) {
       const std::vector<uint32_t> perm = NullPermutation(*tables, 77, p);
       std::vector<uint32_t> sorted = perm;
@@ -134,7 +136,7 @@ TEST(LabelStatsTest, PairedTopCountsAreTheTopIouOfBruteForceOnRepairedImages) {
   for (UnionRule rule : {UnionRule::kPaper, UnionRule::kLite}) {
     const Fixture f = RandomFixture(31, 8, 9, 9, 4, 3, 3, 8, 3);
     auto tables = BuildTables(f, rule);
-    ASSERT_TRUE(tables.ok());
+    ND_ASSERT_OK(tables);
     for (int p = 0; p < 4; ++p) {
       const std::vector<uint32_t> perm = NullPermutation(*tables, 5, p);
       ts::RefCounts ref;
@@ -155,7 +157,7 @@ TEST(LabelStatsTest, PairedTopCountsAreTheTopIouOfBruteForceOnRepairedImages) {
 TEST(LabelStatsTest, PermutationsStayWithinImagesOfTheSameSize) {
   const Fixture f = testing_analysis::MixedSizeFixture(4, 6, 8, 8, 7, 9);
   auto tables = BuildTables(f, UnionRule::kLite);
-  ASSERT_TRUE(tables.ok());
+  ND_ASSERT_OK(tables);
   for (int p = 0; p < 5; ++p) {
     const std::vector<uint32_t> perm = NullPermutation(*tables, 9, p);
     bool moved = false;
@@ -227,14 +229,14 @@ TEST(LabelStatsTest, PlantedDetectorIsSignificantAndIndependentUnitsLookUniform)
   const LayerResults results = Dissect(f, UnionRule::kPaper);
   ASSERT_EQ(f.names[results.unit[0].label], "target");
   auto tables = BuildTables(f, UnionRule::kPaper);
-  ASSERT_TRUE(tables.ok());
+  ND_ASSERT_OK(tables);
   StatsOptions o;
   o.permutations = 1000;
   o.bootstrap = 200;
   o.seed = 3;
   o.max_null = true;
   auto stats = ComputeLabelStats(*tables, results, o);
-  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  ND_ASSERT_OK(stats);
   const UnitStats& planted = stats->units[0];
   EXPECT_LT(planted.p_value, 0.01);
   EXPECT_EQ(planted.p_value, 1.0 / 1001.0);
@@ -278,12 +280,12 @@ TEST(LabelStatsTest, PlantedUnitWithShuffledLabelsHasRoughlyUniformPValues) {
     std::shuffle(f.labels.begin(), f.labels.end(), rng);
     const LayerResults results = Dissect(f, UnionRule::kPaper);
     auto tables = BuildTables(f, UnionRule::kPaper);
-    ASSERT_TRUE(tables.ok());
+    ND_ASSERT_OK(tables);
     StatsOptions o;
     o.permutations = 200;
     o.seed = shuffle;
     auto stats = ComputeLabelStats(*tables, results, o);
-    ASSERT_TRUE(stats.ok());
+    ND_ASSERT_OK(stats);
     ps.push_back(stats->units[0].p_value);
   }
   const double mean = std::accumulate(ps.begin(), ps.end(), 0.0) / ps.size();
@@ -300,7 +302,7 @@ TEST(LabelStatsTest, ResultsDoNotDependOnWorkers) {
   const Fixture f = RandomFixture(8, 12, 8, 8, 5, 3, 3, 8, 3);
   const LayerResults results = Dissect(f, UnionRule::kLite);
   auto tables = BuildTables(f, UnionRule::kLite);
-  ASSERT_TRUE(tables.ok());
+  ND_ASSERT_OK(tables);
   std::string first;
   for (int workers : {1, 2, 4}) {
     StatsOptions o;
@@ -308,7 +310,7 @@ TEST(LabelStatsTest, ResultsDoNotDependOnWorkers) {
     o.permutations = 50;
     o.workers = workers;
     auto stats = ComputeLabelStats(*tables, results, o);
-    ASSERT_TRUE(stats.ok());
+    ND_ASSERT_OK(stats);
     const std::string csv = FormatStatsCsv(*stats, f.names);
     if (first.empty()) first = csv;
     EXPECT_EQ(csv, first) << "workers " << workers;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/torch/model_runner.h"
+#include "tests/testing/status_assertions.h"
 
 namespace nd {
 namespace {
@@ -94,10 +95,10 @@ class LayerCaptureTest : public ::testing::Test {
                               const std::vector<std::string>& layers,
                               const std::vector<std::vector<int64_t>>& expected_shapes) {
     auto runner = LoadModel(model, layers);
-    ASSERT_TRUE(runner.ok()) << runner.status().message();
+    ND_ASSERT_OK(runner);
     const torch::Tensor input = refs_.Load(arch + "_input.bin");
     auto outputs = runner->Run(input);
-    ASSERT_TRUE(outputs.ok()) << outputs.status().message();
+    ND_ASSERT_OK(outputs);
     ASSERT_EQ(outputs->size(), layers.size());
     for (size_t i = 0; i < layers.size(); ++i) {
       SCOPED_TRACE(model + " " + layers[i]);
@@ -171,7 +172,7 @@ TEST_F(LayerCaptureTest, UnknownLayerListsModulePathsAndNamesFile) {
 
 TEST_F(LayerCaptureTest, ModulePathsListsEverySubmodule) {
   auto runner = LoadModel("alexnet_scripted.pt", {"features.10"});
-  ASSERT_TRUE(runner.ok()) << runner.status().message();
+  ND_ASSERT_OK(runner);
   const std::vector<std::string> paths = runner->ModulePaths();
   // features (13 children) + avgpool + classifier (7 children) + the three containers.
   EXPECT_EQ(paths.size(), 1u + 13u + 1u + 1u + 7u);
@@ -225,9 +226,9 @@ TEST_F(LayerCaptureTest, LoadDoesNotModifyTheModelFile) {
     const std::string before = ReadBytes(Model(model));
     {
       auto runner = LoadModel(model, {"layer4", "fc"});
-      ASSERT_TRUE(runner.ok()) << runner.status().message();
+      ND_ASSERT_OK(runner);
       auto outputs = runner->Run(torch::rand({1, 3, 64, 64}));
-      ASSERT_TRUE(outputs.ok()) << outputs.status().message();
+      ND_ASSERT_OK(outputs);
     }
     EXPECT_EQ(ReadBytes(Model(model)), before) << model;
   }
@@ -235,13 +236,13 @@ TEST_F(LayerCaptureTest, LoadDoesNotModifyTheModelFile) {
 
 TEST_F(LayerCaptureTest, BatchOfOneAndOfThreeAgree) {
   auto runner = LoadModel("resnet18_traced.pt", {"layer3.1.conv2", "fc"});
-  ASSERT_TRUE(runner.ok()) << runner.status().message();
+  ND_ASSERT_OK(runner);
   const torch::Tensor input = refs_.Load("resnet18_input.bin");
   auto batch = runner->Run(input);
-  ASSERT_TRUE(batch.ok()) << batch.status().message();
+  ND_ASSERT_OK(batch);
   for (int64_t i = 0; i < 3; ++i) {
     auto single = runner->Run(input.slice(0, i, i + 1));
-    ASSERT_TRUE(single.ok()) << single.status().message();
+    ND_ASSERT_OK(single);
     for (size_t layer = 0; layer < 2; ++layer) {
       ASSERT_EQ((*single)[layer].size(0), 1);
       // Convolution kernels block differently for other batch sizes: rounding-level differences
@@ -259,20 +260,20 @@ TEST_F(LayerCaptureTest, BatchOfOneAndOfThreeAgree) {
 TEST_F(LayerCaptureTest, RepeatedRunsGiveTheSameResult) {
   // The profiling executor re-optimises the graph on the first calls; results must not change.
   auto runner = LoadModel("resnet18_scripted.pt", {"layer1"});
-  ASSERT_TRUE(runner.ok()) << runner.status().message();
+  ND_ASSERT_OK(runner);
   const torch::Tensor input = refs_.Load("resnet18_input.bin");
   auto first = runner->Run(input);
-  ASSERT_TRUE(first.ok());
+  ND_ASSERT_OK(first);
   for (int i = 0; i < 3; ++i) {
     auto again = runner->Run(input);
-    ASSERT_TRUE(again.ok()) << again.status().message();
+    ND_ASSERT_OK(again);
     EXPECT_LT(((*again)[0] - (*first)[0]).abs().max().item<double>(), 1e-6);
   }
 }
 
 TEST_F(LayerCaptureTest, BadInputIsAnErrorNotACrash) {
   auto runner = LoadModel("resnet18_traced.pt", {"layer4"});
-  ASSERT_TRUE(runner.ok()) << runner.status().message();
+  ND_ASSERT_OK(runner);
   EXPECT_EQ(runner->Run(torch::rand({2, 1, 64, 64})).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(runner->Run(torch::rand({3, 64, 64})).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(runner->Run(torch::rand({1, 3, 64, 64}, torch::kDouble)).status().code(),
@@ -305,7 +306,7 @@ TEST_F(LayerCaptureTest, HalfPrecisionOnCpuFallsBackToFp32) {
   options.device = "cpu";
   options.precision = "fp16";
   auto runner = ModelRunner::Load(options);
-  ASSERT_TRUE(runner.ok()) << runner.status().message();
+  ND_ASSERT_OK(runner);
   EXPECT_EQ(runner->precision(), "fp32");
   EXPECT_EQ(runner->device(), "cpu");
 }
@@ -317,9 +318,9 @@ TEST_F(LayerCaptureTest, ChannelsLastGivesTheSameActivations) {
   options.device = "cpu";
   options.channels_last = true;
   auto runner = ModelRunner::Load(options);
-  ASSERT_TRUE(runner.ok()) << runner.status().message();
+  ND_ASSERT_OK(runner);
   auto outputs = runner->Run(refs_.Load("resnet18_input.bin"));
-  ASSERT_TRUE(outputs.ok()) << outputs.status().message();
+  ND_ASSERT_OK(outputs);
   EXPECT_TRUE((*outputs)[0].is_contiguous());
   const torch::Tensor want = refs_.Load("resnet18__layer3.1.conv2.bin");
   EXPECT_LT(((*outputs)[0] - want).abs().max().item<double>(), 1e-4);
@@ -327,9 +328,9 @@ TEST_F(LayerCaptureTest, ChannelsLastGivesTheSameActivations) {
 
 TEST_F(LayerCaptureTest, TimeBareForwardReturnsPositiveSeconds) {
   auto runner = LoadModel("resnet18_traced.pt", {"layer4"});
-  ASSERT_TRUE(runner.ok()) << runner.status().message();
+  ND_ASSERT_OK(runner);
   auto seconds = TimeBareForward(*runner, torch::rand({1, 3, 64, 64}), 2);
-  ASSERT_TRUE(seconds.ok()) << seconds.status().message();
+  ND_ASSERT_OK(seconds);
   EXPECT_GT(*seconds, 0.0);
   EXPECT_FALSE(TimeBareForward(*runner, torch::rand({1, 3, 64, 64}), 0).ok());
 }
@@ -337,7 +338,7 @@ TEST_F(LayerCaptureTest, TimeBareForwardReturnsPositiveSeconds) {
 // The capture method is added to the in-memory class only; forward keeps its behaviour.
 TEST_F(LayerCaptureTest, ForwardIsUnchangedAfterCapture) {
   auto runner = LoadModel("resnet18_scripted.pt", {"layer1"});
-  ASSERT_TRUE(runner.ok()) << runner.status().message();
+  ND_ASSERT_OK(runner);
   const torch::Tensor input = refs_.Load("resnet18_input.bin");
   torch::NoGradGuard no_grad;
   const torch::Tensor logits = runner->module().forward({input}).toTensor();
@@ -350,9 +351,9 @@ TEST_F(LayerCaptureTest, CaptureMethodNamesAreNotReused) {
   torch::jit::Module module = torch::jit::load(Model("alexnet_scripted.pt"));
   module.eval();
   auto first = AddCaptureMethod(module, {"features.10"}, "alexnet");
-  ASSERT_TRUE(first.ok()) << first.status().message();
+  ND_ASSERT_OK(first);
   auto second = AddCaptureMethod(module, {"classifier.6", "features.11"}, "alexnet");
-  ASSERT_TRUE(second.ok()) << second.status().message();
+  ND_ASSERT_OK(second);
   EXPECT_NE(*first, *second);
   torch::NoGradGuard no_grad;
   const torch::Tensor input = refs_.Load("alexnet_input.bin");

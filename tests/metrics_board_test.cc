@@ -11,7 +11,8 @@
 #include <set>
 #include <sstream>
 
-#include "tests/monitor_testing.h"
+#include "tests/testing/monitor_testing.h"
+#include "tests/testing/status_assertions.h"
 #include "tools/nd_pipeline/http_server.h"
 
 namespace nd {
@@ -107,7 +108,7 @@ TEST(MetricsBoardTest, StatusJsonRoundTrips) {
   BoardSnapshot b = KnownBoard();
   b.error = "stage \"x\" failed:\tbad\n";
   auto back = BoardFromJson(BoardToJson(b), "status.json");
-  ASSERT_TRUE(back.ok()) << back.status().message();
+  ND_ASSERT_OK(back);
   EXPECT_EQ(back->config, "/x/pipeline.toml");
   EXPECT_EQ(back->supervisor_pid, 77);
   EXPECT_EQ(back->error, b.error);
@@ -137,8 +138,8 @@ TEST(MetricsBoardTest, WriteFileAtomicallyReplacesTheFile) {
   fs::path dir = fs::temp_directory_path() / ("nd_board_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   const std::string path = (dir / "status.json").string();
-  ASSERT_TRUE(WriteFileAtomically(path, "one").ok());
-  ASSERT_TRUE(WriteFileAtomically(path, "two").ok());
+  ND_ASSERT_OK(WriteFileAtomically(path, "one"));
+  ND_ASSERT_OK(WriteFileAtomically(path, "two"));
   std::ifstream in(path);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_EQ(text, "two");
@@ -262,7 +263,7 @@ TEST(HttpServerTest, AnswersMetricsStatusAnd404OnAnEphemeralPort) {
   const BoardSnapshot board = KnownBoard();
   auto server =
       HttpServer::Start(0, [&](const HttpRequest& request) { return ServeBoard(board, request); });
-  ASSERT_TRUE(server.ok()) << server.status().message();
+  ND_ASSERT_OK(server);
   const int port = (*server)->port();
   ASSERT_GT(port, 0);
 
@@ -276,7 +277,7 @@ TEST(HttpServerTest, AnswersMetricsStatusAnd404OnAnEphemeralPort) {
   auto status = testing::HttpGet(port, "/status?pretty=1");  // the query string is ignored
   ASSERT_EQ(status.status, 200);
   auto parsed = BoardFromJson(status.body, "GET /status");
-  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  ND_ASSERT_OK(parsed);
   EXPECT_EQ(parsed->bottleneck, "extract");
 
   EXPECT_EQ(testing::HttpGet(port, "/nope").status, 404);
@@ -291,7 +292,7 @@ TEST(HttpServerTest, AnswersMetricsStatusAnd404OnAnEphemeralPort) {
 
 TEST(HttpServerTest, GarbageRequestLineIs400AndServerKeepsServing) {
   auto server = HttpServer::Start(0, [](const HttpRequest&) { return HttpResponse{}; });
-  ASSERT_TRUE(server.ok());
+  ND_ASSERT_OK(server);
   EXPECT_EQ(testing::HttpRequest((*server)->port(), "hello", "world\r\nX: y").status, 400);
   EXPECT_EQ(testing::HttpGet((*server)->port(), "/").status, 200);
 }

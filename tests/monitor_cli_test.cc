@@ -8,7 +8,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "tests/monitor_testing.h"
+#include "tests/testing/monitor_testing.h"
+#include "tests/testing/status_assertions.h"
 #include "tools/nd_pipeline/metrics_board.h"
 
 namespace nd {
@@ -87,7 +88,7 @@ class MonitorCliTest : public ::testing::Test {
     m.items_out = 12;
     m.items_total = 0;
     board.Update(m, 2);
-    ASSERT_TRUE(WriteFileAtomically(StatusPath(), BoardToJson(board.Snapshot(2))).ok());
+    ND_ASSERT_OK(WriteFileAtomically(StatusPath(), BoardToJson(board.Snapshot(2))));
   }
 
   std::string StatusPath() const { return (dir_ / "out" / ".run" / "status.json").string(); }

@@ -12,7 +12,8 @@
 #include <sstream>
 #include <thread>
 
-#include "tests/monitor_testing.h"
+#include "tests/testing/monitor_testing.h"
+#include "tests/testing/status_assertions.h"
 #include "tools/nd_pipeline/metrics_board.h"
 
 namespace nd {
@@ -108,7 +109,7 @@ TEST_F(MonitorE2eTest, MetricsAreServedDuringTheRunAndFinalCountsCoverEveryImage
   // After the run: the final board, with each stage's final snapshot.
   const fs::path status_path = dir_ / "out" / ".run" / "status.json";
   auto board = BoardFromJson(ReadText(status_path), status_path.string());
-  ASSERT_TRUE(board.ok()) << board.status().message();
+  ND_ASSERT_OK(board);
   EXPECT_EQ(board->state, "done");
   ASSERT_EQ(board->stages.size(), 4u);
   for (const StageBoardRow& row : board->stages) {

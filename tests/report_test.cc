@@ -22,7 +22,8 @@
 #include <vector>
 
 #include "common/broden/broden_dataset.h"
-#include "tests/e2e_support.h"
+#include "tests/testing/e2e_support.h"
+#include "tests/testing/status_assertions.h"
 #include "tools/report/report_builder.h"
 #include "tools/report/report_html.h"
 
@@ -149,7 +150,7 @@ TEST_F(ResultFilesTest, TallyIsReadByHeaderNameAndIndexedByUnit) {
       << "2,color,red-c,0.5,red-c,1.0,2.0,1.0,0.5,sky,3.0,4.0,1.0,0.1\r\n"
       << "1,object,sky,0.25,blue-c,1.0,2.0,0.0,0.0,sky,3.0,4.0,1.0,0.25\r\n";
   auto tally = nd::ReadTallyFile((dir_ / "tally.csv").string());
-  ASSERT_TRUE(tally.ok()) << tally.status().message();
+  ND_ASSERT_OK(tally);
   EXPECT_EQ(tally->categories, (std::vector<std::string>{"color", "object"}));
   ASSERT_EQ(tally->units.size(), 2u);
   EXPECT_EQ(tally->units[0].unit, 1);
@@ -205,7 +206,7 @@ TEST(ReportHtmlTest, LabelsAndPathsAreEscaped) {
 // of a part that did not run) and shown on the unit cards.
 TEST_F(ResultFilesTest, AnalysisFilesAreReadWhenPresent) {
   std::vector<nd::UnitAnalysis> none(2);
-  ASSERT_TRUE(nd::ReadAnalysisFiles(dir_.string(), &none).ok());
+  ND_ASSERT_OK(nd::ReadAnalysisFiles(dir_.string(), &none));
   EXPECT_TRUE(none[0].explanation.empty());
   EXPECT_FALSE(none[0].has_interval);
   std::ofstream(dir_ / "explanations.csv")
@@ -215,7 +216,7 @@ TEST_F(ResultFilesTest, AnalysisFilesAreReadWhenPresent) {
       << "unit,label,iou,iou_low,iou_high,stability,p_value,q_value,null_mean,p_max,q_max\n"
       << "1,sky,0.25,,,,0.001,0.002,0.01,0.01,0.02\n2,grass,0.125,,,,0.5,0.5,0.1,0.6,0.6\n";
   std::vector<nd::UnitAnalysis> a(2);
-  ASSERT_TRUE(nd::ReadAnalysisFiles(dir_.string(), &a).ok());
+  ND_ASSERT_OK(nd::ReadAnalysisFiles(dir_.string(), &a));
   EXPECT_EQ(a[0].explanation, "(a,b OR sky)");
   EXPECT_EQ(a[0].explanation_length, 2);
   EXPECT_DOUBLE_EQ(a[1].explanation_iou, 0.125);
@@ -389,12 +390,12 @@ TEST_F(ReportE2eTest, PlantedGreenUnitsTopTileIsAnImageWithGreenKeptBright) {
   EXPECT_TRUE(std::is_sorted(maxes.rbegin(), maxes.rend())) << "best first";
   // The image's colour labels contain green-c.
   auto dataset = nd::BrodenDataset::Open((root_ / "broden").string());
-  ASSERT_TRUE(dataset.ok()) << dataset.status().message();
+  ND_ASSERT_OK(dataset);
   int green = -1;
   for (const auto& l : dataset->labels())
     if (l.name == "green-c") green = l.number;
   auto labels = dataset->ReadLabels(top_row);
-  ASSERT_TRUE(labels.ok()) << labels.status().message();
+  ND_ASSERT_OK(labels);
   const int color = dataset->CategoryIndex("color");
   size_t green_pixels = 0;
   for (size_t k = 0; k < labels->layers.size(); ++k)
@@ -455,7 +456,7 @@ TEST_F(ReportE2eTest, PhotoChangedSinceTheRunIsLeftOutAndCounted) {
   // A changed file has another digest, so its cached activation is not found: the report leaves
   // the image out, says so, and still has every card.
   auto dataset = nd::BrodenDataset::Open((root_ / "broden").string());
-  ASSERT_TRUE(dataset.ok()) << dataset.status().message();
+  ND_ASSERT_OK(dataset);
   const fs::path photo = root_ / "broden" / "images" / dataset->images()[0].image;
   const std::string bytes = Read(photo);
   std::ofstream(photo, std::ios::binary | std::ios::app) << "trailing bytes";

@@ -27,7 +27,8 @@
 
 #include "cache/activation_cache.h"
 #include "cache/cache_keys.h"
-#include "tests/e2e_support.h"
+#include "tests/testing/e2e_support.h"
+#include "tests/testing/status_assertions.h"
 
 namespace {
 
@@ -422,7 +423,7 @@ TEST_F(RescoreTest, CacheGcOlderThanDropsLayersNotUsedSinceAndKeepsTheRest) {
     nd::CacheOptions options;
     options.dir = (root_ / "caches" / cache).string();
     auto opened = nd::ActivationCache::Open(options);
-    ASSERT_TRUE(opened.ok()) << opened.status().message();
+    ND_ASSERT_OK(opened);
     std::vector<std::pair<std::string, std::string>> aged;
     ASSERT_TRUE(opened
                     ->Scan("m/",
@@ -438,7 +439,7 @@ TEST_F(RescoreTest, CacheGcOlderThanDropsLayersNotUsedSinceAndKeepsTheRest) {
                            })
                     .ok());
     ASSERT_EQ(aged.size(), 1u);
-    ASSERT_TRUE(opened->PutBatch(aged).ok());
+    ND_ASSERT_OK(opened->PutBatch(aged));
   }
   Result bad = Sh(bin + "gc --older-than 30x" + cfg);
   EXPECT_NE(bad.code, 0);

@@ -12,7 +12,8 @@
 #include "common/maths/iou_tally.h"
 #include "common/maths/label_index.h"
 #include "common/maths/layer_results.h"
-#include "tests/score_testing.h"
+#include "tests/testing/score_testing.h"
+#include "tests/testing/status_assertions.h"
 
 namespace nd {
 namespace {
@@ -39,7 +40,7 @@ TEST(LabelIndexTest, HandExample) {
   lab.scalar_category = {1, 1};
   const std::vector<int> primary = {-1, 0, 2, -1, 1};
   StatusOr<LabelIndex> idx = LabelIndex::Build(lab, primary, 3);
-  ASSERT_TRUE(idx.ok()) << idx.status().ToString();
+  ND_ASSERT_OK(idx);
   ASSERT_EQ(idx->pixel_labels().size(), 3u);  // (0,1), (0,2), (1,1)
   const auto& pl = idx->pixel_labels();
   EXPECT_EQ(pl[0].label, 1);
@@ -102,8 +103,8 @@ void CompareWithReference(UnionRule rule, uint32_t seed, bool* saw_nonzero_iou) 
         RandomLabels(&rng, size(rng), size(rng), num_labels, nlayers(rng), num_cats);
     const ActivationMap acts = RandomActivations(&rng, units, msize(rng), msize(rng));
     StatusOr<LabelIndex> idx = LabelIndex::Build(lab, primary, num_cats);
-    ASSERT_TRUE(idx.ok()) << idx.status().ToString();
-    ASSERT_TRUE(tally.AddImage(*idx, acts, &builder).ok());
+    ND_ASSERT_OK(idx);
+    ND_ASSERT_OK(tally.AddImage(*idx, acts, &builder));
     RefAddImage(lab, acts, thresholds, primary, rule, &ref);
   }
   EXPECT_EQ(tally.images(), 30);
@@ -119,7 +120,7 @@ void CompareWithReference(UnionRule rule, uint32_t seed, bool* saw_nonzero_iou) 
     }
   }
   StatusOr<LayerResults> res = ComputeLayerResults(tally, primary, 0.04);
-  ASSERT_TRUE(res.ok()) << res.status().ToString();
+  ND_ASSERT_OK(res);
   const RefResults want = RefCompute(ref, units, num_labels, num_cats, primary, 0.04);
   for (int u = 0; u < units; ++u) {
     for (int l = 0; l < num_labels; ++l) {
@@ -185,7 +186,7 @@ TEST(IouTallyTest, MergeAndOrderDoNotChangeCounts) {
     for (int i = 19; i >= 0; --i) {
       ASSERT_TRUE((i % 3 == 0 ? a : b).AddImage(idx[i], acts[i], &mb).ok());
     }
-    ASSERT_TRUE(b.Merge(a).ok());
+    ND_ASSERT_OK(b.Merge(a));
     EXPECT_EQ(b.images(), 20);
     EXPECT_EQ(b.label_pixels_array(), whole.label_pixels_array());
     EXPECT_EQ(b.intersection_array(), whole.intersection_array());
@@ -264,7 +265,7 @@ TEST(IouTallyTest, RepeatedLabelAcrossLayersCanExceedOne) {
   a.units = 1;
   a.h = a.w = 1;
   a.data = {1.0f};
-  ASSERT_TRUE(tally.AddImage(LabelIndex::Build(lab, primary, 1).value(), a, &mb).ok());
+  ND_ASSERT_OK(tally.AddImage(LabelIndex::Build(lab, primary, 1).value(), a, &mb));
   EXPECT_EQ(tally.intersection(0, 1), 8);
   EXPECT_EQ(tally.label_pixels(1), 8);
   EXPECT_EQ(tally.union_area(0, 0), 4);
@@ -290,7 +291,7 @@ TEST(LayerResultsTest, AllMaskedAndEmptyMask) {
     a.units = 2;
     a.h = a.w = 2;
     a.data = {1, 2, 3, 0, 1, 2, 3, 0};
-    ASSERT_TRUE(tally.AddImage(LabelIndex::Build(lab, primary, 2).value(), a, &mb).ok());
+    ND_ASSERT_OK(tally.AddImage(LabelIndex::Build(lab, primary, 2).value(), a, &mb));
     const LayerResults r = ComputeLayerResults(tally, primary, 0.04).value();
     EXPECT_EQ(r.Iou(0, 1), 0.5);
     EXPECT_EQ(r.Iou(0, 2), 1.0);
@@ -340,7 +341,7 @@ TEST(LayerResultsTest, UniqueDetectorRulesByHand) {
   for (const auto& m : maps) a.data.insert(a.data.end(), m.begin(), m.end());
   IouTally tally({0.5, 0.5, 0.5, 0.5, 0.5}, 4, 2, UnionRule::kPaper);
   UnitMaskBuilder mb;
-  ASSERT_TRUE(tally.AddImage(LabelIndex::Build(lab, primary, 2).value(), a, &mb).ok());
+  ND_ASSERT_OK(tally.AddImage(LabelIndex::Build(lab, primary, 2).value(), a, &mb));
   const LayerResults r = ComputeLayerResults(tally, primary, 0.3).value();
   EXPECT_DOUBLE_EQ(r.Iou(1, 1), 0.8);
   EXPECT_DOUBLE_EQ(r.Iou(3, 2), 0.2);

@@ -11,6 +11,7 @@
 #include "common/runtime/stage_process.h"
 #include "common/runtime/wire.h"
 #include "common/runtime/zmq_channel.h"
+#include "tests/testing/status_assertions.h"
 
 namespace nd {
 namespace {
@@ -40,11 +41,11 @@ StageMetrics Sample() {
 TEST(StageMetricsWireTest, RoundTripsEveryField) {
   const StageMetrics m = Sample();
   auto parsed = ParseHeader(Encode(m).frames);
-  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  ND_ASSERT_OK(parsed);
   EXPECT_EQ(parsed->type, MessageType::kMetrics);
   EXPECT_STREQ(MessageTypeName(parsed->type), "METRICS");
   StageMetrics out;
-  ASSERT_TRUE(Decode(*parsed, &out).ok());
+  ND_ASSERT_OK(Decode(*parsed, &out));
   EXPECT_EQ(out.stage, "extract");
   EXPECT_EQ(out.pid, 4242u);
   EXPECT_EQ(out.sequence, 7u);
@@ -68,7 +69,7 @@ TEST(StageMetricsWireTest, EveryTruncationAndTrailingByteIsDataLoss) {
     auto cut = frames;
     cut[1].resize(keep);
     auto parsed = ParseHeader(cut);
-    ASSERT_TRUE(parsed.ok());
+    ND_ASSERT_OK(parsed);
     StageMetrics out;
     EXPECT_EQ(Decode(*parsed, &out).code(), StatusCode::kDataLoss) << "kept " << keep;
   }
@@ -89,7 +90,7 @@ TEST(StageMetricsWireTest, FinalFlagOtherThanZeroOrOneIsDataLoss) {
 TEST(StageMetricsWireTest, OtherTypesAreRejectedAsMetricsAndTypeSixIsUnknown) {
   StageMetrics out;
   auto event = ParseHeader(Encode(StageEvent{"decode", "done", "", 0, 0}).frames);
-  ASSERT_TRUE(event.ok());
+  ND_ASSERT_OK(event);
   EXPECT_EQ(Decode(*event, &out).code(), StatusCode::kInvalidArgument);
   auto frames = Encode(Sample()).frames;
   frames[0][4] = 6;
@@ -146,7 +147,7 @@ class MetricsPublisherTest : public ::testing::Test {
 TEST_F(MetricsPublisherTest, PublishesSnapshotsAndAFinalOneOnStop) {
   zmq::context_t context;
   auto sub = Channel::Open(context, zmq::socket_type::sub, endpoint_, /*bind=*/true, 100, 0);
-  ASSERT_TRUE(sub.ok()) << sub.status().message();
+  ND_ASSERT_OK(sub);
   sub->socket().set(zmq::sockopt::subscribe, "");
   StageCounters counters;
   counters.items_in = 5;
@@ -156,7 +157,7 @@ TEST_F(MetricsPublisherTest, PublishesSnapshotsAndAFinalOneOnStop) {
   options.interval = std::chrono::milliseconds(50);  // keep the test short; not asserted on
   auto publisher = MetricsPublisher::Start(context, endpoint_, "calibrate", counters,
                                            std::chrono::steady_clock::now(), options);
-  ASSERT_TRUE(publisher.ok()) << publisher.status().message();
+  ND_ASSERT_OK(publisher);
 
   auto first = ReceiveUntil(*sub, [](const StageMetrics&) { return true; });
   ASSERT_TRUE(first.has_value()) << "no snapshot within 10 s";
@@ -186,7 +187,7 @@ TEST_F(MetricsPublisherTest, StopWithoutSubscriberReturns) {
   options.final_wait = std::chrono::milliseconds(100);
   auto publisher = MetricsPublisher::Start(context, endpoint_, "score", counters,
                                            std::chrono::steady_clock::now(), options);
-  ASSERT_TRUE(publisher.ok()) << publisher.status().message();
+  ND_ASSERT_OK(publisher);
   auto stopped = std::async(std::launch::async, [&] { (*publisher)->Stop(); });
   EXPECT_EQ(stopped.wait_for(std::chrono::seconds(10)), std::future_status::ready);
 }

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/testing/status_assertions.h"
+
 namespace nd {
 namespace {
 
@@ -18,17 +20,17 @@ Status Quarter(int x, int* out) {
 }
 
 TEST(StatusTest, OkAndErrorCarryCodeAndMessage) {
-  EXPECT_TRUE(Status::Ok().ok());
+  ND_EXPECT_OK(Status::Ok());
   Status s = NotFound("x.png: no such file");
   EXPECT_FALSE(s.ok());
   EXPECT_EQ(s.code(), StatusCode::kNotFound);
   EXPECT_EQ(s.WithContext("index.csv:3").message(), "index.csv:3: x.png: no such file");
-  EXPECT_TRUE(Status::Ok().WithContext("ignored").ok());
+  ND_EXPECT_OK(Status::Ok().WithContext("ignored"));
 }
 
 TEST(StatusTest, AssignOrReturnPropagatesTheFirstError) {
   int out = -1;
-  EXPECT_TRUE(Quarter(12, &out).ok());
+  ND_EXPECT_OK(Quarter(12, &out));
   EXPECT_EQ(out, 3);
   Status s = Quarter(6, &out);  // 6 -> 3 -> odd
   EXPECT_EQ(s.message(), "odd: 3");

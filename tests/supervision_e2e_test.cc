@@ -31,8 +31,8 @@
 #include <thread>
 #include <vector>
 
-#include "tests/e2e_support.h"
-#include "tests/monitor_testing.h"
+#include "tests/testing/e2e_support.h"
+#include "tests/testing/monitor_testing.h"
 #include "tools/nd_pipeline/metrics_board.h"
 
 namespace nd {

@@ -28,7 +28,8 @@
 #include "common/maths/label_index.h"
 #include "common/maths/upsample.h"
 #include "common/results/result_files.h"
-#include "tests/score_testing.h"
+#include "tests/testing/score_testing.h"
+#include "tests/testing/status_assertions.h"
 
 namespace nd {
 namespace {
@@ -58,7 +59,7 @@ struct Pair {
        const TensorScorerOptions& options)
       : native(t, labels, cats, rule), tensor(t, labels, cats, rule) {
     auto s = TensorScorer::Create(t, labels, cats, rule, options);
-    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    ND_EXPECT_OK(s);
     if (s.ok()) scorer = std::move(s).value();
   }
   void Add(const LabelIndex& idx, const ActivationMap& acts) {
@@ -67,9 +68,9 @@ struct Pair {
     ASSERT_EQ(a.ok(), b.ok()) << a.ToString() << " / " << b.ToString();
   }
   void Finish() {
-    ASSERT_TRUE(scorer->AddCountsTo(&tensor).ok());
+    ND_ASSERT_OK(scorer->AddCountsTo(&tensor));
     auto stats = scorer->TakeMaskStats();
-    ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+    ND_ASSERT_OK(stats);
     tensor_stats = *stats;
   }
   void ExpectIdentical() const {
@@ -116,7 +117,7 @@ TEST(TensorScorerTest, HandExample2x2To4x4) {
   lab.scalar_category = {1};
   const std::vector<int> primary = {-1, 0, 2, 1, 0};
   auto idx = LabelIndex::Build(lab, primary, 3);
-  ASSERT_TRUE(idx.ok()) << idx.status().ToString();
+  ND_ASSERT_OK(idx);
   const ActivationMap acts = Map(4, 2, 2,
                                  {0, 4, 8, 12,  // unit 0
                                   0, 0, 0, 12,  // unit 1
@@ -126,7 +127,7 @@ TEST(TensorScorerTest, HandExample2x2To4x4) {
 
   // The upsampled values of unit 0 and 1, by hand.
   auto up = TensorUpsample("cpu", acts, 4, 4);
-  ASSERT_TRUE(up.ok()) << up.status().ToString();
+  ND_ASSERT_OK(up);
   const std::vector<float> up0 = {0, 1, 3, 4, 2, 3, 5, 6, 6, 7, 9, 10, 8, 9, 11, 12};
   const std::vector<float> up1 = {0, 0, 0, 0, 0, .75f, 2.25f, 3, 0, 2.25f, 6.75f, 9, 0, 3, 9, 12};
   EXPECT_EQ(std::vector<float>(up->begin(), up->begin() + 16), up0);
@@ -185,7 +186,7 @@ TEST(TensorScorerTest, UpsampleIsBitIdenticalToReference) {
       }
       std::vector<float> ref(static_cast<size_t>(g[2]) * g[3]);
       auto up = TensorUpsample("cpu", a, g[2], g[3]);
-      ASSERT_TRUE(up.ok()) << up.status().ToString();
+      ND_ASSERT_OK(up);
       ASSERT_EQ(up->size(), ref.size() * units);
       for (int u = 0; u < units; ++u) {
         UpsampleBilinear(a.unit(u), g[0], g[1], g[2], g[3], ref.data());
@@ -279,7 +280,7 @@ TEST(TensorScorerTest, RandomDatasetsMatchNativeScorer) {
     std::vector<LabelIndex> idx;
     for (const ImageLabels& lab : labs) {
       auto b = LabelIndex::Build(lab, primary, num_cats);
-      ASSERT_TRUE(b.ok()) << b.status().ToString();
+      ND_ASSERT_OK(b);
       idx.push_back(std::move(b).value());
     }
     for (UnionRule rule : {UnionRule::kPaper, UnionRule::kLite}) {
@@ -317,7 +318,7 @@ TEST(TensorScorerTest, MaxExactlyTIsEmptyEvenWhenInterpolationRoundsUp) {
     t[u] = v;
   }
   auto up = TensorUpsample("cpu", a, 113, 113);
-  ASSERT_TRUE(up.ok()) << up.status().ToString();
+  ND_ASSERT_OK(up);
   int rounded_up = 0;
   for (int u = 0; u < units; ++u) {
     for (int p = 0; p < 113 * 113; ++p) rounded_up += (*up)[u * 113 * 113 + p] > a.unit(u)[0];
@@ -328,7 +329,7 @@ TEST(TensorScorerTest, MaxExactlyTIsEmptyEvenWhenInterpolationRoundsUp) {
   lab.layers = {std::vector<uint16_t>(113 * 113, 1)};
   lab.layer_category = {0};
   auto idx = LabelIndex::Build(lab, {-1, 0}, 1);
-  ASSERT_TRUE(idx.ok());
+  ND_ASSERT_OK(idx);
   for (UnionRule rule : {UnionRule::kPaper, UnionRule::kLite}) {
     Pair pair(t, 2, 1, rule, TensorScorerOptions{});
     ASSERT_NE(pair.scorer, nullptr);
@@ -349,7 +350,7 @@ TEST(TensorScorerTest, ErrorsAreStatuses) {
   EXPECT_FALSE(cuda.ok());
   EXPECT_NE(cuda.message().find("cuda:63"), std::string::npos) << cuda.message();
   EXPECT_EQ(cuda.message().find('\n'), std::string::npos) << cuda.message();
-  EXPECT_TRUE(CheckTensorDevice("cpu").ok());
+  ND_EXPECT_OK(CheckTensorDevice("cpu"));
   TensorScorerOptions opt;
   opt.device = "cuda:63";
   EXPECT_FALSE(TensorScorer::Create({1.0}, 2, 1, UnionRule::kPaper, opt).ok());
@@ -358,17 +359,17 @@ TEST(TensorScorerTest, ErrorsAreStatuses) {
       TensorScorer::Create({std::nan("")}, 2, 1, UnionRule::kPaper, TensorScorerOptions{}).ok());
   // Per-image validation: InvalidArgument, nothing added.
   auto s = TensorScorer::Create({1.0, 2.0}, 2, 1, UnionRule::kPaper, TensorScorerOptions{});
-  ASSERT_TRUE(s.ok());
+  ND_ASSERT_OK(s);
   ImageLabels lab;
   lab.sh = lab.sw = 2;
   lab.layers = {{1, 1, 1, 1}};
   lab.layer_category = {0};
   auto idx = LabelIndex::Build(lab, {-1, 0}, 1);
-  ASSERT_TRUE(idx.ok());
+  ND_ASSERT_OK(idx);
   EXPECT_EQ((*s)->AddImage(*idx, Map(3, 1, 1, {1, 2, 3})).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ((*s)->AddImage(*idx, Map(2, 1, 1, {1})).code(), StatusCode::kInvalidArgument);
   IouTally tally({1.0, 2.0}, 2, 1, UnionRule::kPaper);
-  ASSERT_TRUE((*s)->AddCountsTo(&tally).ok());
+  ND_ASSERT_OK((*s)->AddCountsTo(&tally));
   EXPECT_EQ(tally.images(), 0);
   IouTally other({1.0, 2.0}, 2, 1, UnionRule::kLite);
   EXPECT_FALSE((*s)->AddCountsTo(&other).ok());
@@ -411,7 +412,7 @@ TEST(TensorScorerTest, ScoreStageTensorEngineWritesIdenticalTally) {
   }
   ASSERT_TRUE(testing_score::WriteTestBroden(b, dir));
   auto ds = BrodenDataset::Open(dir);
-  ASSERT_TRUE(ds.ok()) << ds.status().ToString();
+  ND_ASSERT_OK(ds);
   std::map<size_t, ActivationMap> maps;
   std::vector<size_t> rows;
   const int units = 12;
@@ -434,15 +435,15 @@ TEST(TensorScorerTest, ScoreStageTensorEngineWritesIdenticalTally) {
       opt.engine = engine;
       opt.tensor_engine = TensorEngine();
       auto stage = Dissector::Create(&*ds, opt);
-      ASSERT_TRUE(stage.ok()) << stage.status().ToString();
+      ND_ASSERT_OK(stage);
       auto rep = (*stage)->Run(rows, t, fetch);
-      ASSERT_TRUE(rep.ok()) << rep.status().ToString();
+      ND_ASSERT_OK(rep);
       EXPECT_EQ(rep->images_scored, static_cast<int64_t>(rows.size()));
       const std::string out = dir + "/out_" + UnionRuleName(rule) + std::to_string(int(engine));
       fs::create_directories(out);
       RunFacts facts;
       facts.layer = "layer";
-      ASSERT_TRUE(WriteLayerResultFiles(out, *ds, *rep, t, facts).ok());
+      ND_ASSERT_OK(WriteLayerResultFiles(out, *ds, *rep, t, facts));
       tallies.push_back(ReadFile(out + "/tally.csv"));
     }
     ASSERT_FALSE(tallies[0].empty());
@@ -475,7 +476,7 @@ TEST(TensorScorerBench, DISABLED_CpuMsPerImage) {
   for (int i = 0; i < images; ++i) {
     auto b = LabelIndex::Build(testing_score::RandomLabels(&rng, 112, 112, num_labels, 3, num_cats),
                                primary, num_cats);
-    ASSERT_TRUE(b.ok());
+    ND_ASSERT_OK(b);
     idx.push_back(std::move(b).value());
     ActivationMap a = Map(units, 7, 7, std::vector<float>(units * 49));
     std::normal_distribution<float> normal(0, 1);
@@ -493,9 +494,9 @@ TEST(TensorScorerBench, DISABLED_CpuMsPerImage) {
       for (int i = 0; i < images; ++i) ASSERT_TRUE(native.AddImage(idx[i], maps[i], &builder).ok());
       auto t1 = std::chrono::steady_clock::now();
       auto scorer = TensorScorer::Create(t, num_labels, num_cats, rule, TensorScorerOptions{});
-      ASSERT_TRUE(scorer.ok());
+      ND_ASSERT_OK(scorer);
       for (int i = 0; i < images; ++i) ASSERT_TRUE((*scorer)->AddImage(idx[i], maps[i]).ok());
-      ASSERT_TRUE((*scorer)->AddCountsTo(&tensor).ok());
+      ND_ASSERT_OK((*scorer)->AddCountsTo(&tensor));
       auto t2 = std::chrono::steady_clock::now();
       EXPECT_EQ(tensor.intersection_array(), native.intersection_array());
       EXPECT_EQ(tensor.union_array(), native.union_array());

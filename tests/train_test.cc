@@ -18,6 +18,8 @@
 #include <vector>
 
 #include "common/torch/model_runner.h"
+#include "tests/testing/files.h"
+#include "tests/testing/status_assertions.h"
 #include "tools/make_broden/broden_generator.h"
 #include "tools/train/model_builder.h"
 #include "tools/train/trainer.h"
@@ -25,14 +27,9 @@
 namespace nd {
 namespace {
 
-namespace fs = std::filesystem;
+using ::nd::testing::ReadAll;
 
-std::string ReadAll(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+namespace fs = std::filesystem;
 
 // "a b c" → {"a", "b", "c"}.
 std::vector<std::string> Words(const std::string& text) {
@@ -58,9 +55,9 @@ class TrainTest : public ::testing::Test {
     g.image_size = 64;
     g.threads = 2;
     auto summary = BrodenGenerator(g).Run();
-    ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+    ND_ASSERT_OK(summary);
     auto data = LoadSceneImages(BaseOptions());
-    ASSERT_TRUE(data.ok()) << data.status().ToString();
+    ND_ASSERT_OK(data);
     data_ = new SceneImages(std::move(data).value());
   }
   static void TearDownTestSuite() {
@@ -117,7 +114,7 @@ TEST_F(TrainTest, LossDecreasesOverIterations) {
   o.epochs = 6;
   o.out_path = Out("loss.pt");
   auto report = TrainOn(*data_, o);
-  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ND_ASSERT_OK(report);
   const std::vector<double>& loss = report->iteration_loss;
   ASSERT_GE(loss.size(), 12u);
   const size_t k = loss.size() / 4;
@@ -150,7 +147,7 @@ TEST_F(TrainTest, OneEpochLearnsAnEasySubsetWellAboveChance) {
   // running statistics would still lag behind the fast-moving weights.
   o.model.batchnorm = false;
   auto report = TrainOn(easy, o);
-  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ND_ASSERT_OK(report);
   EXPECT_EQ(report->iteration_loss.size(), 8u);
   EXPECT_GE(report->final_train_accuracy, 0.9);
   EXPECT_GE(report->final_val_accuracy, 0.9);
@@ -160,7 +157,7 @@ TEST_F(TrainTest, SavedResNetLoadsAndModelRunnerCapturesLayer4) {
   TrainOptions o = BaseOptions();
   o.out_path = Out("resnet.pt");
   auto report = TrainOn(*data_, o);
-  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ND_ASSERT_OK(report);
   EXPECT_FALSE(fs::exists(o.out_path + ".partial"));
 
   // Plain torch::jit::load, with the description saved next to the weights.
@@ -179,14 +176,14 @@ TEST_F(TrainTest, SavedResNetLoadsAndModelRunnerCapturesLayer4) {
   mo.layers = {"layer3", "layer4", "fc"};
   mo.device = "cpu";
   auto runner = ModelRunner::Load(mo);
-  ASSERT_TRUE(runner.ok()) << runner.status().ToString();
+  ND_ASSERT_OK(runner);
   const std::vector<std::string> paths = runner->ModulePaths();
   for (const char* p : {"conv1", "bn1", "layer1", "layer4", "layer4.0", "layer4.0.conv2",
                         "layer4.0.downsample.0", "avgpool", "fc"}) {
     EXPECT_NE(std::find(paths.begin(), paths.end(), p), paths.end()) << p;
   }
   auto acts = runner->Run(x);
-  ASSERT_TRUE(acts.ok()) << acts.status().ToString();
+  ND_ASSERT_OK(acts);
   ASSERT_EQ(acts->size(), 3u);
   EXPECT_EQ((*acts)[0].sizes(), (std::vector<int64_t>{2, 16, 4, 4}));
   EXPECT_EQ((*acts)[1].sizes(), (std::vector<int64_t>{2, 32, 2, 2}));
@@ -205,7 +202,7 @@ TEST_F(TrainTest, LastStrideOneKeepsLayer4AtLayer3Resolution) {
   spec.last_stride = 1;
   torch::manual_seed(1);
   auto module = BuildModel(spec);
-  ASSERT_TRUE(module.ok()) << module.status().ToString();
+  ND_ASSERT_OK(module);
   module->eval();
   module->save(Out("stride1.pt"));
   ModelOptions mo;
@@ -213,9 +210,9 @@ TEST_F(TrainTest, LastStrideOneKeepsLayer4AtLayer3Resolution) {
   mo.layers = {"layer3", "layer4", "layer4.1.conv2"};
   mo.device = "cpu";
   auto runner = ModelRunner::Load(mo);
-  ASSERT_TRUE(runner.ok()) << runner.status().ToString();
+  ND_ASSERT_OK(runner);
   auto acts = runner->Run(data_->val_x.slice(0, 0, 2));
-  ASSERT_TRUE(acts.ok()) << acts.status().ToString();
+  ND_ASSERT_OK(acts);
   EXPECT_EQ((*acts)[0].sizes(), (std::vector<int64_t>{2, 16, 4, 4}));
   EXPECT_EQ((*acts)[1].sizes(), (std::vector<int64_t>{2, 32, 4, 4}));
   EXPECT_EQ((*acts)[2].sizes(), (std::vector<int64_t>{2, 32, 4, 4}));
@@ -230,7 +227,7 @@ TEST_F(TrainTest, SavedAlexNetLoadsAndModelRunnerCapturesFeatures) {
   o.model.dropout = true;
   o.out_path = Out("alexnet.pt");
   auto report = TrainOn(*data_, o);
-  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ND_ASSERT_OK(report);
   const std::vector<std::string> convs = ConvLayerNames(o.model);
   ASSERT_EQ(convs.size(), 5u);
   EXPECT_EQ(convs[4], "features.14");  // conv, bn, relu (+ pool) per conv
@@ -239,9 +236,9 @@ TEST_F(TrainTest, SavedAlexNetLoadsAndModelRunnerCapturesFeatures) {
   mo.layers = {convs[4], "features.17", "classifier"};
   mo.device = "cpu";
   auto runner = ModelRunner::Load(mo);
-  ASSERT_TRUE(runner.ok()) << runner.status().ToString();
+  ND_ASSERT_OK(runner);
   auto acts = runner->Run(data_->val_x.slice(0, 0, 3));
-  ASSERT_TRUE(acts.ok()) << acts.status().ToString();
+  ND_ASSERT_OK(acts);
   // Input 64: conv 11/4 → 15, pool → 7, pool → 3, last pool → 1. 4W = 16 units.
   EXPECT_EQ((*acts)[0].sizes(), (std::vector<int64_t>{3, 16, 3, 3}));
   EXPECT_EQ((*acts)[1].sizes(), (std::vector<int64_t>{3, 16, 1, 1}));
@@ -260,12 +257,12 @@ TEST_F(TrainTest, SameSeedGivesBitIdenticalParameters) {
   TrainOptions o = BaseOptions();
   o.epochs = 2;
   o.out_path = Out("seed_a.pt");
-  ASSERT_TRUE(TrainOn(*data_, o).ok());
+  ND_ASSERT_OK(TrainOn(*data_, o));
   o.out_path = Out("seed_b.pt");
-  ASSERT_TRUE(TrainOn(*data_, o).ok());
+  ND_ASSERT_OK(TrainOn(*data_, o));
   o.seed = 6;
   o.out_path = Out("seed_c.pt");
-  ASSERT_TRUE(TrainOn(*data_, o).ok());
+  ND_ASSERT_OK(TrainOn(*data_, o));
 
   // The file's bytes depend on the network only, not on the --out name.
   EXPECT_EQ(ReadAll(Out("seed_a.pt")), ReadAll(Out("seed_b.pt")));
@@ -298,7 +295,7 @@ TEST_F(TrainTest, CheckpointEveryKIterations) {
   o.checkpoint_every = 2;
   o.epochs = 2;
   auto report = TrainOn(*data_, o);
-  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ND_ASSERT_OK(report);
   const int64_t iterations = static_cast<int64_t>(report->iteration_loss.size());
   ASSERT_GE(iterations, 4);
   std::vector<std::string> expected;
@@ -315,7 +312,7 @@ TEST_F(TrainTest, CheckpointEveryKIterations) {
   mo.layers = {"layer4"};
   mo.device = "cpu";
   auto runner = ModelRunner::Load(mo);
-  ASSERT_TRUE(runner.ok()) << runner.status().ToString();
+  ND_ASSERT_OK(runner);
 }
 
 TEST(TrainFlagsTest, ParsesEveryOption) {
@@ -326,7 +323,7 @@ TEST(TrainFlagsTest, ParsesEveryOption) {
             "--batch-size 16 --lr 0.01 --optimizer adam --checkpoint-every 5 --threads 1 "
             "--preprocess netdissect --flip off"),
       &help);
-  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  ND_ASSERT_OK(o);
   EXPECT_FALSE(help);
   EXPECT_EQ(o->data_dir, "d");
   EXPECT_EQ(o->out_path, "m.pt");
@@ -347,7 +344,7 @@ TEST(TrainFlagsTest, ParsesEveryOption) {
   EXPECT_EQ(o->threads, 1);
   EXPECT_EQ(o->preprocess, "netdissect");
   EXPECT_FALSE(o->flip);
-  ASSERT_TRUE(ParseTrainArgs({"--help"}, &help).ok());
+  ND_ASSERT_OK(ParseTrainArgs({"--help"}, &help));
   EXPECT_TRUE(help);
 }
 

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "common/runtime/zmq_channel.h"
+#include "tests/testing/status_assertions.h"
 
 namespace nd {
 namespace {
@@ -19,9 +20,9 @@ TEST(WireTest, ImageBatchRoundTrips) {
   b.width = 1;
   b.tensor.assign(2 * 3 * 2 * 1 * sizeof(float), '\x01');
   auto parsed = ParseHeader(Encode(b).frames);
-  ASSERT_TRUE(parsed.ok());
+  ND_ASSERT_OK(parsed);
   ImageBatch out;
-  ASSERT_TRUE(Decode(*parsed, &out).ok());
+  ND_ASSERT_OK(Decode(*parsed, &out));
   EXPECT_EQ(out.batch_id, 42u);
   ASSERT_EQ(out.images.size(), 2u);
   EXPECT_EQ(out.images[1].row, 5u);
@@ -37,7 +38,7 @@ TEST(WireTest, WrongTensorSizeIsDataLoss) {
   b.height = b.width = 2;
   b.tensor = std::string(7, '\0');
   auto parsed = ParseHeader(Encode(b).frames);
-  ASSERT_TRUE(parsed.ok());
+  ND_ASSERT_OK(parsed);
   ImageBatch out;
   Status s = Decode(*parsed, &out);
   EXPECT_EQ(s.code(), StatusCode::kDataLoss);
@@ -55,13 +56,13 @@ TEST(WireTest, UnknownVersionAndTypeAndTruncatedBodyAreRejected) {
   auto truncated = frames;
   truncated[1].pop_back();
   auto parsed = ParseHeader(truncated);
-  ASSERT_TRUE(parsed.ok());
+  ND_ASSERT_OK(parsed);
   EndOfStream eos;
   EXPECT_EQ(Decode(*parsed, &eos).code(), StatusCode::kDataLoss);
   EXPECT_EQ(ParseHeader({"garbage"}).status().code(), StatusCode::kDataLoss);
   // A READY body decoded as END_OF_STREAM is a type error, not a misread.
   auto ready = ParseHeader(Encode(ReadyBatch{}).frames);
-  ASSERT_TRUE(ready.ok());
+  ND_ASSERT_OK(ready);
   EXPECT_FALSE(Decode(*ready, &eos).ok());
 }
 
@@ -71,7 +72,7 @@ TEST(WireTest, HugeCountInBodyIsRejectedWithoutAllocating) {
   // batch_id (8 bytes) then the image count: claim 2^31 images.
   frames[1][8 + 3] = 0x7f;
   auto parsed = ParseHeader(frames);
-  ASSERT_TRUE(parsed.ok());
+  ND_ASSERT_OK(parsed);
   ReadyBatch out;
   EXPECT_EQ(Decode(*parsed, &out).code(), StatusCode::kDataLoss);
 }
@@ -80,21 +81,21 @@ TEST(ChannelTest, PushPullOverIpcWithBoundedWaits) {
   zmq::context_t ctx;
   std::string ep = "ipc:///tmp/nd_wire_test_" + std::to_string(::getpid()) + ".sock";
   auto push = Channel::Open(ctx, zmq::socket_type::push, ep, /*bind=*/true);
-  ASSERT_TRUE(push.ok()) << push.status().message();
+  ND_ASSERT_OK(push);
   auto pull = Channel::Open(ctx, zmq::socket_type::pull, ep, /*bind=*/false);
-  ASSERT_TRUE(pull.ok());
+  ND_ASSERT_OK(pull);
   StageEvent ev{"score", "done", "ok", 3, 4};
-  ASSERT_TRUE(push->Send(Encode(ev), 2000).ok());
+  ND_ASSERT_OK(push->Send(Encode(ev), 2000));
   auto got = pull->Receive(2000);
-  ASSERT_TRUE(got.ok());
+  ND_ASSERT_OK(got);
   ASSERT_TRUE(got->has_value());
   StageEvent out;
-  ASSERT_TRUE(Decode(**got, &out).ok());
+  ND_ASSERT_OK(Decode(**got, &out));
   EXPECT_EQ(out.stage, "score");
   EXPECT_EQ(out.done, 3u);
   // Nothing more: the receive times out instead of blocking.
   auto none = pull->Receive(50);
-  ASSERT_TRUE(none.ok());
+  ND_ASSERT_OK(none);
   EXPECT_FALSE(none->has_value());
 }
 
@@ -102,7 +103,7 @@ TEST(ChannelTest, SendWithoutPeerTimesOutAsUnavailable) {
   zmq::context_t ctx;
   std::string ep = "ipc:///tmp/nd_wire_test_nopeer_" + std::to_string(::getpid()) + ".sock";
   auto push = Channel::Open(ctx, zmq::socket_type::push, ep, true);
-  ASSERT_TRUE(push.ok());
+  ND_ASSERT_OK(push);
   Status s = push->Send(Encode(EndOfStream{}), 100);
   EXPECT_EQ(s.code(), StatusCode::kUnavailable);
   EXPECT_NE(s.message().find(ep), std::string::npos);
@@ -120,16 +121,16 @@ TEST(WireTest, StageTimingsTravelTypedInEndOfStream) {
   u32(7), expected += "extract", u64(0x3FD0000000000000ull);  // 0.25
   EXPECT_EQ(frames[1], expected);
   auto parsed = ParseHeader(frames);
-  ASSERT_TRUE(parsed.ok());
+  ND_ASSERT_OK(parsed);
   EndOfStream out;
-  ASSERT_TRUE(Decode(*parsed, &out).ok());
+  ND_ASSERT_OK(Decode(*parsed, &out));
   ASSERT_EQ(out.stage_seconds.size(), 2u);
   EXPECT_EQ(out.stage_seconds[1].stage, "extract");
   EXPECT_EQ(out.stage_seconds[1].seconds, 0.25);
   // A count larger than the body can hold is refused before reading.
   frames[1][24 + 3] = 0x7f;
   auto huge = ParseHeader(frames);
-  ASSERT_TRUE(huge.ok());
+  ND_ASSERT_OK(huge);
   EXPECT_EQ(Decode(*huge, &out).code(), StatusCode::kDataLoss);
 }
 

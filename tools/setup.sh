@@ -8,7 +8,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${ND_BUILD_DIR:-$repo/build}"
 
 packages=(g++ cmake ninja-build pkg-config libtorch-dev libzmq3-dev cppzmq-dev liblmdb-dev
-          libopencv-dev libboost-dev libtomlplusplus-dev libgtest-dev libdeflate-dev
+          libopencv-dev zlib1g-dev libboost-dev libtomlplusplus-dev libgtest-dev libdeflate-dev
           python3-torch python3-torchvision chromium clang-format "$@")
 missing=()
 for p in "${packages[@]}"; do

@@ -121,8 +121,9 @@ bool IsDevice(const std::string& d, bool allow_auto) {
   return true;
 }
 
-const std::vector<Key>& Keys() {
-  static const std::vector<Key> keys = {
+// [dataset] and [model]: what is dissected.
+std::vector<Key> InputKeys() {
+  return {
       {"dataset", "path",
        [](const toml::node& n, const Origin& o, PipelineConfig* c) {
          return ReadPath(n, o, &c->dataset.path);
@@ -199,6 +200,12 @@ const std::vector<Key>& Keys() {
          return OneOf(c->model.memory_format, {"auto", "contiguous", "channels_last"});
        },
        [](const PipelineConfig& c) { return Quote(c.model.memory_format); }},
+  };
+}
+
+// [decode], [threshold], [score], [explain], [stats]: how it is computed.
+std::vector<Key> MethodKeys() {
+  return {
       {"decode", "workers",
        [](const toml::node& n, const Origin&, PipelineConfig* c) {
          int64_t v;
@@ -316,6 +323,12 @@ const std::vector<Key>& Keys() {
          return Status::Ok();
        },
        [](const PipelineConfig& c) { return std::string(c.stats.max_null ? "true" : "false"); }},
+  };
+}
+
+// [cache], [output], [run]: where results go and how the stages run.
+std::vector<Key> RunKeys() {
+  return {
       {"cache", "dir",
        [](const toml::node& n, const Origin& o, PipelineConfig* c) {
          return ReadPath(n, o, &c->cache.dir);
@@ -405,6 +418,14 @@ const std::vector<Key>& Keys() {
        },
        [](const PipelineConfig& c) { return Quote(c.run.model_digest); }},
   };
+}
+
+const std::vector<Key>& Keys() {
+  static const std::vector<Key> keys = [] {
+    std::vector<Key> all = InputKeys();
+    for (auto part : {MethodKeys(), RunKeys()}) all.insert(all.end(), part.begin(), part.end());
+    return all;
+  }();
   return keys;
 }
 

@@ -1,5 +1,7 @@
 #include "common/base/digest.h"
 
+#include <zlib.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -20,26 +22,6 @@ constexpr uint32_t kK[64] = {
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
 
 inline uint32_t Rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
-
-// Slicing-by-8 tables for the reflected IEEE polynomial, built once (thread-safe static init).
-struct Crc32Tables {
-  uint32_t t[8][256];
-  Crc32Tables() {
-    for (uint32_t i = 0; i < 256; ++i) {
-      uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = (c & 1) ? (0xEDB88320u ^ (c >> 1)) : (c >> 1);
-      t[0][i] = c;
-    }
-    for (uint32_t i = 0; i < 256; ++i) {
-      for (int s = 1; s < 8; ++s) t[s][i] = (t[s - 1][i] >> 8) ^ t[0][t[s - 1][i] & 0xFF];
-    }
-  }
-};
-
-const Crc32Tables& Tables() {
-  static const Crc32Tables tables;
-  return tables;
-}
 
 }  // namespace
 
@@ -170,19 +152,7 @@ StatusOr<std::string> Sha256File(const std::string& path) {
 }
 
 uint32_t Crc32(const void* data, size_t size, uint32_t crc) {
-  const auto& t = Tables().t;
-  const uint8_t* p = static_cast<const uint8_t*>(data);
-  uint32_t c = ~crc;
-  while (size >= 8) {
-    uint32_t lo = c ^ (uint32_t{p[0]} | (uint32_t{p[1]} << 8) | (uint32_t{p[2]} << 16) |
-                       (uint32_t{p[3]} << 24));
-    c = t[7][lo & 0xFF] ^ t[6][(lo >> 8) & 0xFF] ^ t[5][(lo >> 16) & 0xFF] ^ t[4][lo >> 24] ^
-        t[3][p[4]] ^ t[2][p[5]] ^ t[1][p[6]] ^ t[0][p[7]];
-    p += 8;
-    size -= 8;
-  }
-  while (size-- > 0) c = t[0][(c ^ *p++) & 0xFF] ^ (c >> 8);
-  return ~c;
+  return static_cast<uint32_t>(::crc32_z(crc, static_cast<const Bytef*>(data), size));
 }
 
 }  // namespace nd

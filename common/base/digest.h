@@ -1,6 +1,6 @@
-// Content digests and checksums, written from the specifications (no OpenSSL, no zlib):
+// Content digests and checksums (SHA-256 written from FIPS 180-4; CRC-32 is zlib's):
 //   - SHA-256 (FIPS 180-4): identifies model files and images by content in cache keys.
-//   - CRC-32 (IEEE 802.3, the zlib/PNG polynomial 0xEDB88320, reflected): guards cache records.
+//   - CRC-32 (IEEE 802.3, the zlib/PNG polynomial; zlib's crc32_z): cache records, PNG chunks.
 // All functions are thread-safe (no shared mutable state); a Sha256 object is thread-compatible.
 #pragma once
 

@@ -32,6 +32,7 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include "common/base/digest.h"
 #include "common/broden/csv.h"
 
 namespace nd {
@@ -151,14 +152,6 @@ enum class FastPngResult { kDecoded, kWrongSize, kFallback };
 
 uint32_t ReadBigEndian32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
-}
-
-uint32_t Crc32(const uint8_t* data, size_t size) {
-#ifdef ND_HAVE_LIBDEFLATE
-  return libdeflate_crc32(0, data, size);
-#else
-  return static_cast<uint32_t>(::crc32(0, data, static_cast<uInt>(size)));
-#endif
 }
 
 // Inflates a zlib stream into exactly out_size bytes; false on any error or size difference.

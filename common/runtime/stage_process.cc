@@ -10,6 +10,7 @@
 #include <fstream>
 #include <vector>
 
+#include "common/base/args.h"
 #include "common/base/log.h"
 
 namespace nd {
@@ -188,21 +189,16 @@ StatusOr<std::unique_ptr<StageProcess>> StageProcess::Start(const std::string& s
   std::signal(SIGXFSZ, SIG_IGN);
   std::string config_path;
   std::vector<std::string> overrides;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if ((a == "-c" || a == "--config") && i + 1 < argc) {
-      config_path = argv[++i];
-    } else if (a == "--set" && i + 1 < argc) {
-      overrides.push_back(argv[++i]);
-    } else if (a == "-h" || a == "--help") {
-      std::printf(
-          "usage: nd-stage-%s --config FILE [--set section.key=value ...]\n"
-          "Started by `nd-pipeline up`; see README.md.\n",
-          stage.c_str());
-      return Cancelled("help");
-    } else {
-      return InvalidArgument("nd-stage-" + stage + ": unknown argument '" + a + "'");
-    }
+  ArgParser parser;
+  AddConfigOptions(&parser, &config_path, &overrides);
+  const Status parsed = parser.Parse(argc, argv);
+  if (!parsed.ok()) return InvalidArgument("nd-stage-" + stage + ": " + parsed.message());
+  if (parser.help()) {
+    std::printf(
+        "usage: nd-stage-%s --config FILE [--set section.key=value ...]\n"
+        "Started by `nd-pipeline up`; see README.md.\n",
+        stage.c_str());
+    return Cancelled("help");
   }
   ND_ASSIGN_OR_RETURN(PipelineConfig config, LoadConfig(config_path, overrides));
   std::unique_ptr<StageProcess> p(new StageProcess());

@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/base/args.h"
 #include "common/base/config.h"
 #include "common/base/descriptors.h"
 #include "common/base/parallel.h"
@@ -137,24 +138,16 @@ int main(int argc, char** argv) {
   std::string config_path = "pipeline.toml", work = "bench-work";
   std::vector<std::string> sets;
   bool skip_bare = false, rescore = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if ((a == "-c" || a == "--config") && i + 1 < argc)
-      config_path = argv[++i];
-    else if (a == "--set" && i + 1 < argc)
-      sets.push_back(argv[++i]);
-    else if (a == "--work" && i + 1 < argc)
-      work = argv[++i];
-    else if (a == "--skip-bare")
-      skip_bare = true;
-    else if (a == "--rescore")
-      rescore = true;
-    else {
-      std::fprintf(stderr,
-                   "usage: nd-bench -c pipeline.toml [--set k=v ...] [--work DIR] [--skip-bare] "
-                   "[--rescore]\n");
-      return 2;
-    }
+  nd::ArgParser parser;
+  nd::AddConfigOptions(&parser, &config_path, &sets);
+  parser.String("--work", &work).Flag("--skip-bare", &skip_bare).Flag("--rescore", &rescore);
+  const nd::Status parsed = parser.Parse(argc, argv);
+  if (!parsed.ok() || parser.help()) {
+    if (!parsed.ok()) std::fprintf(stderr, "nd-bench: %s\n", parsed.message().c_str());
+    std::fprintf(parsed.ok() ? stdout : stderr,
+                 "usage: nd-bench -c pipeline.toml [--set k=v ...] [--work DIR] [--skip-bare] "
+                 "[--rescore]\n");
+    return parsed.ok() ? 0 : 2;
   }
   work = fs::absolute(work).string();
   sets.push_back("cache.dir=" + work + "/cache");

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -193,13 +194,22 @@ void DeriveLayers(const std::vector<uint16_t>& src, int sh, int sw, const int nu
   }
 }
 
-}  // namespace
+// What Run() learns from the source and decides before it writes anything.
+struct ExpandPlan {
+  std::string root;                                              // the source's root directory
+  int source_cat = -1, part_cat = -1;                            // category indexes in the source
+  int numbers[4] = {0, 0, 0, 0};                                 // the new labels' numbers
+  fs::path out;                                                  // the output directory, normalised
+  std::string part_csv;                                          // "c_<part>.csv"
+  std::string index_text, category_text, label_text, part_text;  // the source CSVs' bytes
+  std::optional<CsvTable> index, category_table, label_table, part_table;
+  int index_part_col = -1;
+  std::vector<std::string> files;  // every file index.csv names, relative to images/
+  std::vector<RowNames> names;     // per row: the new layers' file names
+};
 
-DatasetExpander::DatasetExpander(ExpandOptions options) : options_(std::move(options)) {}
-
-StatusOr<ExpandSummary> DatasetExpander::Run() {
-  const ExpandOptions& o = options_;
-  const auto start = std::chrono::steady_clock::now();
+// The options alone, before the source is opened.
+Status CheckOptions(const ExpandOptions& o) {
   if (o.source_dir.empty()) return InvalidArgument("--expand-from DIR is required");
   if (o.out_dir.empty()) return InvalidArgument("--out DIR is required");
   if (o.threads < 0 || o.threads > 1024) {
@@ -209,17 +219,19 @@ StatusOr<ExpandSummary> DatasetExpander::Run() {
   if (o.new_category.empty() || o.new_category.find_first_of(",;/\"") != std::string::npos) {
     return InvalidArgument("new category name '" + o.new_category + "' is not usable");
   }
+  return Status::Ok();
+}
 
-  // The source, all categories selected (every layer is linked, every c_*.csv read).
-  ND_ASSIGN_OR_RETURN(const BrodenDataset source, BrodenDataset::Open(o.source_dir));
-  const std::string root = source.root();
-  const int source_cat = source.CategoryIndex(o.source_category);
-  const int part_cat = source.CategoryIndex(o.part_category);
-  if (source_cat < 0) {
+// The source's categories and labels, and room for four label numbers.
+Status CheckSource(const ExpandOptions& o, const BrodenDataset& source, ExpandPlan* plan) {
+  const std::string& root = plan->root;
+  plan->source_cat = source.CategoryIndex(o.source_category);
+  plan->part_cat = source.CategoryIndex(o.part_category);
+  if (plan->source_cat < 0) {
     return InvalidArgument(root + "/category.csv: no category '" + o.source_category +
                            "' to derive new labels from");
   }
-  if (part_cat < 0) {
+  if (plan->part_cat < 0) {
     return InvalidArgument(root + "/category.csv: no category '" + o.part_category +
                            "' to add part labels to");
   }
@@ -240,56 +252,64 @@ StatusOr<ExpandSummary> DatasetExpander::Run() {
     return InvalidArgument(root + "/label.csv: no room for 4 more label numbers after " +
                            std::to_string(max_number));
   }
-  int numbers[4];
-  for (int k = 0; k < 4; ++k) numbers[k] = max_number + 1 + k;
+  for (int k = 0; k < 4; ++k) plan->numbers[k] = max_number + 1 + k;
+  return Status::Ok();
+}
 
-  // Output directory: the same rules as the generator; never the source.
+// The output directory: the same rules as the generator; never the source.
+Status CheckOutput(const ExpandOptions& o, ExpandPlan* plan) {
   std::error_code ec;
   fs::path out = fs::path(o.out_dir).lexically_normal();
   if (!out.has_filename()) out = out.parent_path();
-  if (fs::exists(out, ec)) {
-    if (fs::equivalent(out, root, ec)) {
-      return InvalidArgument("--out '" + o.out_dir + "' is the source directory");
-    }
-    if (!fs::is_directory(out, ec)) {
-      return InvalidArgument("output '" + o.out_dir + "' exists and is not a directory");
-    }
-    if (!IsEmptyDir(out)) {
-      if (!o.overwrite) {
-        return InvalidArgument("output directory '" + o.out_dir +
-                               "' is not empty (pass --overwrite to replace a previous dataset)");
-      }
-      if (!fs::exists(out / "index.csv", ec)) {
-        return InvalidArgument("refusing to overwrite '" + o.out_dir +
-                               "': it is not empty and holds no index.csv");
-      }
-    }
+  plan->out = out;
+  if (!fs::exists(out, ec)) return Status::Ok();
+  if (fs::equivalent(out, plan->root, ec)) {
+    return InvalidArgument("--out '" + o.out_dir + "' is the source directory");
   }
+  if (!fs::is_directory(out, ec)) {
+    return InvalidArgument("output '" + o.out_dir + "' exists and is not a directory");
+  }
+  if (IsEmptyDir(out)) return Status::Ok();
+  if (!o.overwrite) {
+    return InvalidArgument("output directory '" + o.out_dir +
+                           "' is not empty (pass --overwrite to replace a previous dataset)");
+  }
+  if (!fs::exists(out / "index.csv", ec)) {
+    return InvalidArgument("refusing to overwrite '" + o.out_dir +
+                           "': it is not empty and holds no index.csv");
+  }
+  return Status::Ok();
+}
 
-  // The source CSVs as text (rows are re-emitted or appended to).
-  ND_ASSIGN_OR_RETURN(const CsvTable index, CsvTable::ReadFile(root + "/index.csv"));
-  ND_ASSIGN_OR_RETURN(const CsvTable category_table, CsvTable::ReadFile(root + "/category.csv"));
-  std::string index_text, category_text, label_text, part_text;
-  ND_RETURN_IF_ERROR(ReadText(root + "/index.csv", &index_text));
-  ND_RETURN_IF_ERROR(ReadText(root + "/category.csv", &category_text));
-  ND_RETURN_IF_ERROR(ReadText(root + "/label.csv", &label_text));
-  const std::string part_csv = "c_" + o.part_category + ".csv";
-  ND_RETURN_IF_ERROR(ReadText(root + "/" + part_csv, &part_text));
-  ND_ASSIGN_OR_RETURN(const CsvTable label_table, CsvTable::Parse(label_text, root + "/label.csv"));
-  ND_ASSIGN_OR_RETURN(const CsvTable part_table, CsvTable::Parse(part_text, root + "/" + part_csv));
-  ND_ASSIGN_OR_RETURN(const int index_part_col, index.RequireColumn(o.part_category));
-  if (index.ColumnIndex(o.new_category) >= 0) {
+// The source CSVs as text (rows are re-emitted or appended to) and as tables.
+Status ReadSourceCsvs(const ExpandOptions& o, ExpandPlan* plan) {
+  const std::string& root = plan->root;
+  ND_ASSIGN_OR_RETURN(plan->index, CsvTable::ReadFile(root + "/index.csv"));
+  ND_ASSIGN_OR_RETURN(plan->category_table, CsvTable::ReadFile(root + "/category.csv"));
+  ND_RETURN_IF_ERROR(ReadText(root + "/index.csv", &plan->index_text));
+  ND_RETURN_IF_ERROR(ReadText(root + "/category.csv", &plan->category_text));
+  ND_RETURN_IF_ERROR(ReadText(root + "/label.csv", &plan->label_text));
+  plan->part_csv = "c_" + o.part_category + ".csv";
+  ND_RETURN_IF_ERROR(ReadText(root + "/" + plan->part_csv, &plan->part_text));
+  ND_ASSIGN_OR_RETURN(plan->label_table, CsvTable::Parse(plan->label_text, root + "/label.csv"));
+  ND_ASSIGN_OR_RETURN(plan->part_table,
+                      CsvTable::Parse(plan->part_text, root + "/" + plan->part_csv));
+  ND_ASSIGN_OR_RETURN(plan->index_part_col, plan->index->RequireColumn(o.part_category));
+  if (plan->index->ColumnIndex(o.new_category) >= 0) {
     return InvalidArgument(root + "/index.csv: already has a column '" + o.new_category + "'");
   }
+  return Status::Ok();
+}
 
-  // Every file index.csv names, and the names of the new layers (unused names only).
+// Every file index.csv names, and the names of the new layers (unused names only).
+Status NameFiles(const ExpandOptions& o, const BrodenDataset& source, ExpandPlan* plan) {
+  const std::string& root = plan->root;
   const std::vector<BrodenImage>& images = source.images();
-  std::vector<std::string> files;  // relative to images/, in first-use order
   std::set<std::string> used;
   auto use = [&](const std::string& relative) -> Status {
     ND_ASSIGN_OR_RETURN(const std::string resolved, source.ResolveImagePath(relative));
     const std::string rel = RelativeToImages(root, resolved);
-    if (used.insert(rel).second) files.push_back(rel);
+    if (used.insert(rel).second) plan->files.push_back(rel);
     return Status::Ok();
   };
   for (const BrodenImage& image : images) {
@@ -308,239 +328,284 @@ StatusOr<ExpandSummary> DatasetExpander::Run() {
       }
     }
   };
-  std::vector<RowNames> names(images.size());
+  plan->names.resize(images.size());
   for (size_t i = 0; i < images.size(); ++i) {
     ND_ASSIGN_OR_RETURN(const std::string photo, source.ResolveImagePath(images[i].image));
     const std::string stem = Stem(RelativeToImages(root, photo));
-    names[i].part = unused_name(stem, o.part_category,
-                                static_cast<int>(images[i].pixel_layers[part_cat].size()) + 1);
-    names[i].edge1 = unused_name(stem, o.new_category, 1);
-    names[i].edge2 = unused_name(stem, o.new_category, 2);
+    const int next_part = static_cast<int>(images[i].pixel_layers[plan->part_cat].size()) + 1;
+    plan->names[i].part = unused_name(stem, o.part_category, next_part);
+    plan->names[i].edge1 = unused_name(stem, o.new_category, 1);
+    plan->names[i].edge2 = unused_name(stem, o.new_category, 2);
   }
+  return Status::Ok();
+}
 
-  // Work in a sibling directory, renamed into place at the end.
-  const fs::path partial = out.string() + ".partial-" + std::to_string(::getpid());
+// Derives and writes the new layers of image i into `new_images`.
+Status ExpandImage(const BrodenDataset& source, const ExpandPlan& plan, size_t i,
+                   const std::string& new_images, ImageExpansion* r) {
+  ND_ASSIGN_OR_RETURN(const ImageLabels labels, source.ReadLabels(i));
+  r->grid = static_cast<int64_t>(labels.sh) * labels.sw;
+  const std::vector<uint16_t>* src = nullptr;
+  for (size_t k = 0; k < labels.layers.size(); ++k) {
+    if (labels.layer_category[k] == plan.source_cat) {
+      src = &labels.layers[k];
+      break;
+    }
+  }
+  if (src == nullptr) return Status::Ok();
+  std::vector<uint16_t> part, hedge, vedge;
+  DeriveLayers(*src, labels.sh, labels.sw, plan.numbers, &part, &hedge, &vedge, r->pixels);
+  const RowNames& names = plan.names[i];
+  if (r->pixels[kUpperHalf] + r->pixels[kLowerHalf] > 0) {
+    ND_RETURN_IF_ERROR(WriteLabelPng(new_images + names.part, part, labels.sh, labels.sw));
+    r->part_item = names.part;
+  }
+  if (r->pixels[kHorizontalEdge] > 0) {
+    ND_RETURN_IF_ERROR(WriteLabelPng(new_images + names.edge1, hedge, labels.sh, labels.sw));
+    r->edge_items.push_back(names.edge1);
+  }
+  if (r->pixels[kVerticalEdge] > 0) {
+    ND_RETURN_IF_ERROR(WriteLabelPng(new_images + names.edge2, vedge, labels.sh, labels.sw));
+    r->edge_items.push_back(names.edge2);
+  }
+  return Status::Ok();
+}
+
+// Statistics, in image order. Pixels are summed per grid size so that coverage is exact integer
+// arithmetic divided once per grid size (the generator's pixels/grid when all agree).
+void Summarize(const ExpandOptions& o, const ExpandPlan& plan,
+               const std::vector<ImageExpansion>& results, ExpandSummary* summary) {
+  std::map<int64_t, int64_t> pixels_by_grid[4];
+  for (int k = 0; k < 4; ++k) {
+    summary->labels[k].number = plan.numbers[k];
+    summary->labels[k].name = kNewLabelNames[k];
+    summary->labels[k].category = k < 2 ? o.part_category : o.new_category;
+  }
+  for (const ImageExpansion& r : results) {
+    for (int k = 0; k < 4; ++k) {
+      if (r.pixels[k] == 0) continue;
+      ++summary->labels[k].frequency;
+      pixels_by_grid[k][r.grid] += r.pixels[k];
+    }
+    summary->layers_written += (r.part_item.empty() ? 0 : 1) + r.edge_items.size();
+  }
+  for (int k = 0; k < 4; ++k) {
+    for (const auto& [grid, pixels] : pixels_by_grid[k]) {
+      summary->labels[k].coverage += static_cast<double>(pixels) / static_cast<double>(grid);
+    }
+  }
+}
+
+// label.csv: the source bytes plus four rows.
+Status WriteLabelCsv(const ExpandPlan& plan, const ExpandSummary& summary, const fs::path& dir) {
+  std::string text = EndedText(plan.label_text);
+  const std::string eol = LineEnd(plan.label_text);
+  for (const ExpandedLabel& l : summary.labels) {
+    text += CsvRow(RowFor(plan.label_table->header(),
+                          {{"number", std::to_string(l.number)},
+                           {"name", l.name},
+                           {"category", l.category + "(" + std::to_string(l.frequency) + ")"},
+                           {"frequency", std::to_string(l.frequency)},
+                           {"coverage", Fixed6(l.coverage)}}),
+                   eol);
+  }
+  return WriteText((dir / "label.csv").string(), text);
+}
+
+// c_<part>.csv: the source bytes plus two rows, codes after the largest; c_<new>.csv: new.
+Status WritePartCsvs(const ExpandOptions& o, const ExpandPlan& plan, const ExpandSummary& summary,
+                     const fs::path& dir) {
+  std::string text = EndedText(plan.part_text);
+  const std::string eol = LineEnd(plan.part_text);
+  const CsvTable& part_table = *plan.part_table;
+  int64_t max_code = 0;
+  ND_ASSIGN_OR_RETURN(const int code_col, part_table.RequireColumn("code"));
+  for (size_t r = 0; r < part_table.num_rows(); ++r) {
+    ND_ASSIGN_OR_RETURN(const int64_t code, part_table.GetInt(r, code_col));
+    max_code = std::max(max_code, code);
+  }
+  std::string fresh = "code,number,name,frequency,coverage\n";
+  for (int k = 0; k < 4; ++k) {
+    const ExpandedLabel& l = summary.labels[k];
+    const std::string code = std::to_string(k < 2 ? max_code + 1 + k : k - 1);
+    std::map<std::string, std::string> values = {{"code", code},
+                                                 {"number", std::to_string(l.number)},
+                                                 {"name", l.name},
+                                                 {"frequency", std::to_string(l.frequency)},
+                                                 {"coverage", Fixed6(l.coverage)}};
+    if (k < 2) {
+      text += CsvRow(RowFor(part_table.header(), values), eol);
+    } else {
+      fresh += CsvRow(RowFor({"code", "number", "name", "frequency", "coverage"}, values), "\n");
+    }
+  }
+  ND_RETURN_IF_ERROR(WriteText((dir / plan.part_csv).string(), text));
+  return WriteText((dir / ("c_" + o.new_category + ".csv")).string(), fresh);
+}
+
+// The other c_<cat>.csv files, as they are (a missing one stays missing).
+Status CopyOtherCategoryCsvs(const ExpandOptions& o, const BrodenDataset& source,
+                             const ExpandPlan& plan, const fs::path& dir) {
+  std::error_code ec;
+  for (const BrodenCategory& c : source.categories()) {
+    if (c.name == o.part_category) continue;
+    const fs::path from = fs::path(plan.root) / ("c_" + c.name + ".csv");
+    if (!fs::exists(from, ec)) continue;
+    fs::copy_file(from, dir / from.filename(), fs::copy_options::none, ec);
+    if (ec) return IoError("cannot copy '" + from.string() + "': " + ec.message());
+  }
+  return Status::Ok();
+}
+
+// category.csv: the part row recomputed, the new category appended.
+Status WriteCategoryCsv(const ExpandOptions& o, const ExpandPlan& plan,
+                        const ExpandSummary& summary, const fs::path& dir) {
+  const CsvTable& table = *plan.category_table;
+  const int* numbers = plan.numbers;
+  const std::string eol = LineEnd(plan.category_text);
+  const std::vector<std::string>& header = table.header();
+  ND_ASSIGN_OR_RETURN(const int name_col, table.RequireColumn("name"));
+  ND_ASSIGN_OR_RETURN(const int first_col, table.RequireColumn("first"));
+  ND_ASSIGN_OR_RETURN(const int last_col, table.RequireColumn("last"));
+  ND_ASSIGN_OR_RETURN(const int count_col, table.RequireColumn("count"));
+  ND_ASSIGN_OR_RETURN(const int freq_col, table.RequireColumn("frequency"));
+  std::string text = CsvRow(header, eol);
+  for (size_t r = 0; r < table.num_rows(); ++r) {
+    std::vector<std::string> row;
+    for (size_t c = 0; c < header.size(); ++c) row.push_back(table.cell(r, static_cast<int>(c)));
+    if (row[name_col] == o.part_category) {
+      ND_ASSIGN_OR_RETURN(const int64_t first, table.GetInt(r, first_col));
+      ND_ASSIGN_OR_RETURN(const int64_t last, table.GetInt(r, last_col));
+      ND_ASSIGN_OR_RETURN(const int64_t count, table.GetInt(r, count_col));
+      ND_ASSIGN_OR_RETURN(const int64_t frequency, table.GetInt(r, freq_col));
+      row[first_col] =
+          std::to_string(count == 0 ? numbers[0] : std::min<int64_t>(first, numbers[0]));
+      row[last_col] = std::to_string(std::max<int64_t>(last, numbers[1]));
+      row[count_col] = std::to_string(count + 2);
+      row[freq_col] =
+          std::to_string(frequency + summary.labels[0].frequency + summary.labels[1].frequency);
+    }
+    text += CsvRow(row, eol);
+  }
+  text += CsvRow(RowFor(header, {{"name", o.new_category},
+                                 {"first", std::to_string(numbers[2])},
+                                 {"last", std::to_string(numbers[3])},
+                                 {"count", "2"},
+                                 {"frequency", std::to_string(summary.labels[2].frequency +
+                                                              summary.labels[3].frequency)}}),
+                 eol);
+  return WriteText((dir / "category.csv").string(), text);
+}
+
+// index.csv (written last): the part cell gains the new layer, the new column is appended.
+Status WriteIndexCsv(const ExpandOptions& o, const ExpandPlan& plan,
+                     const std::vector<ImageExpansion>& results, const fs::path& dir) {
+  const CsvTable& index = *plan.index;
+  const std::string eol = LineEnd(plan.index_text);
+  std::vector<std::string> header = index.header();
+  header.push_back(o.new_category);
+  std::string text = CsvRow(header, eol);
+  for (size_t r = 0; r < index.num_rows(); ++r) {
+    std::vector<std::string> row;
+    for (size_t c = 0; c < index.header().size(); ++c) {
+      row.push_back(index.cell(r, static_cast<int>(c)));
+    }
+    const ImageExpansion& e = results[r];
+    if (!e.part_item.empty()) {
+      std::string& cell = row[plan.index_part_col];
+      cell += (cell.empty() ? "" : ";") + e.part_item;
+    }
+    std::string edge;
+    for (const std::string& item : e.edge_items) edge += (edge.empty() ? "" : ";") + item;
+    row.push_back(edge);
+    text += CsvRow(row, eol);
+  }
+  return WriteText((dir / "index.csv").string(), text);
+}
+
+// Replaces `out` (empty, or a previous dataset with --overwrite) by `partial`.
+Status MoveIntoPlace(const ExpandOptions& o, const fs::path& partial, const fs::path& out) {
+  std::error_code ec;
+  if (fs::exists(out, ec)) {
+    if (o.overwrite && fs::exists(out / "index.csv", ec)) {
+      fs::remove_all(out, ec);
+    } else {
+      fs::remove(out, ec);  // an empty directory (checked before anything was written)
+    }
+    if (ec) return IoError("cannot replace '" + out.string() + "': " + ec.message());
+  }
+  fs::rename(partial, out, ec);
+  if (ec) {
+    return IoError("cannot rename '" + partial.string() + "' to '" + out.string() +
+                   "': " + ec.message());
+  }
+  return Status::Ok();
+}
+
+// Everything after the checks, written into `partial` (a sibling of the output directory).
+Status WriteExpansion(const ExpandOptions& o, const BrodenDataset& source, const ExpandPlan& plan,
+                      const fs::path& partial, ExpandSummary* summary) {
+  const std::string new_images = (partial / "images").string() + "/";
+  const std::vector<BrodenImage>& images = source.images();
+  summary->images = static_cast<int64_t>(images.size());
+  for (const std::string& rel : plan.files) {
+    bool linked = false;
+    ND_RETURN_IF_ERROR(LinkOrCopy(plan.root + "/images/" + rel, new_images + rel, &linked));
+    ++(linked ? summary->files_linked : summary->files_copied);
+  }
+  // Derive and write the new layers, one image per task.
+  std::vector<ImageExpansion> results(images.size());
+  ND_RETURN_IF_ERROR(ParallelFor(
+      images.size(), WorkerCount(o.threads),
+      [&](size_t i) -> Status {
+        try {
+          return ExpandImage(source, plan, i, new_images, &results[i]);
+        } catch (const std::exception& e) {  // OpenCV throws cv::Exception
+          return Internal(plan.root + "/index.csv:" + std::to_string(images[i].line) + ": " +
+                          e.what());
+        }
+      },
+      "nd-make-broden"));
+  Summarize(o, plan, results, summary);
+  ND_RETURN_IF_ERROR(WriteLabelCsv(plan, *summary, partial));
+  ND_RETURN_IF_ERROR(WritePartCsvs(o, plan, *summary, partial));
+  ND_RETURN_IF_ERROR(CopyOtherCategoryCsvs(o, source, plan, partial));
+  ND_RETURN_IF_ERROR(WriteCategoryCsv(o, plan, *summary, partial));
+  return WriteIndexCsv(o, plan, results, partial);
+}
+
+}  // namespace
+
+DatasetExpander::DatasetExpander(ExpandOptions options) : options_(std::move(options)) {}
+
+StatusOr<ExpandSummary> DatasetExpander::Run() {
+  const ExpandOptions& o = options_;
+  const auto start = std::chrono::steady_clock::now();
+  ExpandPlan plan;
+  ND_RETURN_IF_ERROR(CheckOptions(o));
+  // The source, all categories selected (every layer is linked, every c_*.csv read).
+  ND_ASSIGN_OR_RETURN(const BrodenDataset source, BrodenDataset::Open(o.source_dir));
+  plan.root = source.root();
+  ND_RETURN_IF_ERROR(CheckSource(o, source, &plan));
+  ND_RETURN_IF_ERROR(CheckOutput(o, &plan));
+  ND_RETURN_IF_ERROR(ReadSourceCsvs(o, &plan));
+  ND_RETURN_IF_ERROR(NameFiles(o, source, &plan));
+
+  // Work in a sibling directory, renamed into place at the end; removed on any failure.
+  std::error_code ec;
+  const fs::path partial = plan.out.string() + ".partial-" + std::to_string(::getpid());
   fs::remove_all(partial, ec);
   fs::create_directories(partial / "images", ec);
   if (ec) {
     return IoError("--out '" + o.out_dir + "': cannot create '" + (partial / "images").string() +
                    "': " + ec.message());
   }
-  auto fail = [&](const Status& s) -> Status {
-    std::error_code ignored;
-    fs::remove_all(partial, ignored);
-    return s;
-  };
-  const std::string new_images = (partial / "images").string() + "/";
-
   ExpandSummary summary;
-  summary.images = static_cast<int64_t>(images.size());
-  for (const std::string& rel : files) {
-    bool linked = false;
-    Status s = LinkOrCopy(root + "/images/" + rel, new_images + rel, &linked);
-    if (!s.ok()) return fail(s);
-    ++(linked ? summary.files_linked : summary.files_copied);
-  }
-
-  // Derive and write the new layers, one image per task.
-  std::vector<ImageExpansion> results(images.size());
-  const int threads = WorkerCount(o.threads);
-  auto process = [&](size_t i) -> Status {
-    ImageExpansion& r = results[i];
-    ND_ASSIGN_OR_RETURN(const ImageLabels labels, source.ReadLabels(i));
-    r.grid = static_cast<int64_t>(labels.sh) * labels.sw;
-    const std::vector<uint16_t>* src = nullptr;
-    for (size_t k = 0; k < labels.layers.size(); ++k) {
-      if (labels.layer_category[k] == source_cat) {
-        src = &labels.layers[k];
-        break;
-      }
-    }
-    if (src == nullptr) return Status::Ok();
-    std::vector<uint16_t> part, hedge, vedge;
-    DeriveLayers(*src, labels.sh, labels.sw, numbers, &part, &hedge, &vedge, r.pixels);
-    if (r.pixels[kUpperHalf] + r.pixels[kLowerHalf] > 0) {
-      ND_RETURN_IF_ERROR(WriteLabelPng(new_images + names[i].part, part, labels.sh, labels.sw));
-      r.part_item = names[i].part;
-    }
-    if (r.pixels[kHorizontalEdge] > 0) {
-      ND_RETURN_IF_ERROR(WriteLabelPng(new_images + names[i].edge1, hedge, labels.sh, labels.sw));
-      r.edge_items.push_back(names[i].edge1);
-    }
-    if (r.pixels[kVerticalEdge] > 0) {
-      ND_RETURN_IF_ERROR(WriteLabelPng(new_images + names[i].edge2, vedge, labels.sh, labels.sw));
-      r.edge_items.push_back(names[i].edge2);
-    }
-    return Status::Ok();
-  };
-  Status first_error = ParallelFor(
-      images.size(), threads,
-      [&](size_t i) -> Status {
-        try {
-          return process(i);
-        } catch (const std::exception& e) {  // OpenCV throws cv::Exception
-          return Internal(root + "/index.csv:" + std::to_string(images[i].line) + ": " + e.what());
-        }
-      },
-      "nd-make-broden");
-  if (!first_error.ok()) return fail(first_error);
-
-  // Statistics, in image order. Pixels are summed per grid size so that coverage is exact
-  // integer arithmetic divided once per grid size (the generator's pixels/grid when all agree).
-  std::map<int64_t, int64_t> pixels_by_grid[4];
-  for (int k = 0; k < 4; ++k) {
-    summary.labels[k].number = numbers[k];
-    summary.labels[k].name = kNewLabelNames[k];
-    summary.labels[k].category = k < 2 ? o.part_category : o.new_category;
-  }
-  for (const ImageExpansion& r : results) {
-    for (int k = 0; k < 4; ++k) {
-      if (r.pixels[k] == 0) continue;
-      ++summary.labels[k].frequency;
-      pixels_by_grid[k][r.grid] += r.pixels[k];
-    }
-    summary.layers_written += (r.part_item.empty() ? 0 : 1) + r.edge_items.size();
-  }
-  for (int k = 0; k < 4; ++k) {
-    for (const auto& [grid, pixels] : pixels_by_grid[k]) {
-      summary.labels[k].coverage += static_cast<double>(pixels) / static_cast<double>(grid);
-    }
-  }
-
-  // label.csv: the source bytes plus four rows.
-  {
-    std::string text = EndedText(label_text);
-    const std::string eol = LineEnd(label_text);
-    for (const ExpandedLabel& l : summary.labels) {
-      text += CsvRow(RowFor(label_table.header(),
-                            {{"number", std::to_string(l.number)},
-                             {"name", l.name},
-                             {"category", l.category + "(" + std::to_string(l.frequency) + ")"},
-                             {"frequency", std::to_string(l.frequency)},
-                             {"coverage", Fixed6(l.coverage)}}),
-                     eol);
-    }
-    Status s = WriteText((partial / "label.csv").string(), text);
-    if (!s.ok()) return fail(s);
-  }
-
-  // c_<part>.csv: the source bytes plus two rows, codes after the largest; c_<new>.csv: new.
-  {
-    std::string text = EndedText(part_text);
-    const std::string eol = LineEnd(part_text);
-    int64_t max_code = 0;
-    ND_ASSIGN_OR_RETURN(const int code_col, part_table.RequireColumn("code"));
-    for (size_t r = 0; r < part_table.num_rows(); ++r) {
-      ND_ASSIGN_OR_RETURN(const int64_t code, part_table.GetInt(r, code_col));
-      max_code = std::max(max_code, code);
-    }
-    std::string fresh = "code,number,name,frequency,coverage\n";
-    for (int k = 0; k < 4; ++k) {
-      const ExpandedLabel& l = summary.labels[k];
-      const std::string code = std::to_string(k < 2 ? max_code + 1 + k : k - 1);
-      std::map<std::string, std::string> values = {{"code", code},
-                                                   {"number", std::to_string(l.number)},
-                                                   {"name", l.name},
-                                                   {"frequency", std::to_string(l.frequency)},
-                                                   {"coverage", Fixed6(l.coverage)}};
-      if (k < 2) {
-        text += CsvRow(RowFor(part_table.header(), values), eol);
-      } else {
-        fresh += CsvRow(RowFor({"code", "number", "name", "frequency", "coverage"}, values), "\n");
-      }
-    }
-    Status s = WriteText((partial / part_csv).string(), text);
-    if (s.ok()) s = WriteText((partial / ("c_" + o.new_category + ".csv")).string(), fresh);
-    if (!s.ok()) return fail(s);
-  }
-
-  // The other c_<cat>.csv files, as they are (a missing one stays missing).
-  for (const BrodenCategory& c : source.categories()) {
-    if (c.name == o.part_category) continue;
-    const fs::path from = fs::path(root) / ("c_" + c.name + ".csv");
-    if (!fs::exists(from, ec)) continue;
-    fs::copy_file(from, partial / from.filename(), fs::copy_options::none, ec);
-    if (ec) return fail(IoError("cannot copy '" + from.string() + "': " + ec.message()));
-  }
-
-  // category.csv: the part row recomputed, the new category appended.
-  {
-    const std::string eol = LineEnd(category_text);
-    const std::vector<std::string>& header = category_table.header();
-    ND_ASSIGN_OR_RETURN(const int name_col, category_table.RequireColumn("name"));
-    ND_ASSIGN_OR_RETURN(const int first_col, category_table.RequireColumn("first"));
-    ND_ASSIGN_OR_RETURN(const int last_col, category_table.RequireColumn("last"));
-    ND_ASSIGN_OR_RETURN(const int count_col, category_table.RequireColumn("count"));
-    ND_ASSIGN_OR_RETURN(const int freq_col, category_table.RequireColumn("frequency"));
-    std::string text = CsvRow(header, eol);
-    for (size_t r = 0; r < category_table.num_rows(); ++r) {
-      std::vector<std::string> row;
-      for (size_t c = 0; c < header.size(); ++c) {
-        row.push_back(category_table.cell(r, static_cast<int>(c)));
-      }
-      if (row[name_col] == o.part_category) {
-        ND_ASSIGN_OR_RETURN(const int64_t first, category_table.GetInt(r, first_col));
-        ND_ASSIGN_OR_RETURN(const int64_t last, category_table.GetInt(r, last_col));
-        ND_ASSIGN_OR_RETURN(const int64_t count, category_table.GetInt(r, count_col));
-        ND_ASSIGN_OR_RETURN(const int64_t frequency, category_table.GetInt(r, freq_col));
-        row[first_col] =
-            std::to_string(count == 0 ? numbers[0] : std::min<int64_t>(first, numbers[0]));
-        row[last_col] = std::to_string(std::max<int64_t>(last, numbers[1]));
-        row[count_col] = std::to_string(count + 2);
-        row[freq_col] =
-            std::to_string(frequency + summary.labels[0].frequency + summary.labels[1].frequency);
-      }
-      text += CsvRow(row, eol);
-    }
-    text += CsvRow(RowFor(header, {{"name", o.new_category},
-                                   {"first", std::to_string(numbers[2])},
-                                   {"last", std::to_string(numbers[3])},
-                                   {"count", "2"},
-                                   {"frequency", std::to_string(summary.labels[2].frequency +
-                                                                summary.labels[3].frequency)}}),
-                   eol);
-    Status s = WriteText((partial / "category.csv").string(), text);
-    if (!s.ok()) return fail(s);
-  }
-
-  // index.csv last: the part cell gains the new layer, the new column is appended.
-  {
-    const std::string eol = LineEnd(index_text);
-    std::vector<std::string> header = index.header();
-    header.push_back(o.new_category);
-    std::string text = CsvRow(header, eol);
-    for (size_t r = 0; r < index.num_rows(); ++r) {
-      std::vector<std::string> row;
-      for (size_t c = 0; c < index.header().size(); ++c) {
-        row.push_back(index.cell(r, static_cast<int>(c)));
-      }
-      const ImageExpansion& e = results[r];
-      if (!e.part_item.empty()) {
-        std::string& cell = row[index_part_col];
-        cell += (cell.empty() ? "" : ";") + e.part_item;
-      }
-      std::string edge;
-      for (const std::string& item : e.edge_items) edge += (edge.empty() ? "" : ";") + item;
-      row.push_back(edge);
-      text += CsvRow(row, eol);
-    }
-    Status s = WriteText((partial / "index.csv").string(), text);
-    if (!s.ok()) return fail(s);
-  }
-
-  // Move into place.
-  if (fs::exists(out, ec)) {
-    if (o.overwrite && fs::exists(out / "index.csv", ec)) {
-      fs::remove_all(out, ec);
-    } else {
-      fs::remove(out, ec);  // an empty directory (checked above)
-    }
-    if (ec) return fail(IoError("cannot replace '" + out.string() + "': " + ec.message()));
-  }
-  fs::rename(partial, out, ec);
-  if (ec) {
-    return fail(IoError("cannot rename '" + partial.string() + "' to '" + out.string() +
-                        "': " + ec.message()));
+  Status s = WriteExpansion(o, source, plan, partial, &summary);
+  if (s.ok()) s = MoveIntoPlace(o, partial, plan.out);
+  if (!s.ok()) {
+    fs::remove_all(partial, ec);
+    return s;
   }
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return summary;

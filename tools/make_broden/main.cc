@@ -2,12 +2,12 @@
 // with --expand-from, an expanded concept set of an existing one (see expand_dataset.h).
 // Exit code 0 on success; 2 with one line "nd-make-broden: <reason>" for bad flags; 1 for
 // failures while generating (unwritable directory, full disk).
-#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <opencv2/core.hpp>
 #include <string>
 
+#include "common/base/args.h"
 #include "common/base/log.h"
 #include "common/base/status.h"
 #include "tools/make_broden/broden_generator.h"
@@ -39,115 +39,49 @@ constexpr char kUsage[] =
     "                       (README.md, \"Expanded concept sets\")\n"
     "  -h, --help           this help\n";
 
-nd::StatusOr<int64_t> ParseInt(const std::string& flag, const std::string& text) {
-  errno = 0;
-  char* end = nullptr;
-  const long long v = std::strtoll(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || errno == ERANGE) {
-    return nd::InvalidArgument(flag + ": '" + text + "' is not an integer");
-  }
-  return static_cast<int64_t>(v);
-}
-
-nd::StatusOr<double> ParseReal(const std::string& flag, const std::string& text) {
-  errno = 0;
-  char* end = nullptr;
-  const double v = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || errno == ERANGE) {
-    return nd::InvalidArgument(flag + ": '" + text + "' is not a number");
-  }
-  return v;
-}
-
 struct Args {
   nd::BrodenGeneratorOptions options;
-  std::string expand_from;     // --expand-from: expand instead of generating
-  std::string generator_flag;  // the first flag that only generating uses
+  std::string expand_from;  // --expand-from: expand instead of generating
   bool help = false;
 };
 
 nd::StatusOr<Args> ParseArgs(int argc, char** argv) {
   Args args;
   nd::BrodenGeneratorOptions& o = args.options;
-  bool have_out = false, have_images = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string flag = argv[i], value;
-    bool inline_value = false;
-    if (const size_t eq = flag.find('='); flag.rfind("--", 0) == 0 && eq != std::string::npos) {
-      value = flag.substr(eq + 1);
-      flag = flag.substr(0, eq);
-      inline_value = true;
-    }
-    auto next = [&]() -> nd::StatusOr<std::string> {
-      if (inline_value) return value;
-      if (i + 1 >= argc) return nd::InvalidArgument(flag + " needs a value");
-      return std::string(argv[++i]);
-    };
-    const bool generator_only = flag == "--images" || flag == "--seed" || flag == "--size" ||
-                                flag == "--texture-fraction" || flag == "--val-fraction" ||
-                                flag == "--jpeg-quality" || flag == "--progress";
-    if (generator_only && args.generator_flag.empty()) args.generator_flag = flag;
-    if (flag == "-h" || flag == "--help") {
-      args.help = true;
-    } else if (flag == "--expand-from") {
-      ND_ASSIGN_OR_RETURN(args.expand_from, next());
-      if (args.expand_from.empty()) return nd::InvalidArgument("--expand-from needs a directory");
-    } else if (flag == "--out") {
-      ND_ASSIGN_OR_RETURN(o.out_dir, next());
-      have_out = true;
-    } else if (flag == "--images") {
-      ND_ASSIGN_OR_RETURN(std::string v, next());
-      ND_ASSIGN_OR_RETURN(o.num_images, ParseInt(flag, v));
-      have_images = true;
-    } else if (flag == "--seed") {
-      ND_ASSIGN_OR_RETURN(std::string v, next());
-      ND_ASSIGN_OR_RETURN(int64_t seed, ParseInt(flag, v));
-      if (seed < 0) return nd::InvalidArgument("--seed must be >= 0, got " + v);
-      o.seed = static_cast<uint64_t>(seed);
-    } else if (flag == "--size") {
-      ND_ASSIGN_OR_RETURN(std::string v, next());
-      ND_ASSIGN_OR_RETURN(int64_t size, ParseInt(flag, v));
-      if (size < 32 || size > 2048)
-        return nd::InvalidArgument("--size must be in 32..2048, got " + v);
-      o.image_size = static_cast<int>(size);
-    } else if (flag == "--threads") {
-      ND_ASSIGN_OR_RETURN(std::string v, next());
-      ND_ASSIGN_OR_RETURN(int64_t threads, ParseInt(flag, v));
-      if (threads < 0 || threads > 1024) {
-        return nd::InvalidArgument("--threads must be in 0..1024 (0 = all cores), got " + v);
-      }
-      o.threads = static_cast<int>(threads);
-    } else if (flag == "--texture-fraction") {
-      ND_ASSIGN_OR_RETURN(std::string v, next());
-      ND_ASSIGN_OR_RETURN(o.texture_fraction, ParseReal(flag, v));
-    } else if (flag == "--val-fraction") {
-      ND_ASSIGN_OR_RETURN(std::string v, next());
-      ND_ASSIGN_OR_RETURN(o.val_fraction, ParseReal(flag, v));
-    } else if (flag == "--jpeg-quality") {
-      ND_ASSIGN_OR_RETURN(std::string v, next());
-      ND_ASSIGN_OR_RETURN(int64_t q, ParseInt(flag, v));
-      if (q < 1 || q > 100)
-        return nd::InvalidArgument("--jpeg-quality must be in 1..100, got " + v);
-      o.jpeg_quality = static_cast<int>(q);
-    } else if (flag == "--overwrite" && !inline_value) {
-      o.overwrite = true;
-    } else if (flag == "--progress" && !inline_value) {
-      o.log_progress = true;
-    } else {
-      return nd::InvalidArgument("unknown option '" + std::string(argv[i]) + "' (see --help)");
-    }
-  }
+  nd::ArgParser parser;
+  parser
+      .Custom("--expand-from",
+              [&args](const std::string& v) {
+                if (v.empty()) return nd::InvalidArgument("needs a directory");
+                args.expand_from = v;
+                return nd::Status::Ok();
+              })
+      .String("--out", &o.out_dir)
+      .Int("--images", &o.num_images)
+      .Int("--seed", &o.seed, uint64_t{0})
+      .Int("--size", &o.image_size, 32, 2048)
+      .Int("--threads", &o.threads, 0, 1024)
+      .Real("--texture-fraction", &o.texture_fraction)
+      .Real("--val-fraction", &o.val_fraction)
+      .Int("--jpeg-quality", &o.jpeg_quality, 1, 100)
+      .Flag("--overwrite", &o.overwrite)
+      .Flag("--progress", &o.log_progress);
+  ND_RETURN_IF_ERROR(parser.Parse(argc, argv));
+  args.help = parser.help();
   if (args.help) return args;
-  if (!have_out) return nd::InvalidArgument("--out DIR is required (see --help)");
+  if (!parser.Seen("--out")) return nd::InvalidArgument("--out DIR is required (see --help)");
   if (!args.expand_from.empty()) {
     // The new labels are derived from SRC alone: a generator setting would silently do nothing.
-    if (!args.generator_flag.empty()) {
-      return nd::InvalidArgument(args.generator_flag +
+    const std::string generator_flag =
+        parser.FirstSeen({"--images", "--seed", "--size", "--texture-fraction", "--val-fraction",
+                          "--jpeg-quality", "--progress"});
+    if (!generator_flag.empty()) {
+      return nd::InvalidArgument(generator_flag +
                                  " has no effect with --expand-from (the images are SRC's)");
     }
     return args;
   }
-  if (!have_images) return nd::InvalidArgument("--images N is required (see --help)");
+  if (!parser.Seen("--images")) return nd::InvalidArgument("--images N is required (see --help)");
   return args;
 }
 

@@ -112,21 +112,19 @@ int64_t ParseAge(const std::string& text) {
 constexpr const char* kGcUsage =
     "usage: cache gc [--keep-model FILE]... [--older-than AGE]  (AGE: 30d, 12h, 90m, 3600s)";
 
-int Gc(ActivationCache& cache, const std::vector<std::string>& args) {
+int Gc(ActivationCache& cache, const CacheCommandArgs& args) {
   std::set<std::string> keep;
+  for (const std::string& model : args.keep_models) {
+    auto digest = Sha256File(model);
+    if (!digest.ok()) return Fail(digest.status());
+    keep.insert(*digest);
+  }
   int64_t max_age_s = -1;
-  for (size_t i = 1; i < args.size(); ++i) {
-    if (args[i] == "--keep-model" && i + 1 < args.size()) {
-      auto digest = Sha256File(args[++i]);
-      if (!digest.ok()) return Fail(digest.status());
-      keep.insert(*digest);
-    } else if (args[i] == "--older-than" && i + 1 < args.size()) {
-      max_age_s = ParseAge(args[++i]);
-      if (max_age_s < 0)
-        return Fail(
-            InvalidArgument("gc: --older-than '" + args[i] + "' is not an age; " + kGcUsage));
-    } else {
-      return Fail(InvalidArgument("gc: unknown argument '" + args[i] + "'; " + kGcUsage));
+  if (!args.older_than.empty()) {
+    max_age_s = ParseAge(args.older_than);
+    if (max_age_s < 0) {
+      return Fail(
+          InvalidArgument("gc: --older-than '" + args.older_than + "' is not an age; " + kGcUsage));
     }
   }
   if (keep.empty() && max_age_s < 0)
@@ -174,9 +172,11 @@ int Gc(ActivationCache& cache, const std::vector<std::string>& args) {
 
 }  // namespace
 
-int RunCacheCommand(const PipelineConfig& config, const std::vector<std::string>& args) {
-  if (args.empty()) return Fail(InvalidArgument("usage: nd-pipeline cache stats|verify|gc"));
-  const std::string& sub = args[0];
+int RunCacheCommand(const PipelineConfig& config, const CacheCommandArgs& args) {
+  const std::string& sub = args.subcommand;
+  if (sub != "gc" && (!args.keep_models.empty() || !args.older_than.empty())) {
+    return Fail(InvalidArgument("cache " + sub + ": --keep-model and --older-than are gc's"));
+  }
   auto cache = ActivationCache::Open(CacheOptionsFor(config, /*read_only=*/sub != "gc"));
   if (!cache.ok()) return Fail(cache.status());
   if (sub == "stats") return Stats(*cache);

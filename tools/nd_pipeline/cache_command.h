@@ -14,7 +14,14 @@
 
 namespace nd {
 
-// REQUIRES: args[0] is the subcommand. Prints to stdout; returns the process exit code.
-int RunCacheCommand(const PipelineConfig& config, const std::vector<std::string>& args);
+// The command line of `nd-pipeline cache ...`, parsed by nd-pipeline's main.
+struct CacheCommandArgs {
+  std::string subcommand;                // stats, verify or gc
+  std::vector<std::string> keep_models;  // gc --keep-model FILE (repeatable)
+  std::string older_than;                // gc --older-than AGE ("30d", "12h", …); "" = not given
+};
+
+// Prints to stdout; returns the process exit code.
+int RunCacheCommand(const PipelineConfig& config, const CacheCommandArgs& args);
 
 }  // namespace nd

@@ -17,6 +17,7 @@
 
 #include "cache/activation_cache.h"
 #include "cache/pipeline_keys.h"
+#include "common/base/args.h"
 #include "common/base/config.h"
 #include "common/base/log.h"
 #include "common/base/status.h"
@@ -47,39 +48,30 @@ constexpr char kUsage[] =
 struct CommonArgs {
   std::string config = "pipeline.toml";
   std::vector<std::string> overrides;
-  std::vector<std::string> rest;
   bool help = false;
-  bool no_report = false;  // up/rescore: skip the HTML report
+  bool no_report = false;      // up/rescore: skip the HTML report
+  nd::CacheCommandArgs cache;  // cache: the subcommand and gc's options
 };
 
-nd::StatusOr<CommonArgs> ParseArgs(int argc, char** argv, int first) {
+// The options every command takes, plus those of `command` (up/rescore, cache).
+nd::StatusOr<CommonArgs> ParseArgs(const std::string& command, int argc, char** argv, int first) {
   CommonArgs args;
-  for (int i = first; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&](const char* flag) -> nd::StatusOr<std::string> {
-      if (i + 1 >= argc) return nd::InvalidArgument(std::string(flag) + " needs a value");
-      return std::string(argv[++i]);
-    };
-    if (a == "-h" || a == "--help") {
-      args.help = true;
-    } else if (a == "-c" || a == "--config") {
-      ND_ASSIGN_OR_RETURN(args.config, next("-c"));
-    } else if (a == "--set") {
-      ND_ASSIGN_OR_RETURN(std::string kv, next("--set"));
-      args.overrides.push_back(kv);
-    } else if (a.rfind("--set=", 0) == 0) {
-      args.overrides.push_back(a.substr(6));
-    } else if (a == "--no-report") {
-      args.no_report = true;
-    } else if (a == "--keep-model" || a == "--older-than") {  // cache gc's own options, with
-      args.rest.push_back(a);                                 // their values, passed through
-      ND_ASSIGN_OR_RETURN(std::string value, next(a.c_str()));
-      args.rest.push_back(value);
-    } else if (!a.empty() && a[0] == '-') {
-      return nd::InvalidArgument("unknown option " + a + " (see --help)");
-    } else {
-      args.rest.push_back(a);
+  nd::ArgParser parser;
+  nd::AddConfigOptions(&parser, &args.config, &args.overrides);
+  std::vector<std::string> positionals;
+  if (command == "up" || command == "rescore") parser.Flag("--no-report", &args.no_report);
+  if (command == "cache") {
+    parser.Strings("--keep-model", &args.cache.keep_models)
+        .String("--older-than", &args.cache.older_than)
+        .Positionals(&positionals);
+  }
+  ND_RETURN_IF_ERROR(parser.Parse(argc, argv, first));
+  args.help = parser.help();
+  if (command == "cache" && !args.help) {
+    if (positionals.size() != 1) {
+      return nd::InvalidArgument("usage: nd-pipeline cache stats|verify|gc (see --help)");
     }
+    args.cache.subcommand = positionals[0];
   }
   return args;
 }
@@ -157,7 +149,7 @@ int main(int argc, char** argv) {
   std::string command = argv[1];
   if (command == "status" || command == "top" || command == "down")
     return nd::RunMonitorCommand(command, argc, argv, 2);
-  auto args = ParseArgs(argc, argv, 2);
+  auto args = ParseArgs(command, argc, argv, 2);
   if (!args.ok()) return Fail(args.status());
   if (args->help) {
     std::fputs(kUsageHead, stdout);
@@ -170,7 +162,7 @@ int main(int argc, char** argv) {
   if (command == "cache") {
     auto config = nd::LoadConfig(args->config, args->overrides);
     if (!config.ok()) return Fail(config.status());
-    return nd::RunCacheCommand(*config, args->rest);
+    return nd::RunCacheCommand(*config, args->cache);
   }
   return Fail(nd::InvalidArgument("unknown command '" + command + "' (see --help)"));
 }

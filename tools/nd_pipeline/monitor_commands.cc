@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/base/args.h"
 #include "common/base/config.h"
 #include "common/base/status.h"
 #include "tools/nd_pipeline/metrics_board.h"
@@ -45,45 +46,26 @@ struct MonitorArgs {
   bool help = false;
 };
 
-StatusOr<long> ParseCount(const std::string& flag, const std::string& text, long min) {
-  char* end = nullptr;
-  long v = std::strtol(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || v < min)
-    return InvalidArgument(flag + ": '" + text + "' is not an integer >= " + std::to_string(min));
-  return v;
-}
-
 StatusOr<MonitorArgs> ParseMonitorArgs(const std::string& command, int argc, char** argv,
                                        int first) {
   MonitorArgs args;
-  for (int i = first; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&]() -> StatusOr<std::string> {
-      if (i + 1 >= argc) return InvalidArgument(a + " needs a value");
-      return std::string(argv[++i]);
-    };
-    if (a == "-h" || a == "--help") {
-      args.help = true;
-    } else if (a == "-c" || a == "--config") {
-      ND_ASSIGN_OR_RETURN(args.config, next());
-    } else if (a == "--set") {
-      ND_ASSIGN_OR_RETURN(std::string kv, next());
-      args.overrides.push_back(kv);
-    } else if (a.rfind("--set=", 0) == 0) {
-      args.overrides.push_back(a.substr(6));
-    } else if (a == "--json" && command == "status") {
-      args.json = true;
-    } else if (a == "--iterations" && command == "top") {
-      ND_ASSIGN_OR_RETURN(std::string v, next());
-      ND_ASSIGN_OR_RETURN(args.iterations, ParseCount(a, v, 1));
-    } else if (a == "--timeout" && command == "down") {
-      ND_ASSIGN_OR_RETURN(std::string v, next());
-      ND_ASSIGN_OR_RETURN(long t, ParseCount(a, v, 1));
-      args.timeout_s = static_cast<double>(t);
-    } else {
-      return InvalidArgument(command + ": unknown argument '" + a + "' (see --help)");
-    }
+  ArgParser parser;
+  AddConfigOptions(&parser, &args.config, &args.overrides);
+  if (command == "status") parser.Flag("--json", &args.json);
+  if (command == "top") parser.Int("--iterations", &args.iterations, 1L);
+  if (command == "down") {
+    parser.Custom("--timeout", [&args](const std::string& v) {
+      char* end = nullptr;
+      const double t = std::strtod(v.c_str(), &end);
+      if (v.empty() || *end != '\0' || !(t > 0) || t > 86400) {
+        return InvalidArgument("'" + v + "' is not a number of seconds in (0, 86400]");
+      }
+      args.timeout_s = t;
+      return Status::Ok();
+    });
   }
+  ND_RETURN_IF_ERROR(parser.Parse(argc, argv, first));
+  args.help = parser.help();
   return args;
 }
 

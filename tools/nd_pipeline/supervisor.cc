@@ -16,6 +16,7 @@
 
 #include "cache/activation_cache.h"
 #include "cache/pipeline_keys.h"
+#include "common/base/atomic_file.h"
 #include "common/base/descriptors.h"
 #include "common/base/log.h"
 #include "common/runtime/zmq_channel.h"
@@ -160,6 +161,126 @@ void DrainMetrics(Channel& metrics, MetricsBoard& board, std::vector<Child>& chi
   }
 }
 
+// Takes one stage event (waiting up to `timeout_ms`): an error is kept on its stage's child, a
+// result line is appended to *results.
+void ReceiveEvent(Channel& events, int timeout_ms, std::vector<Child>& children,
+                  std::vector<std::string>* results) {
+  auto msg = events.Receive(timeout_ms);
+  if (!msg.ok()) LogWarning(msg.status().message());
+  if (!msg.ok() || !msg->has_value()) return;
+  StageEvent ev;
+  if (!Decode(**msg, &ev).ok()) return;
+  for (auto& c : children) {
+    if (c.stage != ev.stage) continue;
+    if (ev.kind == "error") {
+      c.error = ev.text;
+    } else if (ev.kind == "result" && results != nullptr) {
+      results->push_back(ev.text);
+    }
+  }
+}
+
+// Reaps the stages that exited. A crash (signal, kill -9, OOM killer, exit 130 from a signal
+// that did not come from the supervisor) sets *crash: worth another try. A stage's own failure
+// (bad config, unknown layer, bad model) sets *failure: deterministic, not restarted.
+void ReapStages(Channel& events, std::vector<Child>& children, MetricsBoard& board, Status* failure,
+                std::string* crash) {
+  for (auto& c : children) {
+    if (c.exited) continue;
+    int status;
+    if (::waitpid(c.pid, &status, WNOHANG) != c.pid) continue;
+    c.exited = true;
+    c.exit_code = ExitCodeOf(status);
+    board.SetStageProcess(c.stage, c.pid, c.exit_code == 0 ? "done" : "failed", c.exit_code);
+    if (c.exit_code == 0 || !failure->ok() || !crash->empty()) continue;
+    if (WIFSIGNALED(status)) {
+      *crash = "stage " + c.stage + " killed by " + SignalText(WTERMSIG(status));
+      continue;
+    }
+    if (c.exit_code == 130) {
+      *crash = "stage " + c.stage + " exited with code 130 (stopped by a signal)";
+      continue;
+    }
+    // The stage's reason usually arrives just before the exit; drain events briefly.
+    for (int i = 0; i < 5 && c.error.empty(); ++i) ReceiveEvent(events, 50, children, nullptr);
+    std::string why = c.error.empty() ? "exited with code " + std::to_string(c.exit_code) : c.error;
+    *failure = Unavailable("stage " + c.stage + " failed: " + why);
+  }
+}
+
+// Kills the first live stage silent for longer than its heartbeat allowance and says why; "" when
+// every stage was heard from in time.
+std::string KillSilentStage(std::vector<Child>& children, MetricsBoard& board, double now_s,
+                            double heartbeat_s) {
+  for (auto& c : children) {
+    if (c.exited || c.final_seen) continue;
+    const bool heard = c.heard_s >= 0;
+    const double silent_s = now_s - (heard ? c.heard_s : c.spawned_s);
+    const double limit_s = heard ? heartbeat_s : std::max(heartbeat_s, kFirstHeartbeatAllowanceS);
+    if (silent_s <= limit_s) continue;
+    ::kill(c.pid, SIGKILL);
+    int status = 0;
+    ::waitpid(c.pid, &status, 0);
+    c.exited = true;
+    c.exit_code = ExitCodeOf(status);
+    board.SetStageProcess(c.stage, c.pid, "failed", c.exit_code);
+    char buf[160];
+    std::snprintf(buf, sizeof(buf), "stage %s sent no heartbeat for %.1f s (killed)",
+                  c.stage.c_str(), silent_s);
+    return buf;
+  }
+  return "";
+}
+
+// The error of an interrupted run: how far it got, read before the counters are overwritten by
+// the stopped stages.
+Status InterruptedStatus(const BoardSnapshot& b) {
+  std::string progress;
+  for (const StageBoardRow& r : b.stages)
+    progress += (progress.empty() ? "" : ", ") + r.stage + " " +
+                std::to_string(r.metrics.items_out) + "/" + std::to_string(r.total);
+  return Cancelled("interrupted: all stages stopped (images passed on: " + progress +
+                   "); what was committed stays in the cache, and `nd-pipeline up` again "
+                   "resumes from it");
+}
+
+// Stops every stage of a generation (SIGTERM, then SIGKILL after `grace_ms`) and records on the
+// board how each that was still running ended.
+void StopGeneration(std::vector<Child>& children, MetricsBoard& board, int grace_ms) {
+  std::vector<bool> exited_before(children.size());
+  for (size_t i = 0; i < children.size(); ++i) exited_before[i] = children[i].exited;
+  StopAll(children, grace_ms);
+  for (size_t i = 0; i < children.size(); ++i)
+    if (!exited_before[i])
+      board.SetStageProcess(children[i].stage, children[i].pid,
+                            children[i].exit_code == 0 ? "done" : "stopped", children[i].exit_code);
+}
+
+// Starts one process per stage of `options` on the run's config file.
+Status SpawnStages(const PipelineConfig& config, const SupervisorOptions& options,
+                   const std::string& config_path, double now_s, MetricsBoard& board,
+                   std::vector<Child>* children) {
+  for (const std::string& stage : options.stages) {
+    // score.device other than "cpu" needs the tensor engine, in its own executable: the CPU
+    // scorer never loads LibTorch.
+    const std::string exe = stage == "score" && config.score.device != "cpu"
+                                ? "nd-stage-score-tensor"
+                                : "nd-stage-" + stage;
+    auto pid = Spawn((fs::path(options.bin_dir) / exe).string(), config_path);
+    if (!pid.ok()) {
+      StopAll(*children, 2000);
+      return pid.status();
+    }
+    Child child;
+    child.stage = stage;
+    child.pid = *pid;
+    child.spawned_s = now_s;
+    children->push_back(child);
+    board.SetStageProcess(stage, *pid, "starting");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Supervisor::Supervisor(PipelineConfig config, SupervisorOptions options)
@@ -212,12 +333,9 @@ StatusOr<RunReport> Supervisor::Run() {
     ND_ASSIGN_OR_RETURN(config_.run.model_digest, ModelDigest(config_, &memo_cache));
   }
   const std::string config_path = (fs::path(run_dir) / "config.toml").string();
-  {
-    std::ofstream out(config_path);
-    out << "# written by nd-pipeline up: the effective configuration of this run\n"
-        << ConfigToToml(config_);
-    if (!out) return IoError(config_path + ": cannot write");
-  }
+  ND_RETURN_IF_ERROR(WriteFileAtomically(
+      config_path, "# written by nd-pipeline up: the effective configuration of this run\n" +
+                       ConfigToToml(config_)));
   g_interrupts = 0;
   struct sigaction sa {};
   sa.sa_handler = OnInterrupt;
@@ -236,24 +354,7 @@ StatusOr<RunReport> Supervisor::Run() {
     RemoveStaleStageSockets(config_, endpoints);
     children.clear();
     report.results.clear();  // only the generation that completes reports its results
-    for (const std::string& stage : options_.stages) {
-      // score.device other than "cpu" needs the tensor engine, in its own executable: the CPU
-      // scorer never loads LibTorch.
-      const std::string exe = stage == "score" && config_.score.device != "cpu"
-                                  ? "nd-stage-score-tensor"
-                                  : "nd-stage-" + stage;
-      auto pid = Spawn((fs::path(options_.bin_dir) / exe).string(), config_path);
-      if (!pid.ok()) {
-        StopAll(children, 2000);
-        return pid.status();
-      }
-      Child child;
-      child.stage = stage;
-      child.pid = *pid;
-      child.spawned_s = seconds();
-      children.push_back(child);
-      board.SetStageProcess(stage, *pid, "starting");
-    }
+    ND_RETURN_IF_ERROR(SpawnStages(config_, options_, config_path, seconds(), board, &children));
     write_status();
 
     std::string crash;  // why a stage died, when it may be restarted
@@ -264,78 +365,15 @@ StatusOr<RunReport> Supervisor::Run() {
         failure = Cancelled("interrupted");
         break;
       }
-      auto msg = events.Receive(100);
-      if (!msg.ok()) LogWarning(msg.status().message());
-      if (msg.ok() && msg->has_value()) {
-        StageEvent ev;
-        if (Decode(**msg, &ev).ok()) {
-          for (auto& c : children)
-            if (c.stage == ev.stage) {
-              if (ev.kind == "error") {
-                c.error = ev.text;
-              } else if (ev.kind == "result") {
-                report.results.push_back(ev.text);
-              }
-            }
-        }
-      }
-      for (auto& c : children) {
-        if (c.exited) continue;
-        int status;
-        if (::waitpid(c.pid, &status, WNOHANG) != c.pid) continue;
-        c.exited = true;
-        c.exit_code = ExitCodeOf(status);
-        board.SetStageProcess(c.stage, c.pid, c.exit_code == 0 ? "done" : "failed", c.exit_code);
-        if (c.exit_code == 0 || !failure.ok() || !crash.empty()) continue;
-        if (WIFSIGNALED(status)) {
-          // A crash, kill -9, the OOM killer: nothing deterministic, so worth another try.
-          crash = "stage " + c.stage + " killed by " + SignalText(WTERMSIG(status));
-          continue;
-        }
-        if (c.exit_code == 130) {
-          // The stage stopped on a SIGTERM/SIGINT that did not come from this supervisor.
-          crash = "stage " + c.stage + " exited with code 130 (stopped by a signal)";
-          continue;
-        }
-        // The stage's own reason: a bad config, an unknown layer, a bad model. Deterministic,
-        // so it is not restarted. It usually arrives just before the exit; drain events briefly.
-        for (int i = 0; i < 5 && c.error.empty(); ++i) {
-          auto late = events.Receive(50);
-          StageEvent ev;
-          if (late.ok() && late->has_value() && Decode(**late, &ev).ok() && ev.kind == "error")
-            for (auto& d : children)
-              if (d.stage == ev.stage) d.error = ev.text;
-        }
-        std::string why =
-            c.error.empty() ? "exited with code " + std::to_string(c.exit_code) : c.error;
-        failure = Unavailable("stage " + c.stage + " failed: " + why);
-      }
+      ReceiveEvent(events, 100, children, &report.results);
+      ReapStages(events, children, board, &failure, &crash);
       if (!failure.ok() || !crash.empty()) break;
       // The run is complete when the last stage has finished: the producers before it wait for
       // their release after END_OF_STREAM (common/runtime/stage_release.h) and are stopped below.
       if (children.back().exited) break;
       DrainMetrics(metrics, board, children, seconds(), 0);
       // Heartbeats: a live stage silent too long (stopped, wedged, swapping) counts as dead.
-      const double now_s = seconds();
-      for (auto& c : children) {
-        if (c.exited || c.final_seen) continue;
-        const bool heard = c.heard_s >= 0;
-        const double silent_s = now_s - (heard ? c.heard_s : c.spawned_s);
-        const double limit_s =
-            heard ? heartbeat_s : std::max(heartbeat_s, kFirstHeartbeatAllowanceS);
-        if (silent_s <= limit_s) continue;
-        ::kill(c.pid, SIGKILL);
-        int status = 0;
-        ::waitpid(c.pid, &status, 0);
-        c.exited = true;
-        c.exit_code = ExitCodeOf(status);
-        board.SetStageProcess(c.stage, c.pid, "failed", c.exit_code);
-        char buf[160];
-        std::snprintf(buf, sizeof(buf), "stage %s sent no heartbeat for %.1f s (killed)",
-                      c.stage.c_str(), silent_s);
-        crash = buf;
-        break;
-      }
+      crash = KillSilentStage(children, board, seconds(), heartbeat_s);
       if (!crash.empty()) break;
       auto now = std::chrono::steady_clock::now();
       if (now - last_status >= std::chrono::seconds(1)) {
@@ -353,24 +391,9 @@ StatusOr<RunReport> Supervisor::Run() {
     }
     if (tty) std::fprintf(stderr, "\r\033[K");
     if (!failure.ok() && failure.code() == StatusCode::kCancelled) {
-      // How far it got, before the counters are overwritten by the stopped stages.
-      std::string progress;
-      BoardSnapshot b = board.Snapshot(seconds());
-      for (const StageBoardRow& r : b.stages)
-        progress += (progress.empty() ? "" : ", ") + r.stage + " " +
-                    std::to_string(r.metrics.items_out) + "/" + std::to_string(r.total);
-      failure = Cancelled("interrupted: all stages stopped (images passed on: " + progress +
-                          "); what was committed stays in the cache, and `nd-pipeline up` again "
-                          "resumes from it");
+      failure = InterruptedStatus(board.Snapshot(seconds()));
     }
-    std::vector<bool> exited_before(children.size());
-    for (size_t i = 0; i < children.size(); ++i) exited_before[i] = children[i].exited;
-    StopAll(children, g_interrupts >= 2 ? 0 : 5000);
-    for (size_t i = 0; i < children.size(); ++i)
-      if (!exited_before[i])
-        board.SetStageProcess(children[i].stage, children[i].pid,
-                              children[i].exit_code == 0 ? "done" : "stopped",
-                              children[i].exit_code);
+    StopGeneration(children, board, g_interrupts >= 2 ? 0 : 5000);
     if (crash.empty()) break;
     if (g_interrupts) {
       failure = Cancelled(crash +

@@ -2,12 +2,11 @@
 // files and the activation cache (no forward pass). See report_builder.h for what it reads and
 // writes. Exit code 0 on success; 2 with one line "nd-report: <reason>" for bad flags or
 // configuration; 1 for other failures (missing results, unreadable cache, unwritable output).
-#include <cerrno>
 #include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
+#include "common/base/args.h"
 #include "common/base/config.h"
 #include "common/base/log.h"
 #include "common/base/status.h"
@@ -40,55 +39,18 @@ struct Args {
   bool help = false;
 };
 
-nd::StatusOr<int> ParseInt(const std::string& flag, const std::string& text) {
-  errno = 0;
-  char* end = nullptr;
-  const long v = std::strtol(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || errno == ERANGE || v < -1000000 || v > 1000000)
-    return nd::InvalidArgument(flag + ": '" + text + "' is not an integer");
-  return static_cast<int>(v);
-}
-
 nd::StatusOr<Args> ParseArgs(int argc, char** argv) {
   Args args;
-  for (int i = 1; i < argc; ++i) {
-    std::string flag = argv[i], value;
-    bool inline_value = false;
-    if (const size_t eq = flag.find('='); flag.rfind("--", 0) == 0 && eq != std::string::npos) {
-      value = flag.substr(eq + 1);
-      flag = flag.substr(0, eq);
-      inline_value = true;
-    }
-    auto next = [&]() -> nd::StatusOr<std::string> {
-      if (inline_value) return value;
-      if (i + 1 >= argc) return nd::InvalidArgument(flag + " needs a value");
-      return std::string(argv[++i]);
-    };
-    if (flag == "-h" || flag == "--help") {
-      args.help = true;
-    } else if (flag == "-c" || flag == "--config") {
-      ND_ASSIGN_OR_RETURN(args.config, next());
-    } else if (flag == "--set") {
-      ND_ASSIGN_OR_RETURN(std::string kv, next());
-      args.overrides.push_back(kv);
-    } else if (flag == "--top") {
-      ND_ASSIGN_OR_RETURN(std::string v, next());
-      ND_ASSIGN_OR_RETURN(args.options.top_images, ParseInt(flag, v));
-    } else if (flag == "--tile") {
-      ND_ASSIGN_OR_RETURN(std::string v, next());
-      ND_ASSIGN_OR_RETURN(args.options.tile_size, ParseInt(flag, v));
-    } else if (flag == "--jpeg-quality") {
-      ND_ASSIGN_OR_RETURN(std::string v, next());
-      ND_ASSIGN_OR_RETURN(args.options.jpeg_quality, ParseInt(flag, v));
-    } else if (flag == "--workers") {
-      ND_ASSIGN_OR_RETURN(std::string v, next());
-      ND_ASSIGN_OR_RETURN(args.options.workers, ParseInt(flag, v));
-    } else if (flag == "--out") {
-      ND_ASSIGN_OR_RETURN(args.options.out_dir, next());
-    } else {
-      return nd::InvalidArgument("unknown argument " + flag + " (see --help)");
-    }
-  }
+  nd::ArgParser parser;
+  nd::AddConfigOptions(&parser, &args.config, &args.overrides);
+  // The ranges of ReportOptions (report_builder.h), which BuildReport checks again for callers.
+  parser.Int("--top", &args.options.top_images, 1, 100)
+      .Int("--tile", &args.options.tile_size, 16, 512)
+      .Int("--jpeg-quality", &args.options.jpeg_quality, 1, 100)
+      .Int("--workers", &args.options.workers, 0, 1024)
+      .String("--out", &args.options.out_dir);
+  ND_RETURN_IF_ERROR(parser.Parse(argc, argv));
+  args.help = parser.help();
   return args;
 }
 

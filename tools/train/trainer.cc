@@ -23,6 +23,7 @@
 #include <thread>
 #include <utility>
 
+#include "common/base/args.h"
 #include "common/base/parallel.h"
 #include "common/base/text_format.h"
 #include "common/broden/broden_dataset.h"
@@ -66,41 +67,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr double kPi = 3.14159265358979323846;
-
-StatusOr<int64_t> ParseInt(const std::string& flag, const std::string& text) {
-  errno = 0;
-  char* end = nullptr;
-  const long long v = std::strtoll(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || errno == ERANGE) {
-    return InvalidArgument(flag + ": '" + text + "' is not an integer");
-  }
-  return static_cast<int64_t>(v);
-}
-
-StatusOr<int> ParseIntIn(const std::string& flag, const std::string& text, int64_t lo, int64_t hi) {
-  ND_ASSIGN_OR_RETURN(int64_t v, ParseInt(flag, text));
-  if (v < lo || v > hi) {
-    return InvalidArgument(flag + ": must be in " + std::to_string(lo) + ".." + std::to_string(hi) +
-                           ", got " + text);
-  }
-  return static_cast<int>(v);
-}
-
-StatusOr<double> ParseReal(const std::string& flag, const std::string& text) {
-  errno = 0;
-  char* end = nullptr;
-  const double v = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || errno == ERANGE || !std::isfinite(v)) {
-    return InvalidArgument(flag + ": '" + text + "' is not a number");
-  }
-  return v;
-}
-
-StatusOr<bool> ParseOnOff(const std::string& flag, const std::string& text) {
-  if (text == "on") return true;
-  if (text == "off") return false;
-  return InvalidArgument(flag + ": '" + text + "' is not on or off");
-}
 
 // The extra file saved with the model: what a user needs to run it on new images.
 std::string DescribeModel(const TrainOptions& o, const SceneImages& data) {
@@ -213,81 +179,38 @@ Status ValidateTrainOptions(const TrainOptions& o) {
 
 StatusOr<TrainOptions> ParseTrainArgs(const std::vector<std::string>& args, bool* help) {
   TrainOptions o;
-  *help = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string flag = args[i], value;
-    bool inline_value = false;
-    if (const size_t eq = flag.find('='); flag.rfind("--", 0) == 0 && eq != std::string::npos) {
-      value = flag.substr(eq + 1);
-      flag = flag.substr(0, eq);
-      inline_value = true;
-    }
-    auto next = [&]() -> StatusOr<std::string> {
-      if (inline_value) return value;
-      if (i + 1 >= args.size()) return InvalidArgument(flag + " needs a value");
-      return args[++i];
-    };
-    if ((flag == "-h" || flag == "--help") && !inline_value) {
-      *help = true;
-      continue;
-    }
-    if (flag.rfind("--", 0) != 0) {
-      return InvalidArgument("unexpected argument '" + args[i] + "' (see --help)");
-    }
-    static const char* const kFlags[] = {
-        "--data",       "--out",        "--arch",        "--width",
-        "--blocks",     "--stem-pool",  "--last-stride", "--batchnorm",
-        "--dropout",    "--epochs",     "--seed",        "--input-size",
-        "--batch-size", "--lr",         "--optimizer",   "--checkpoint-every",
-        "--threads",    "--preprocess", "--flip"};
-    if (std::find(std::begin(kFlags), std::end(kFlags), flag) == std::end(kFlags)) {
-      return InvalidArgument("unknown option '" + args[i] + "' (see --help)");
-    }
-    ND_ASSIGN_OR_RETURN(const std::string v, next());
-    if (flag == "--data") {
-      o.data_dir = v;
-    } else if (flag == "--out") {
-      o.out_path = v;
-    } else if (flag == "--arch") {
-      o.model.arch = v;
-    } else if (flag == "--width") {
-      ND_ASSIGN_OR_RETURN(o.model.width, ParseIntIn(flag, v, 1, 512));
-    } else if (flag == "--blocks") {
-      ND_ASSIGN_OR_RETURN(o.model.blocks, ParseIntIn(flag, v, 1, 2));
-    } else if (flag == "--stem-pool") {
-      ND_ASSIGN_OR_RETURN(o.model.stem_pool, ParseOnOff(flag, v));
-    } else if (flag == "--last-stride") {
-      ND_ASSIGN_OR_RETURN(o.model.last_stride, ParseIntIn(flag, v, 1, 2));
-    } else if (flag == "--batchnorm") {
-      ND_ASSIGN_OR_RETURN(o.model.batchnorm, ParseOnOff(flag, v));
-    } else if (flag == "--dropout") {
-      ND_ASSIGN_OR_RETURN(o.model.dropout, ParseOnOff(flag, v));
-    } else if (flag == "--epochs") {
-      ND_ASSIGN_OR_RETURN(o.epochs, ParseIntIn(flag, v, 1, 100000));
-    } else if (flag == "--seed") {
-      ND_ASSIGN_OR_RETURN(int64_t seed, ParseInt(flag, v));
-      if (seed < 0) return InvalidArgument("--seed: must be >= 0, got " + v);
-      o.seed = static_cast<uint64_t>(seed);
-    } else if (flag == "--input-size") {
-      ND_ASSIGN_OR_RETURN(o.input_size, ParseIntIn(flag, v, 32, 1024));
-    } else if (flag == "--batch-size") {
-      ND_ASSIGN_OR_RETURN(o.batch_size, ParseIntIn(flag, v, 2, 65536));
-    } else if (flag == "--lr") {
-      ND_ASSIGN_OR_RETURN(o.lr, ParseReal(flag, v));
-      if (!(o.lr > 0)) return InvalidArgument("--lr: must be > 0, got " + v);
-    } else if (flag == "--optimizer") {
-      o.optimizer = v;
-    } else if (flag == "--checkpoint-every") {
-      ND_ASSIGN_OR_RETURN(o.checkpoint_every, ParseInt(flag, v));
-      if (o.checkpoint_every < 0) return InvalidArgument("--checkpoint-every: must be >= 0");
-    } else if (flag == "--threads") {
-      ND_ASSIGN_OR_RETURN(o.threads, ParseIntIn(flag, v, 0, 1024));
-    } else if (flag == "--preprocess") {
-      o.preprocess = v;
-    } else if (flag == "--flip") {
-      ND_ASSIGN_OR_RETURN(o.flip, ParseOnOff(flag, v));
-    }
-  }
+  ArgParser parser;
+  parser.String("--data", &o.data_dir)
+      .String("--out", &o.out_path)
+      .String("--arch", &o.model.arch)
+      .Int("--width", &o.model.width, 1, 512)
+      .Int("--blocks", &o.model.blocks, 1, 2)
+      .OnOff("--stem-pool", &o.model.stem_pool)
+      .Int("--last-stride", &o.model.last_stride, 1, 2)
+      .OnOff("--batchnorm", &o.model.batchnorm)
+      .OnOff("--dropout", &o.model.dropout)
+      .Int("--epochs", &o.epochs, 1, 100000)
+      .Int("--seed", &o.seed, uint64_t{0})
+      .Int("--input-size", &o.input_size, 32, 1024)
+      .Int("--batch-size", &o.batch_size, 2, 65536)
+      .Custom("--lr",
+              [&o](const std::string& v) {
+                char* end = nullptr;
+                const double lr = std::strtod(v.c_str(), &end);
+                if (v.empty() || *end != '\0' || !std::isfinite(lr)) {
+                  return InvalidArgument("'" + v + "' is not a number");
+                }
+                if (!(lr > 0)) return InvalidArgument("must be > 0, got " + v);
+                o.lr = lr;
+                return Status::Ok();
+              })
+      .String("--optimizer", &o.optimizer)
+      .Int("--checkpoint-every", &o.checkpoint_every, int64_t{0})
+      .Int("--threads", &o.threads, 0, 1024)
+      .String("--preprocess", &o.preprocess)
+      .OnOff("--flip", &o.flip);
+  ND_RETURN_IF_ERROR(parser.Parse(args));
+  *help = parser.help();
   if (*help) return o;
   ND_RETURN_IF_ERROR(ValidateTrainOptions(o));
   return o;

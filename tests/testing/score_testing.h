@@ -25,6 +25,7 @@
 #include "common/broden/broden_dataset.h"
 #include "common/maths/iou_tally.h"
 #include "common/maths/upsample.h"
+#include "tests/testing/files.h"
 
 namespace nd {
 namespace testing_score {
@@ -231,16 +232,8 @@ struct TestBroden {
   std::vector<Image> images;
 };
 
-inline std::string MakeTempDir(const std::string& tag) {
-  std::string tmpl = (std::filesystem::temp_directory_path() / ("nd_" + tag + "_XXXXXX")).string();
-  if (mkdtemp(tmpl.data()) == nullptr) return "";
-  return tmpl;
-}
-
-inline void WriteText(const std::string& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary);
-  f << text;
-}
+using ::nd::testing::MakeTempDir;
+using ::nd::testing::WriteText;
 
 inline std::string CsvQuote(const std::string& s) {
   if (s.find_first_of(",\"\r\n") == std::string::npos) return s;

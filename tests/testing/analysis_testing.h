@@ -19,7 +19,7 @@
 #include "common/broden/broden_dataset.h"
 #include "common/maths/layer_tables.h"
 #include "common/maths/upsample.h"
-#include "tests/score_testing.h"
+#include "tests/testing/score_testing.h"
 
 namespace nd {
 namespace testing_analysis {
