@@ -396,10 +396,25 @@ StatusOr<bool> TestValue(ActivationCache::Env* e, std::string_view key, Test&& t
     int rc = mdb_get(txn, e->dbi, &k, &v);
     if (rc == MDB_NOTFOUND) return Status::Ok();
     if (rc != 0) return LmdbError(e->dir, "get", rc);
-    result = test(std::string_view(static_cast<const char*>(v.mv_data), v.mv_size));
+    result = test(View(v));
     return Status::Ok();
   }));
   return result;
+}
+
+// Looks `key` up in one short read transaction and hands its value to read(value) (the view is
+// valid only during the call). Errors: NotFound naming the cache and the key; read's own.
+template <typename Read>
+Status ReadValue(ActivationCache::Env* e, std::string_view key, Read&& read) {
+  return WithReadTxn(e, [&](MDB_txn* txn) -> Status {
+    MDB_val k = Val(key), v;
+    int rc = key.empty() ? MDB_NOTFOUND : mdb_get(txn, e->dbi, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+      return NotFound("cache '" + e->dir + "': key '" + Printable(key) + "' not found");
+    }
+    if (rc != 0) return LmdbError(e->dir, "get", rc);
+    return read(View(v));
+  });
 }
 
 }  // namespace
@@ -416,30 +431,17 @@ StatusOr<bool> ActivationCache::ContainsCurrentActivation(std::string_view key) 
 }
 
 Status ActivationCache::Get(std::string_view key, std::string* value) const {
-  Env* e = env_.get();
-  return WithReadTxn(e, [&](MDB_txn* txn) -> Status {
-    MDB_val k = Val(key), v;
-    int rc = key.empty() ? MDB_NOTFOUND : mdb_get(txn, e->dbi, &k, &v);
-    if (rc == MDB_NOTFOUND) {
-      return NotFound("cache '" + e->dir + "': key '" + Printable(key) + "' not found");
-    }
-    if (rc != 0) return LmdbError(e->dir, "get", rc);
-    value->assign(static_cast<const char*>(v.mv_data), v.mv_size);
+  return ReadValue(env_.get(), key, [&](std::string_view v) {
+    value->assign(v.data(), v.size());
     return Status::Ok();
   });
 }
 
 Status ActivationCache::GetActivation(std::string_view key, ActivationMap* out) const {
   Env* e = env_.get();
-  return WithReadTxn(e, [&](MDB_txn* txn) -> Status {
-    MDB_val k = Val(key), v;
-    int rc = key.empty() ? MDB_NOTFOUND : mdb_get(txn, e->dbi, &k, &v);
-    if (rc == MDB_NOTFOUND) {
-      return NotFound("cache '" + e->dir + "': key '" + Printable(key) + "' not found");
-    }
-    if (rc != 0) return LmdbError(e->dir, "get", rc);
-    return DecodeActivation(View(v), out)
-        .WithContext("cache '" + e->dir + "': key '" + Printable(key) + "'");
+  return ReadValue(e, key, [&](std::string_view v) {
+    return DecodeActivation(v, out).WithContext("cache '" + e->dir + "': key '" + Printable(key) +
+                                                "'");
   });
 }
 

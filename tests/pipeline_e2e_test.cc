@@ -144,6 +144,43 @@ TEST_F(PipelineE2eTest, SecondRunTakesEverythingFromTheCacheWithIdenticalResults
   EXPECT_EQ(Read(root_ / "twice" / "out" / "detect" / "tally.csv"), tally1);
 }
 
+// The supervisor's run plan (common/runtime/run_plan.h) holds the facts, derived here with
+// sha256sum; a stage started against a plan whose index.csv digest differs refuses to run.
+TEST_F(PipelineE2eTest, TheRunPlanHoldsTheFactsEveryStageChecks) {
+  Result r = Up("plan");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const fs::path run_dir = root_ / "plan" / "out" / ".run";
+  const std::string plan = Read(run_dir / "plan.toml");
+  auto sha = [](const fs::path& p) {
+    Result h = Sh("sha256sum " + p.string());
+    return h.output.substr(0, 64);
+  };
+  EXPECT_NE(plan.find("images = 48\n"), std::string::npos) << plan;
+  EXPECT_NE(plan.find("model_digest = \"" + sha(root_ / "planted.pt") + "\"\n"), std::string::npos)
+      << plan;
+  EXPECT_NE(plan.find("index_digest = \"" + sha(root_ / "broden" / "index.csv") + "\"\n"),
+            std::string::npos)
+      << plan;
+  EXPECT_NE(plan.find("[[layers]]\nname = \"detect\""), std::string::npos) << plan;
+  EXPECT_NE(plan.find("events = \"ipc://" + fs::absolute(run_dir).string() + "/events.sock\""),
+            std::string::npos)
+      << plan;
+
+  // As if index.csv had been edited after the plan was made.
+  std::string stale = plan;
+  const size_t at = stale.find("index_digest = \"") + 16;
+  stale.replace(at, 64, std::string(64, '0'));
+  std::ofstream(root_ / "plan" / "stale_plan.toml") << stale;
+  Result decode = Sh(std::string(ND_BIN_DIR) + "/nd-stage-decode --config " +
+                     (run_dir / "config.toml").string() + " --plan " +
+                     (root_ / "plan" / "stale_plan.toml").string());
+  EXPECT_NE(decode.code, 0) << decode.output;
+  EXPECT_NE(decode.output.find((root_ / "broden" / "index.csv").string() +
+                               " changed since the run started"),
+            std::string::npos)
+      << decode.output;
+}
+
 TEST_F(PipelineE2eTest, UnknownLayerFailsAtStartupListingModulePaths) {
   Result r = Up("unknown_layer", "", "broden");
   ASSERT_EQ(r.code, 0) << r.output;  // the same config with a good layer works

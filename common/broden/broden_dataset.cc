@@ -320,98 +320,97 @@ BrodenOptions BrodenOptionsFor(const DatasetConfig& config) {
   return o;
 }
 
-StatusOr<BrodenDataset> BrodenDataset::Open(const std::string& root, const BrodenOptions& options) {
-  BrodenDataset ds;
-  ds.root_ = root;
-  while (ds.root_.size() > 1 && ds.root_.back() == '/') ds.root_.pop_back();
-  const std::string dir = ds.root_ + "/";
-
-  // category.csv: row order is the category index.
-  {
-    ND_ASSIGN_OR_RETURN(const CsvTable table, CsvTable::ReadFile(dir + "category.csv"));
-    ND_ASSIGN_OR_RETURN(const int c_name, table.RequireColumn("name"));
-    ND_ASSIGN_OR_RETURN(const int c_first, table.RequireColumn("first"));
-    ND_ASSIGN_OR_RETURN(const int c_last, table.RequireColumn("last"));
-    ND_ASSIGN_OR_RETURN(const int c_count, table.RequireColumn("count"));
-    ND_ASSIGN_OR_RETURN(const int c_frequency, table.RequireColumn("frequency"));
-    if (table.num_rows() == 0) {
-      return InvalidArgument(table.name() + ":" + std::to_string(table.header_line()) +
-                             ": no categories");
-    }
-    for (size_t r = 0; r < table.num_rows(); ++r) {
-      BrodenCategory category;
-      ND_RETURN_IF_ERROR(CheckCategoryName(table, r, c_name));
-      category.name = table.cell(r, c_name);
-      if (ds.CategoryIndex(category.name) >= 0) {
-        return table.CellError(r, c_name, "duplicate category '" + category.name + "'");
-      }
-      ND_ASSIGN_OR_RETURN(category.first, table.GetInt(r, c_first));
-      ND_ASSIGN_OR_RETURN(category.last, table.GetInt(r, c_last));
-      ND_ASSIGN_OR_RETURN(category.count, table.GetInt(r, c_count));
-      ND_ASSIGN_OR_RETURN(category.frequency, table.GetInt(r, c_frequency));
-      ds.categories_.push_back(std::move(category));
-    }
+// category.csv: row order is the category index.
+Status BrodenDataset::ReadCategoryCsv(const std::string& dir) {
+  ND_ASSIGN_OR_RETURN(const CsvTable table, CsvTable::ReadFile(dir + "category.csv"));
+  ND_ASSIGN_OR_RETURN(const int c_name, table.RequireColumn("name"));
+  ND_ASSIGN_OR_RETURN(const int c_first, table.RequireColumn("first"));
+  ND_ASSIGN_OR_RETURN(const int c_last, table.RequireColumn("last"));
+  ND_ASSIGN_OR_RETURN(const int c_count, table.RequireColumn("count"));
+  ND_ASSIGN_OR_RETURN(const int c_frequency, table.RequireColumn("frequency"));
+  if (table.num_rows() == 0) {
+    return InvalidArgument(table.name() + ":" + std::to_string(table.header_line()) +
+                           ": no categories");
   }
-  const int num_categories = static_cast<int>(ds.categories_.size());
+  for (size_t r = 0; r < table.num_rows(); ++r) {
+    BrodenCategory category;
+    ND_RETURN_IF_ERROR(CheckCategoryName(table, r, c_name));
+    category.name = table.cell(r, c_name);
+    if (CategoryIndex(category.name) >= 0) {
+      return table.CellError(r, c_name, "duplicate category '" + category.name + "'");
+    }
+    ND_ASSIGN_OR_RETURN(category.first, table.GetInt(r, c_first));
+    ND_ASSIGN_OR_RETURN(category.last, table.GetInt(r, c_last));
+    ND_ASSIGN_OR_RETURN(category.count, table.GetInt(r, c_count));
+    ND_ASSIGN_OR_RETURN(category.frequency, table.GetInt(r, c_frequency));
+    categories_.push_back(std::move(category));
+  }
+  return Status::Ok();
+}
 
-  // Selection.
+// Selection.
+Status BrodenDataset::SelectCategories(const BrodenOptions& options, const std::string& dir) {
   if (options.categories.empty()) {
-    for (BrodenCategory& category : ds.categories_) category.selected = true;
+    for (BrodenCategory& category : categories_) category.selected = true;
   }
   for (const std::string& name : options.categories) {
-    const int c = ds.CategoryIndex(name);
+    const int c = CategoryIndex(name);
     if (c < 0) {
       std::vector<std::string> known;
-      for (const BrodenCategory& category : ds.categories_) known.push_back(category.name);
+      for (const BrodenCategory& category : categories_) known.push_back(category.name);
       return InvalidArgument("broden: unknown category '" + name + "' selected; " + dir +
                              "category.csv has: " + JoinNames(known));
     }
-    ds.categories_[c].selected = true;
+    categories_[c].selected = true;
   }
+  return Status::Ok();
+}
 
-  // label.csv: one row per global label number; slot 0 stays "unlabeled".
-  {
-    ND_ASSIGN_OR_RETURN(const CsvTable table, CsvTable::ReadFile(dir + "label.csv"));
-    ND_ASSIGN_OR_RETURN(const int c_number, table.RequireColumn("number"));
-    ND_ASSIGN_OR_RETURN(const int c_name, table.RequireColumn("name"));
-    ND_ASSIGN_OR_RETURN(const int c_frequency, table.RequireColumn("frequency"));
-    ND_ASSIGN_OR_RETURN(const int c_coverage, table.RequireColumn("coverage"));
-    if (table.num_rows() == 0) {
-      return InvalidArgument(table.name() + ":" + std::to_string(table.header_line()) +
-                             ": no labels");
-    }
-    std::vector<int64_t> numbers(table.num_rows());
-    int64_t max_number = 0;
-    for (size_t r = 0; r < table.num_rows(); ++r) {
-      ND_ASSIGN_OR_RETURN(numbers[r], table.GetIntInRange(r, c_number, 1, kMaxLabelNumber));
-      max_number = std::max(max_number, numbers[r]);
-    }
-    ds.labels_.resize(static_cast<size_t>(max_number) + 1);
-    for (size_t k = 0; k < ds.labels_.size(); ++k) {
-      ds.labels_[k].number = static_cast<int>(k);
-      ds.labels_[k].coverage.assign(num_categories, -1.0);
-    }
-    for (size_t r = 0; r < table.num_rows(); ++r) {
-      BrodenLabel& label = ds.labels_[numbers[r]];
-      if (label.defined) {
-        return table.CellError(r, c_number, "duplicate label number " + std::to_string(numbers[r]));
-      }
-      label.defined = true;
-      label.name = table.cell(r, c_name);
-      ND_ASSIGN_OR_RETURN(label.frequency, table.GetIntInRange(r, c_frequency, 0, INT64_MAX));
-      ND_ASSIGN_OR_RETURN(label.label_coverage, table.GetDouble(r, c_coverage));
-      if (label.label_coverage < 0) return table.CellError(r, c_coverage, "negative coverage");
-    }
-    ds.pixel_value_ok_.assign(kMaxLabelNumber + 1, 0);  // every uint16 value: no bounds check
-    for (size_t k = 0; k < ds.labels_.size(); ++k) ds.pixel_value_ok_[k] = ds.labels_[k].defined;
-    ds.pixel_value_ok_[0] = 1;  // unlabeled
+// label.csv: one row per global label number; slot 0 stays "unlabeled".
+Status BrodenDataset::ReadLabelCsv(const std::string& dir) {
+  ND_ASSIGN_OR_RETURN(const CsvTable table, CsvTable::ReadFile(dir + "label.csv"));
+  ND_ASSIGN_OR_RETURN(const int c_number, table.RequireColumn("number"));
+  ND_ASSIGN_OR_RETURN(const int c_name, table.RequireColumn("name"));
+  ND_ASSIGN_OR_RETURN(const int c_frequency, table.RequireColumn("frequency"));
+  ND_ASSIGN_OR_RETURN(const int c_coverage, table.RequireColumn("coverage"));
+  if (table.num_rows() == 0) {
+    return InvalidArgument(table.name() + ":" + std::to_string(table.header_line()) +
+                           ": no labels");
   }
+  std::vector<int64_t> numbers(table.num_rows());
+  int64_t max_number = 0;
+  for (size_t r = 0; r < table.num_rows(); ++r) {
+    ND_ASSIGN_OR_RETURN(numbers[r], table.GetIntInRange(r, c_number, 1, kMaxLabelNumber));
+    max_number = std::max(max_number, numbers[r]);
+  }
+  labels_.resize(static_cast<size_t>(max_number) + 1);
+  for (size_t k = 0; k < labels_.size(); ++k) {
+    labels_[k].number = static_cast<int>(k);
+    labels_[k].coverage.assign(static_cast<int>(categories_.size()), -1.0);
+  }
+  for (size_t r = 0; r < table.num_rows(); ++r) {
+    BrodenLabel& label = labels_[numbers[r]];
+    if (label.defined) {
+      return table.CellError(r, c_number, "duplicate label number " + std::to_string(numbers[r]));
+    }
+    label.defined = true;
+    label.name = table.cell(r, c_name);
+    ND_ASSIGN_OR_RETURN(label.frequency, table.GetIntInRange(r, c_frequency, 0, INT64_MAX));
+    ND_ASSIGN_OR_RETURN(label.label_coverage, table.GetDouble(r, c_coverage));
+    if (label.label_coverage < 0) return table.CellError(r, c_coverage, "negative coverage");
+  }
+  pixel_value_ok_.assign(kMaxLabelNumber + 1, 0);  // every uint16 value: no bounds check
+  for (size_t k = 0; k < labels_.size(); ++k) pixel_value_ok_[k] = labels_[k].defined;
+  pixel_value_ok_[0] = 1;  // unlabeled
+  return Status::Ok();
+}
 
-  // c_<cat>.csv of each selected category: per-category coverage.
-  for (int c = 0; c < num_categories; ++c) {
-    if (!ds.categories_[c].selected) continue;
+// c_<cat>.csv of each selected category: per-category coverage.
+Status BrodenDataset::ReadCategoryCoverage(const std::string& dir) {
+  for (int c = 0; c < static_cast<int>(categories_.size()); ++c) {
+    if (!categories_[c].selected) continue;
     ND_ASSIGN_OR_RETURN(const CsvTable table,
-                        CsvTable::ReadFile(dir + "c_" + ds.categories_[c].name + ".csv"));
+                        CsvTable::ReadFile(dir + "c_" + categories_[c].name + ".csv"));
     ND_ASSIGN_OR_RETURN(const int c_code, table.RequireColumn("code"));
     ND_ASSIGN_OR_RETURN(const int c_number, table.RequireColumn("number"));
     ND_ASSIGN_OR_RETURN(const int c_coverage, table.RequireColumn("coverage"));
@@ -423,11 +422,11 @@ StatusOr<BrodenDataset> BrodenDataset::Open(const std::string& root, const Brode
       }
       ND_ASSIGN_OR_RETURN(const int64_t number,
                           table.GetIntInRange(r, c_number, 1, kMaxLabelNumber));
-      if (number >= ds.num_labels() || !ds.labels_[number].defined) {
+      if (number >= num_labels() || !labels_[number].defined) {
         return table.CellError(r, c_number,
                                "label " + std::to_string(number) + " has no row in label.csv");
       }
-      BrodenLabel& label = ds.labels_[number];
+      BrodenLabel& label = labels_[number];
       if (label.coverage[c] >= 0) {
         return table.CellError(r, c_number, "duplicate label " + std::to_string(number));
       }
@@ -436,58 +435,75 @@ StatusOr<BrodenDataset> BrodenDataset::Open(const std::string& root, const Brode
       label.coverage[c] = coverage;
     }
   }
+  return Status::Ok();
+}
 
-  // Primary category (SPEC.md §2 step 4): largest coverage among the selected categories where
-  // the label has a row; ">=" lets the later category win ties, as NetDissect-Lite's
-  // max((coverage, index)) does.
-  for (size_t k = 1; k < ds.labels_.size(); ++k) {
-    BrodenLabel& label = ds.labels_[k];
+// Primary category (SPEC.md §2 step 4): largest coverage among the selected categories where
+// the label has a row; ">=" lets the later category win ties, as NetDissect-Lite's
+// max((coverage, index)) does.
+void BrodenDataset::AssignPrimaryCategories() {
+  for (size_t k = 1; k < labels_.size(); ++k) {
+    BrodenLabel& label = labels_[k];
     double best = -1;
-    for (int c = 0; c < num_categories; ++c) {
-      if (!ds.categories_[c].selected || label.coverage[c] < 0) continue;
+    for (int c = 0; c < static_cast<int>(categories_.size()); ++c) {
+      if (!categories_[c].selected || label.coverage[c] < 0) continue;
       if (label.coverage[c] >= best) {
         best = label.coverage[c];
         label.primary_category = c;
       }
     }
   }
+}
 
-  // index.csv. A malformed data row is skipped and recorded (on_bad_row = kSkip) or stops the
-  // open (kFail); a bad header stops it either way.
-  {
-    const CsvBadRowPolicy policy =
-        options.on_bad_row == BadRowPolicy::kSkip ? CsvBadRowPolicy::kSkip : CsvBadRowPolicy::kFail;
-    ND_ASSIGN_OR_RETURN(const CsvTable table, CsvTable::ReadFile(dir + "index.csv", policy));
-    IndexColumns columns;
-    ND_ASSIGN_OR_RETURN(columns.image, table.RequireColumn("image"));
-    ND_ASSIGN_OR_RETURN(columns.split, table.RequireColumn("split"));
-    ND_ASSIGN_OR_RETURN(columns.ih, table.RequireColumn("ih"));
-    ND_ASSIGN_OR_RETURN(columns.iw, table.RequireColumn("iw"));
-    ND_ASSIGN_OR_RETURN(columns.sh, table.RequireColumn("sh"));
-    ND_ASSIGN_OR_RETURN(columns.sw, table.RequireColumn("sw"));
-    columns.category.assign(num_categories, -1);
-    for (int c = 0; c < num_categories; ++c) {
-      if (!ds.categories_[c].selected) continue;
-      ND_ASSIGN_OR_RETURN(columns.category[c], table.RequireColumn(ds.categories_[c].name));
-    }
-    for (const CsvBadRow& bad : table.bad_rows()) {
-      ds.skipped_rows_.push_back({bad.line, bad.message});
-    }
-    ds.images_.reserve(table.num_rows());
-    for (size_t r = 0; r < table.num_rows(); ++r) {
-      BrodenImage image;
-      const Status parsed = ds.ParseIndexRow(table, r, columns, &image);
-      if (!parsed.ok()) {
-        if (options.on_bad_row == BadRowPolicy::kFail) return parsed;
-        ds.skipped_rows_.push_back({table.line(r), parsed.message()});
-        continue;
-      }
-      image.row = static_cast<int>(ds.images_.size());
-      ds.images_.push_back(std::move(image));
-    }
-    std::sort(ds.skipped_rows_.begin(), ds.skipped_rows_.end(),
-              [](const SkippedIndexRow& a, const SkippedIndexRow& b) { return a.line < b.line; });
+// index.csv. A malformed data row is skipped and recorded (on_bad_row = kSkip) or stops the
+// open (kFail); a bad header stops it either way.
+Status BrodenDataset::ReadIndexCsv(const std::string& dir, const BrodenOptions& options) {
+  const CsvBadRowPolicy policy =
+      options.on_bad_row == BadRowPolicy::kSkip ? CsvBadRowPolicy::kSkip : CsvBadRowPolicy::kFail;
+  ND_ASSIGN_OR_RETURN(const CsvTable table, CsvTable::ReadFile(dir + "index.csv", policy));
+  IndexColumns columns;
+  ND_ASSIGN_OR_RETURN(columns.image, table.RequireColumn("image"));
+  ND_ASSIGN_OR_RETURN(columns.split, table.RequireColumn("split"));
+  ND_ASSIGN_OR_RETURN(columns.ih, table.RequireColumn("ih"));
+  ND_ASSIGN_OR_RETURN(columns.iw, table.RequireColumn("iw"));
+  ND_ASSIGN_OR_RETURN(columns.sh, table.RequireColumn("sh"));
+  ND_ASSIGN_OR_RETURN(columns.sw, table.RequireColumn("sw"));
+  columns.category.assign(static_cast<int>(categories_.size()), -1);
+  for (int c = 0; c < static_cast<int>(categories_.size()); ++c) {
+    if (!categories_[c].selected) continue;
+    ND_ASSIGN_OR_RETURN(columns.category[c], table.RequireColumn(categories_[c].name));
   }
+  for (const CsvBadRow& bad : table.bad_rows()) {
+    skipped_rows_.push_back({bad.line, bad.message});
+  }
+  images_.reserve(table.num_rows());
+  for (size_t r = 0; r < table.num_rows(); ++r) {
+    BrodenImage image;
+    const Status parsed = ParseIndexRow(table, r, columns, &image);
+    if (!parsed.ok()) {
+      if (options.on_bad_row == BadRowPolicy::kFail) return parsed;
+      skipped_rows_.push_back({table.line(r), parsed.message()});
+      continue;
+    }
+    image.row = static_cast<int>(images_.size());
+    images_.push_back(std::move(image));
+  }
+  std::sort(skipped_rows_.begin(), skipped_rows_.end(),
+            [](const SkippedIndexRow& a, const SkippedIndexRow& b) { return a.line < b.line; });
+  return Status::Ok();
+}
+
+StatusOr<BrodenDataset> BrodenDataset::Open(const std::string& root, const BrodenOptions& options) {
+  BrodenDataset ds;
+  ds.root_ = root;
+  while (ds.root_.size() > 1 && ds.root_.back() == '/') ds.root_.pop_back();
+  const std::string dir = ds.root_ + "/";
+  ND_RETURN_IF_ERROR(ds.ReadCategoryCsv(dir));
+  ND_RETURN_IF_ERROR(ds.SelectCategories(options, dir));
+  ND_RETURN_IF_ERROR(ds.ReadLabelCsv(dir));
+  ND_RETURN_IF_ERROR(ds.ReadCategoryCoverage(dir));
+  ds.AssignPrimaryCategories();
+  ND_RETURN_IF_ERROR(ds.ReadIndexCsv(dir, options));
   return ds;
 }
 

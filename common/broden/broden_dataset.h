@@ -136,6 +136,13 @@ class BrodenDataset {
   // Parses data row r of index.csv into *out (all fields but `row`).
   Status ParseIndexRow(const CsvTable& table, size_t r, const IndexColumns& columns,
                        BrodenImage* out) const;
+  // The steps of Open(), in order; `dir` is root_ + "/".
+  Status ReadCategoryCsv(const std::string& dir);
+  Status SelectCategories(const BrodenOptions& options, const std::string& dir);
+  Status ReadLabelCsv(const std::string& dir);
+  Status ReadCategoryCoverage(const std::string& dir);
+  void AssignPrimaryCategories();
+  Status ReadIndexCsv(const std::string& dir, const BrodenOptions& options);
 
   std::string root_;
   std::vector<BrodenCategory> categories_;

@@ -133,6 +133,75 @@ void Dissector::ClearPreparedLabels() {
   for (Prepared& p : prepared_) p = Prepared{};
 }
 
+struct Dissector::Shard {
+  Shard(const std::vector<double>& t, int labels, int cats, UnionRule rule)
+      : tally(t, labels, cats, rule) {}
+  IouTally tally;
+  UnitMaskBuilder builder;
+  std::unique_ptr<DeviceScorer> scorer;  // the tensor engine's, else null
+  ActivationMap acts;
+  std::vector<SkippedImage> skipped;
+  int64_t scored = 0, label_failures = 0, fetch_failures = 0, repeated_label_pixels = 0;
+  double cpu = 0;
+  Status fatal;
+  MaskStats tensor_stats;  // the tensor engine's mask stats
+};
+
+bool Dissector::ScoreRow(size_t row, size_t units, const FetchFn& fetch, Shard* s) const {
+  // Labels: prepared, remembered failure, or built now.
+  const Prepared& p = prepared_[row];
+  std::shared_ptr<const LabelIndex> shared = p.index;
+  LabelIndex local;
+  const LabelIndex* index = shared.get();
+  if (index == nullptr) {
+    if (!p.error.empty()) {
+      s->skipped.push_back(SkippedImage{row, p.error});
+      ++s->label_failures;
+      return true;
+    }
+    StatusOr<LabelIndex> built = BuildIndex(row);
+    if (!built.ok()) {
+      s->skipped.push_back(SkippedImage{row, "labels: " + built.status().message()});
+      ++s->label_failures;
+      return true;
+    }
+    local = std::move(built).value();
+    index = &local;
+  }
+  // Activations.
+  Status st;
+  try {
+    st = fetch(row, &s->acts);
+  } catch (const std::exception& e) {
+    st = Internal(std::string("fetch threw: ") + e.what());
+  }
+  if (!st.ok()) {
+    s->skipped.push_back(SkippedImage{row, "activations: " + st.message()});
+    ++s->fetch_failures;
+    return true;
+  }
+  if (s->acts.units != static_cast<int>(units)) {
+    s->fatal = FailedPrecondition("score: row " + std::to_string(row) + ": activation map has " +
+                                  std::to_string(s->acts.units) + " units, thresholds have " +
+                                  std::to_string(units));
+    return false;
+  }
+  st = s->scorer ? s->scorer->AddImage(*index, s->acts)
+                 : s->tally.AddImage(*index, s->acts, &s->builder);
+  if (s->scorer && !st.ok() && st.code() != StatusCode::kInvalidArgument) {
+    s->fatal = st;  // a device failure, not this image's
+    return false;
+  }
+  if (!st.ok()) {
+    s->skipped.push_back(SkippedImage{row, "activations: " + st.message()});
+    ++s->fetch_failures;
+    return true;
+  }
+  ++s->scored;
+  s->repeated_label_pixels += index->repeated_label_pixels();
+  return true;
+}
+
 StatusOr<ScoreReport> Dissector::Run(const std::vector<size_t>& rows,
                                      const std::vector<double>& thresholds, const FetchFn& fetch) {
   if (thresholds.empty()) return InvalidArgument("score: no thresholds (zero units)");
@@ -151,19 +220,6 @@ StatusOr<ScoreReport> Dissector::Run(const std::vector<size_t>& rows,
   const int threads =
       static_cast<int>(std::min<size_t>(workers_, std::max<size_t>(1, rows.size())));
 
-  struct Shard {
-    explicit Shard(const std::vector<double>& t, int labels, int cats, UnionRule rule)
-        : tally(t, labels, cats, rule) {}
-    IouTally tally;
-    UnitMaskBuilder builder;
-    std::unique_ptr<DeviceScorer> scorer;  // the tensor engine's, else null
-    ActivationMap acts;
-    std::vector<SkippedImage> skipped;
-    int64_t scored = 0, label_failures = 0, fetch_failures = 0, repeated_label_pixels = 0;
-    double cpu = 0;
-    Status fatal;
-    MaskStats tensor_stats;  // the tensor engine's mask stats
-  };
   std::vector<std::unique_ptr<Shard>> shards;
   for (int t = 0; t < threads; ++t) {
     shards.push_back(std::make_unique<Shard>(thresholds, static_cast<int>(primary_.size()),
@@ -190,60 +246,10 @@ StatusOr<ScoreReport> Dissector::Run(const std::vector<size_t>& rows,
         try {
           for (size_t k;
                !stop.load(std::memory_order_relaxed) && (k = next.fetch_add(1)) < rows.size();) {
-            const size_t row = rows[k];
-            // Labels: prepared, remembered failure, or built now.
-            const Prepared& p = prepared_[row];
-            std::shared_ptr<const LabelIndex> shared = p.index;
-            LabelIndex local;
-            const LabelIndex* index = shared.get();
-            if (index == nullptr) {
-              if (!p.error.empty()) {
-                s.skipped.push_back(SkippedImage{row, p.error});
-                ++s.label_failures;
-                continue;
-              }
-              StatusOr<LabelIndex> built = BuildIndex(row);
-              if (!built.ok()) {
-                s.skipped.push_back(SkippedImage{row, "labels: " + built.status().message()});
-                ++s.label_failures;
-                continue;
-              }
-              local = std::move(built).value();
-              index = &local;
-            }
-            // Activations.
-            Status st;
-            try {
-              st = fetch(row, &s.acts);
-            } catch (const std::exception& e) {
-              st = Internal(std::string("fetch threw: ") + e.what());
-            }
-            if (!st.ok()) {
-              s.skipped.push_back(SkippedImage{row, "activations: " + st.message()});
-              ++s.fetch_failures;
-              continue;
-            }
-            if (s.acts.units != static_cast<int>(units)) {
-              s.fatal = FailedPrecondition("score: row " + std::to_string(row) +
-                                           ": activation map has " + std::to_string(s.acts.units) +
-                                           " units, thresholds have " + std::to_string(units));
+            if (!ScoreRow(rows[k], units, fetch, &s)) {
               stop.store(true);
               break;
             }
-            st = s.scorer ? s.scorer->AddImage(*index, s.acts)
-                          : s.tally.AddImage(*index, s.acts, &s.builder);
-            if (s.scorer && !st.ok() && st.code() != StatusCode::kInvalidArgument) {
-              s.fatal = st;  // a device failure, not this image's
-              stop.store(true);
-              break;
-            }
-            if (!st.ok()) {
-              s.skipped.push_back(SkippedImage{row, "activations: " + st.message()});
-              ++s.fetch_failures;
-              continue;
-            }
-            ++s.scored;
-            s.repeated_label_pixels += index->repeated_label_pixels();
           }
           if (s.scorer && s.fatal.ok()) {
             Status st = s.scorer->AddCountsTo(&s.tally);

@@ -148,6 +148,10 @@ class Dissector {
   Dissector(const BrodenDataset* dataset, const ScoreOptions& options);
   // Reads labels of `row` and builds its index.
   StatusOr<LabelIndex> BuildIndex(size_t row) const;
+  struct Shard;  // one worker's tally and counters (dissector.cc)
+  // Scores index.csv row `row` into *s, or records why it was skipped. Returns false when the run
+  // must stop (s->fatal set: an activation map of the wrong size, a device failure).
+  bool ScoreRow(size_t row, size_t units, const FetchFn& fetch, Shard* s) const;
 
   const BrodenDataset* dataset_;
   ScoreOptions options_;

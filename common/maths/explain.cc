@@ -201,6 +201,119 @@ std::string FormulaText(const Formula& f, const std::vector<std::string>& names)
   return s;
 }
 
+// Scratch buffers of ExtendBeam, one set per worker thread.
+struct ExtendScratch {
+  std::vector<uint64_t> buf, leaf;
+  std::vector<int64_t> mfl;  // |M ∩ F ∩ L| per label; sized to the label slots
+};
+
+using FormulaIndex = std::map<std::pair<std::vector<int>, std::vector<FormulaOp>>, size_t>;
+
+// One round of the beam search for one unit: every formula of *beam extended by every label with
+// OR, AND and AND NOT, scored exactly from the counts, the best `k` kept. `ml` is |M ∩ L| per
+// label; fl[index[F]] is |F ∩ L| per label. Returns the number of candidates scored.
+int64_t ExtendBeam(const LayerTables& tables, const UnitTable& ut, const std::vector<int64_t>& ml,
+                   const std::vector<std::vector<int64_t>>& fl, const FormulaIndex& index,
+                   const std::vector<int>& labels, const std::vector<int64_t>& label_size,
+                   const Ranker& ranker, size_t k, std::vector<BeamEntry>* beam,
+                   ExtendScratch* scratch) {
+  std::vector<uint64_t>& buf = scratch->buf;
+  std::vector<uint64_t>& leaf = scratch->leaf;
+  std::vector<int64_t>& mfl = scratch->mfl;
+  const std::vector<BeamEntry> old = *beam;  // stable parents for the candidates
+  std::vector<BeamEntry> next_beam = old;
+  int64_t n = 0;
+  for (const BeamEntry& e : old) {
+    std::fill(mfl.begin(), mfl.end(), 0);
+    for (const ActiveImage& a : ut.active) {
+      const TableImage& im = tables.images()[a.image];
+      const uint32_t nw = a.hi - a.lo;
+      buf.resize(nw);
+      EvalFormula(im, e.formula, a.lo, a.hi, buf.data(), &leaf);
+      const uint64_t* m = ut.Mask(a);
+      int64_t count = 0;
+      for (uint32_t w = 0; w < nw; ++w) {
+        buf[w] &= m[w];
+        count += Popcount64(buf[w]);
+      }
+      if (count > 0) AddLabelHistogram(im, buf.data(), a.lo, a.hi, count, mfl.data());
+    }
+    const std::vector<int64_t>& f_l = fl[index.at(std::make_pair(e.formula.labels, e.formula.ops))];
+    for (int l : labels) {
+      if (std::find(e.formula.labels.begin(), e.formula.labels.end(), l) != e.formula.labels.end())
+        continue;
+      for (FormulaOp op : {FormulaOp::kOr, FormulaOp::kAnd, FormulaOp::kAndNot}) {
+        Candidate c;
+        c.parent = &e;
+        c.op = op;
+        c.label = l;
+        c.leaves = e.formula.leaves() + 1;
+        switch (op) {
+          case FormulaOp::kOr:
+            c.inter = e.inter + ml[l] - mfl[l];
+            c.size = e.size + label_size[l] - f_l[l];
+            break;
+          case FormulaOp::kAnd:
+            c.inter = mfl[l];
+            c.size = f_l[l];
+            break;
+          case FormulaOp::kAndNot:
+            c.inter = e.inter - mfl[l];
+            c.size = e.size - f_l[l];
+            break;
+        }
+        c.uni = ut.total_m + c.size - c.inter;
+        ranker.Offer(c, k, &next_beam);
+        ++n;
+      }
+    }
+  }
+  *beam = std::move(next_beam);
+  return n;
+}
+
+// The report's formulas (the first of each beam) and primitives (the best single label, from ml
+// without the beam).
+void FillExplanations(const LayerTables& tables, const std::vector<std::vector<BeamEntry>>& beams,
+                      const std::vector<std::vector<int64_t>>& ml, const std::vector<int>& labels,
+                      const std::vector<int64_t>& label_size, const Ranker& ranker,
+                      ExplainReport* report) {
+  const int units = tables.units();
+  for (int u = 0; u < units; ++u) {
+    UnitExplanation& x = report->units[u];
+    const auto& beam = beams[u];
+    if (beam.empty()) continue;
+    x.formula = beam[0].formula;
+    x.text = beam[0].text;
+    x.intersection = beam[0].inter;
+    x.union_area = beam[0].uni;
+    x.iou = x.union_area == 0
+                ? 0.0
+                : static_cast<double>(x.intersection) / static_cast<double>(x.union_area);
+  }
+  // Primitives: the best single label (round 1's first), recomputed from ml without the beam.
+  for (int u = 0; u < units; ++u) {
+    std::vector<BeamEntry> best;
+    for (int l : labels) {
+      Candidate c;
+      c.label = l;
+      c.inter = ml[u][l];
+      c.size = label_size[l];
+      c.uni = tables.unit(u).total_m + c.size - c.inter;
+      ranker.Offer(c, 1, &best);
+    }
+    if (best.empty()) continue;
+    UnitExplanation& x = report->units[u];
+    x.primitive = best[0].formula.labels[0];
+    x.primitive_text = best[0].text;
+    x.primitive_intersection = best[0].inter;
+    x.primitive_union = best[0].uni;
+    x.primitive_iou = x.primitive_union == 0 ? 0.0
+                                             : static_cast<double>(x.primitive_intersection) /
+                                                   static_cast<double>(x.primitive_union);
+  }
+}
+
 StatusOr<ExplainReport> ExplainUnits(const LayerTables& tables,
                                      const std::vector<std::string>& names,
                                      const ExplainOptions& options) {
@@ -252,7 +365,7 @@ StatusOr<ExplainReport> ExplainUnits(const LayerTables& tables,
   for (int round = 2; round <= options.length && !labels.empty(); ++round) {
     // The distinct beam formulas of all units, and their |F ∩ L| histograms.
     t0 = Clock::now();
-    std::map<std::pair<std::vector<int>, std::vector<FormulaOp>>, size_t> index;
+    FormulaIndex index;
     std::vector<const Formula*> formulas;
     for (const auto& beam : beams)
       for (const BeamEntry& e : beam)
@@ -287,101 +400,18 @@ StatusOr<ExplainReport> ExplainUnits(const LayerTables& tables,
     ND_RETURN_IF_ERROR(RunOnThreads(
         threads,
         [&](int t) {
-          std::vector<uint64_t> buf, leaf;
-          std::vector<int64_t> mfl(num_labels);
+          ExtendScratch scratch;
+          scratch.mfl.resize(num_labels);
           for (int u = t; u < units; u += threads) {
-            const UnitTable& ut = tables.unit(u);
-            const std::vector<BeamEntry> old = beams[u];  // stable parents for the candidates
-            std::vector<BeamEntry> next_beam = old;
-            int64_t n = 0;
-            for (const BeamEntry& e : old) {
-              std::fill(mfl.begin(), mfl.end(), 0);
-              for (const ActiveImage& a : ut.active) {
-                const TableImage& im = tables.images()[a.image];
-                const uint32_t nw = a.hi - a.lo;
-                buf.resize(nw);
-                EvalFormula(im, e.formula, a.lo, a.hi, buf.data(), &leaf);
-                const uint64_t* m = ut.Mask(a);
-                int64_t count = 0;
-                for (uint32_t w = 0; w < nw; ++w) {
-                  buf[w] &= m[w];
-                  count += Popcount64(buf[w]);
-                }
-                if (count > 0) AddLabelHistogram(im, buf.data(), a.lo, a.hi, count, mfl.data());
-              }
-              const std::vector<int64_t>& f_l =
-                  fl[index.at(std::make_pair(e.formula.labels, e.formula.ops))];
-              for (int l : labels) {
-                if (std::find(e.formula.labels.begin(), e.formula.labels.end(), l) !=
-                    e.formula.labels.end())
-                  continue;
-                for (FormulaOp op : {FormulaOp::kOr, FormulaOp::kAnd, FormulaOp::kAndNot}) {
-                  Candidate c;
-                  c.parent = &e;
-                  c.op = op;
-                  c.label = l;
-                  c.leaves = e.formula.leaves() + 1;
-                  switch (op) {
-                    case FormulaOp::kOr:
-                      c.inter = e.inter + ml[u][l] - mfl[l];
-                      c.size = e.size + label_size[l] - f_l[l];
-                      break;
-                    case FormulaOp::kAnd:
-                      c.inter = mfl[l];
-                      c.size = f_l[l];
-                      break;
-                    case FormulaOp::kAndNot:
-                      c.inter = e.inter - mfl[l];
-                      c.size = e.size - f_l[l];
-                      break;
-                  }
-                  c.uni = ut.total_m + c.size - c.inter;
-                  ranker.Offer(c, k, &next_beam);
-                  ++n;
-                }
-              }
-            }
-            beams[u] = std::move(next_beam);
-            scored += n;
+            scored += ExtendBeam(tables, tables.unit(u), ml[u], fl, index, labels, label_size,
+                                 ranker, k, &beams[u], &scratch);
           }
         },
         "analysis"));
     report.unit_seconds += Seconds(t0);
   }
 
-  for (int u = 0; u < units; ++u) {
-    UnitExplanation& x = report.units[u];
-    const auto& beam = beams[u];
-    if (beam.empty()) continue;
-    x.formula = beam[0].formula;
-    x.text = beam[0].text;
-    x.intersection = beam[0].inter;
-    x.union_area = beam[0].uni;
-    x.iou = x.union_area == 0
-                ? 0.0
-                : static_cast<double>(x.intersection) / static_cast<double>(x.union_area);
-  }
-  // Primitives: the best single label (round 1's first), recomputed from ml without the beam.
-  for (int u = 0; u < units; ++u) {
-    std::vector<BeamEntry> best;
-    for (int l : labels) {
-      Candidate c;
-      c.label = l;
-      c.inter = ml[u][l];
-      c.size = label_size[l];
-      c.uni = tables.unit(u).total_m + c.size - c.inter;
-      ranker.Offer(c, 1, &best);
-    }
-    if (best.empty()) continue;
-    UnitExplanation& x = report.units[u];
-    x.primitive = best[0].formula.labels[0];
-    x.primitive_text = best[0].text;
-    x.primitive_intersection = best[0].inter;
-    x.primitive_union = best[0].uni;
-    x.primitive_iou = x.primitive_union == 0 ? 0.0
-                                             : static_cast<double>(x.primitive_intersection) /
-                                                   static_cast<double>(x.primitive_union);
-  }
+  FillExplanations(tables, beams, ml, labels, label_size, ranker, &report);
   report.candidates_scored = scored.load();
   return report;
 }

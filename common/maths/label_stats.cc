@@ -250,48 +250,16 @@ double LinearQuantile(const std::vector<double>& sorted, double q) {
   return sorted[lo] + (sorted[hi] - sorted[lo]) * frac;
 }
 
-StatusOr<LabelStatsReport> ComputeLabelStats(const LayerTables& tables, const LayerResults& results,
-                                             const StatsOptions& options) {
-  if (options.bootstrap < 0 || options.permutations < 0)
-    return InvalidArgument("stats: bootstrap and permutations must be >= 0");
-  if (options.workers < 0) return InvalidArgument("stats: workers < 0");
-  if (results.units != tables.units() || results.num_labels != tables.num_labels() ||
-      results.num_categories != tables.num_categories())
-    return InvalidArgument("stats: results and tables disagree on units, labels or categories");
+// The bootstrap over images (SPEC.md): per unit, the IoU interval of its label and how often the
+// resample's top label is the unit's label (stability).
+Status Bootstrap(const LayerTables& tables, const LayerResults& results,
+                 const StatsOptions& options, const std::vector<uint32_t>& used, int fallback,
+                 LabelStatsReport* report) {
   const int units = tables.units();
   const int num_labels = tables.num_labels();
   const int num_cats = tables.num_categories();
   const int threads = WorkerCount(options.workers);
-  const std::vector<uint32_t> used = UsedImages(tables);
   const auto& primary = results.primary_category;
-
-  LabelStatsReport report;
-  report.bootstrap = options.bootstrap;
-  report.permutations = options.permutations;
-  report.max_null = options.max_null && options.permutations > 0;
-  report.units.resize(units);
-  std::vector<int64_t> obs_i(units, 0), obs_d(units, 0);
-  for (int u = 0; u < units; ++u) {
-    UnitStats& s = report.units[u];
-    s.label = results.unit[u].label;
-    s.iou = results.unit[u].iou;
-    const int c = results.unit[u].category;
-    if (s.label < 0 || c < 0) continue;
-    obs_i[u] = results.intersection[static_cast<size_t>(u) * num_labels + s.label];
-    obs_d[u] = results.union_area[static_cast<size_t>(u) * num_cats + c] +
-               results.label_pixels[s.label] - obs_i[u];
-  }
-  // The label the dissection's rule picks when every IoU is 0: the lowest label of the first
-  // category that has labels.
-  int fallback = -1;
-  for (int c = 0; c < num_cats && fallback < 0; ++c)
-    for (int l = 1; l < num_labels; ++l)
-      if (primary[l] == c) {
-        fallback = l;
-        break;
-      }
-
-  // Bootstrap.
   auto t0 = Clock::now();
   const int B = options.bootstrap;
   if (B > 0 && !used.empty()) {
@@ -313,7 +281,7 @@ StatusOr<LabelStatsReport> ComputeLabelStats(const LayerTables& tables, const La
               for (const auto& [l, c] : tables.images()[i].g) g[l] += w[i] * c;
             }
             for (int u = 0; u < units; ++u) {
-              const int lstar = report.units[u].label;
+              const int lstar = report->units[u].label;
               const int cstar = results.unit[u].category;
               if (lstar < 0 || cstar < 0) continue;
               const UnitTable& ut = tables.unit(u);
@@ -356,7 +324,7 @@ StatusOr<LabelStatsReport> ComputeLabelStats(const LayerTables& tables, const La
         },
         "analysis"));
     for (int u = 0; u < units; ++u) {
-      UnitStats& s = report.units[u];
+      UnitStats& s = report->units[u];
       if (s.label < 0) continue;
       std::vector<double> v(iou_b.begin() + static_cast<size_t>(u) * B,
                             iou_b.begin() + static_cast<size_t>(u + 1) * B);
@@ -368,10 +336,21 @@ StatusOr<LabelStatsReport> ComputeLabelStats(const LayerTables& tables, const La
       s.stability = static_cast<double>(n) / B;
     }
   }
-  report.bootstrap_seconds = Seconds(t0);
+  report->bootstrap_seconds = Seconds(t0);
+  return Status::Ok();
+}
 
-  // Permutations.
-  t0 = Clock::now();
+// The permutation null (SPEC.md): p- and q-values per unit, and with max_null those of the best
+// label of each permutation.
+Status Permute(const LayerTables& tables, const LayerResults& results, const StatsOptions& options,
+               const std::vector<int64_t>& obs_i, const std::vector<int64_t>& obs_d,
+               LabelStatsReport* report) {
+  const int units = tables.units();
+  const int num_labels = tables.num_labels();
+  const int num_cats = tables.num_categories();
+  const int threads = WorkerCount(options.workers);
+  const auto& primary = results.primary_category;
+  auto t0 = Clock::now();
   const int P = options.permutations;
   if (P > 0) {
     const int pthreads = std::min(threads, P);
@@ -382,8 +361,8 @@ StatusOr<LabelStatsReport> ComputeLabelStats(const LayerTables& tables, const La
     std::vector<std::unique_ptr<LabelPairing>> pairings;
     std::vector<int> unit_pairing(units, -1);
     for (int u = 0; u < units; ++u) {
-      if (report.units[u].label < 0) continue;
-      const std::pair<int, int> key{report.units[u].label, results.unit[u].category};
+      if (report->units[u].label < 0) continue;
+      const std::pair<int, int> key{report->units[u].label, results.unit[u].category};
       auto [it, fresh] = pairing_of.emplace(key, pairings.size());
       if (fresh) pairings.push_back(std::make_unique<LabelPairing>(tables, key.first, key.second));
       unit_pairing[u] = static_cast<int>(it->second);
@@ -394,12 +373,12 @@ StatusOr<LabelStatsReport> ComputeLabelStats(const LayerTables& tables, const La
         pthreads,
         [&](int t) {
           TopScratch scratch;
-          if (report.max_null) scratch.Size(num_labels, num_cats);
+          if (report->max_null) scratch.Size(num_labels, num_cats);
           for (int p; (p = next.fetch_add(1)) < P;) {
             const std::vector<uint32_t> perm = NullPermutation(tables, options.seed, p);
             for (int u = 0; u < units; ++u) {
               if (unit_pairing[u] < 0) continue;
-              if (report.max_null) {
+              if (report->max_null) {
                 const auto [ti, td] = TopCounts(tables, u, primary, perm, &scratch);
                 if (CompareRatio(ti, td, obs_i[u], obs_d[u]) >= 0) ++max_at_least[t][u];
               }
@@ -412,39 +391,86 @@ StatusOr<LabelStatsReport> ComputeLabelStats(const LayerTables& tables, const La
         "analysis"));
     std::vector<double> p(units, 1.0);
     for (int u = 0; u < units; ++u) {
-      UnitStats& s = report.units[u];
+      UnitStats& s = report->units[u];
       for (int t = 0; t < pthreads; ++t) s.null_at_least += at_least[t][u];
       for (int k = 0; k < P; ++k) s.null_mean += null_iou[static_cast<size_t>(u) * P + k];
       s.null_mean /= P;
       s.p_value = s.label < 0 ? 1.0 : (1.0 + static_cast<double>(s.null_at_least)) / (1.0 + P);
       p[u] = s.p_value;
     }
-    if (report.max_null) {
+    if (report->max_null) {
       std::vector<double> pm(units, 1.0);
       for (int u = 0; u < units; ++u) {
         int64_t n = 0;
         for (int t = 0; t < pthreads; ++t) n += max_at_least[t][u];
-        UnitStats& s = report.units[u];
+        UnitStats& s = report->units[u];
         s.p_max = s.label < 0 ? 1.0 : (1.0 + static_cast<double>(n)) / (1.0 + P);
         pm[u] = s.p_max;
       }
       const std::vector<double> qm = BenjaminiHochberg(pm);
       for (int u = 0; u < units; ++u) {
-        report.units[u].q_max = qm[u];
+        report->units[u].q_max = qm[u];
         if (qm[u] < options.q_cutoff && results.unit[u].detector)
-          ++report.significant_detectors_max;
+          ++report->significant_detectors_max;
       }
     }
     const std::vector<double> q = BenjaminiHochberg(p);
     for (int u = 0; u < units; ++u) {
-      report.units[u].q_value = q[u];
+      report->units[u].q_value = q[u];
       if (q[u] < options.q_cutoff) {
-        ++report.significant_units;
-        if (results.unit[u].detector) ++report.significant_detectors;
+        ++report->significant_units;
+        if (results.unit[u].detector) ++report->significant_detectors;
       }
     }
   }
-  report.permutation_seconds = Seconds(t0);
+  report->permutation_seconds = Seconds(t0);
+  return Status::Ok();
+}
+
+StatusOr<LabelStatsReport> ComputeLabelStats(const LayerTables& tables, const LayerResults& results,
+                                             const StatsOptions& options) {
+  if (options.bootstrap < 0 || options.permutations < 0)
+    return InvalidArgument("stats: bootstrap and permutations must be >= 0");
+  if (options.workers < 0) return InvalidArgument("stats: workers < 0");
+  if (results.units != tables.units() || results.num_labels != tables.num_labels() ||
+      results.num_categories != tables.num_categories())
+    return InvalidArgument("stats: results and tables disagree on units, labels or categories");
+  const int units = tables.units();
+  const int num_labels = tables.num_labels();
+  const int num_cats = tables.num_categories();
+  const int threads = WorkerCount(options.workers);
+  const std::vector<uint32_t> used = UsedImages(tables);
+  const auto& primary = results.primary_category;
+
+  LabelStatsReport report;
+  report.bootstrap = options.bootstrap;
+  report.permutations = options.permutations;
+  report.max_null = options.max_null && options.permutations > 0;
+  report.units.resize(units);
+  std::vector<int64_t> obs_i(units, 0), obs_d(units, 0);
+  for (int u = 0; u < units; ++u) {
+    UnitStats& s = report.units[u];
+    s.label = results.unit[u].label;
+    s.iou = results.unit[u].iou;
+    const int c = results.unit[u].category;
+    if (s.label < 0 || c < 0) continue;
+    obs_i[u] = results.intersection[static_cast<size_t>(u) * num_labels + s.label];
+    obs_d[u] = results.union_area[static_cast<size_t>(u) * num_cats + c] +
+               results.label_pixels[s.label] - obs_i[u];
+  }
+  // The label the dissection's rule picks when every IoU is 0: the lowest label of the first
+  // category that has labels.
+  int fallback = -1;
+  for (int c = 0; c < num_cats && fallback < 0; ++c)
+    for (int l = 1; l < num_labels; ++l)
+      if (primary[l] == c) {
+        fallback = l;
+        break;
+      }
+
+  ND_RETURN_IF_ERROR(Bootstrap(tables, results, options, used, fallback, &report));
+  ND_RETURN_IF_ERROR(Permute(tables, results, options, obs_i, obs_d, &report));
+
   return report;
 }
 

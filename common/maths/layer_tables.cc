@@ -104,6 +104,84 @@ bool TableImage::HasScalar(int label) const {
   return std::binary_search(scalars.begin(), scalars.end(), label);
 }
 
+namespace {
+
+// What one worker thread of LayerTables::Build collects.
+struct TableShard {
+  std::vector<UnitTable> units;
+  std::vector<SkippedTableImage> skipped;
+  Status fatal;
+};
+
+// Image i's unit masks at the thresholds `tf`: for every unit active on it, the mask words, the
+// (label, |M ∩ L|) counts and the categories its union counts, appended to (*units)[u].
+void AddImageMasks(size_t i, const LabelIndex& idx, const ActivationMap& acts,
+                   const std::vector<float>& tf, UnionRule rule, UnitMaskBuilder* builder,
+                   std::vector<std::pair<int, int64_t>>* counts, std::vector<UnitTable>* units) {
+  builder->SetGeometry(acts.h, acts.w, idx.sh(), idx.sw());
+  const auto& pls = idx.pixel_labels();
+  const auto& cats = idx.categories();
+  const auto& cat_sets = idx.category_sets();
+  for (int u = 0; u < static_cast<int>(units->size()); ++u) {
+    const int64_t m = builder->Build(acts.unit(u), tf[u]);
+    if (m == 0) continue;
+    const uint64_t* mask = builder->words();
+    const size_t lo = builder->lo(), hi = builder->hi();
+    UnitTable& ut = (*units)[u];
+    ActiveImage a;
+    a.image = static_cast<uint32_t>(i);
+    a.lo = static_cast<uint32_t>(lo);
+    a.hi = static_cast<uint32_t>(hi);
+    a.m = m;
+    a.word_offset = ut.words.size();
+    ut.words.insert(ut.words.end(), mask + lo, mask + hi);
+    counts->clear();
+    for (const auto& pl : pls) {
+      const int64_t c = idx.IntersectCount(mask, lo, hi, pl.set);
+      if (c > 0) counts->emplace_back(pl.label, c);
+    }
+    for (int l : idx.scalar_labels()) counts->emplace_back(l, m);
+    SortAndMerge(counts);
+    a.count_begin = ut.counts.size();
+    ut.counts.insert(ut.counts.end(), counts->begin(), counts->end());
+    a.count_end = ut.counts.size();
+    for (const auto& c : cats) {
+      if (rule == UnionRule::kPaper || c.has_scalar ||
+          idx.Intersects(mask, lo, hi, cat_sets[c.set].set)) {
+        a.union_categories |= uint64_t{1} << c.category;
+      }
+    }
+    ut.active.push_back(a);
+  }
+}
+
+// The entries of unit u from every shard, in image order (a shard's own entries ascend already).
+void MergeShards(int u, const std::vector<TableShard>& shards, UnitTable* out) {
+  std::vector<std::pair<uint32_t, int>> order;  // (image, shard) of each entry
+  std::vector<size_t> pos(shards.size(), 0);
+  for (size_t k = 0; k < shards.size(); ++k)
+    for (const ActiveImage& a : shards[k].units[u].active)
+      order.emplace_back(a.image, static_cast<int>(k));
+  std::sort(order.begin(), order.end());
+  out->active.reserve(order.size());
+  for (const auto& [image, k] : order) {
+    const UnitTable& src = shards[k].units[u];
+    ActiveImage a = src.active[pos[k]++];
+    const size_t w0 = out->words.size(), c0 = out->counts.size();
+    out->words.insert(out->words.end(), src.words.begin() + a.word_offset,
+                      src.words.begin() + a.word_offset + (a.hi - a.lo));
+    out->counts.insert(out->counts.end(), src.counts.begin() + a.count_begin,
+                       src.counts.begin() + a.count_end);
+    a.word_offset = w0;
+    a.count_begin = c0;
+    a.count_end = out->counts.size();
+    out->total_m += a.m;
+    out->active.push_back(a);
+  }
+}
+
+}  // namespace
+
 StatusOr<LayerTables> LayerTables::Build(size_t images, const LabelFn& labels, const FetchFn& fetch,
                                          const std::vector<double>& thresholds, int num_labels,
                                          int num_categories, UnionRule rule, int workers) {
@@ -129,20 +207,15 @@ StatusOr<LayerTables> LayerTables::Build(size_t images, const LabelFn& labels, c
 
   const int threads =
       static_cast<int>(std::min<size_t>(WorkerCount(workers), std::max<size_t>(1, images)));
-  struct Shard {
-    std::vector<UnitTable> units;
-    std::vector<SkippedTableImage> skipped;
-    Status fatal;
-  };
-  std::vector<Shard> shards(threads);
-  for (Shard& s : shards) s.units.resize(units);
+  std::vector<TableShard> shards(threads);
+  for (TableShard& s : shards) s.units.resize(units);
   std::atomic<size_t> next{0};
   std::atomic<bool> stop{false};
 
   ND_RETURN_IF_ERROR(RunOnThreads(
       threads,
       [&](int t) {
-        Shard& s = shards[t];
+        TableShard& s = shards[t];
         UnitMaskBuilder builder;
         ActivationMap acts;
         std::vector<std::pair<int, int64_t>> counts;
@@ -182,41 +255,7 @@ StatusOr<LayerTables> LayerTables::Build(size_t images, const LabelFn& labels, c
               continue;
             }
             FillImageLabels(*index, &im);
-            builder.SetGeometry(acts.h, acts.w, idx.sh(), idx.sw());
-            const auto& pls = idx.pixel_labels();
-            const auto& cats = idx.categories();
-            const auto& cat_sets = idx.category_sets();
-            for (int u = 0; u < units; ++u) {
-              const int64_t m = builder.Build(acts.unit(u), tf[u]);
-              if (m == 0) continue;
-              const uint64_t* mask = builder.words();
-              const size_t lo = builder.lo(), hi = builder.hi();
-              UnitTable& ut = s.units[u];
-              ActiveImage a;
-              a.image = static_cast<uint32_t>(i);
-              a.lo = static_cast<uint32_t>(lo);
-              a.hi = static_cast<uint32_t>(hi);
-              a.m = m;
-              a.word_offset = ut.words.size();
-              ut.words.insert(ut.words.end(), mask + lo, mask + hi);
-              counts.clear();
-              for (const auto& pl : pls) {
-                const int64_t c = idx.IntersectCount(mask, lo, hi, pl.set);
-                if (c > 0) counts.emplace_back(pl.label, c);
-              }
-              for (int l : idx.scalar_labels()) counts.emplace_back(l, m);
-              SortAndMerge(&counts);
-              a.count_begin = ut.counts.size();
-              ut.counts.insert(ut.counts.end(), counts.begin(), counts.end());
-              a.count_end = ut.counts.size();
-              for (const auto& c : cats) {
-                if (rule == UnionRule::kPaper || c.has_scalar ||
-                    idx.Intersects(mask, lo, hi, cat_sets[c.set].set)) {
-                  a.union_categories |= uint64_t{1} << c.category;
-                }
-              }
-              ut.active.push_back(a);
-            }
+            AddImageMasks(i, idx, acts, tf, rule, &builder, &counts, &s.units);
           }
         } catch (const std::exception& e) {
           s.fatal = Internal(std::string("analysis: worker failed: ") + e.what());
@@ -224,8 +263,8 @@ StatusOr<LayerTables> LayerTables::Build(size_t images, const LabelFn& labels, c
         }
       },
       "analysis"));
-  for (const Shard& s : shards) ND_RETURN_IF_ERROR(s.fatal);
-  for (const Shard& s : shards)
+  for (const TableShard& s : shards) ND_RETURN_IF_ERROR(s.fatal);
+  for (const TableShard& s : shards)
     tables.skipped_.insert(tables.skipped_.end(), s.skipped.begin(), s.skipped.end());
   std::sort(
       tables.skipped_.begin(), tables.skipped_.end(),
@@ -235,31 +274,7 @@ StatusOr<LayerTables> LayerTables::Build(size_t images, const LabelFn& labels, c
   ND_RETURN_IF_ERROR(RunOnThreads(
       threads,
       [&](int t) {
-        for (int u = t; u < units; u += threads) {
-          std::vector<std::pair<uint32_t, int>> order;  // (image, shard) of each entry
-          std::vector<size_t> pos(shards.size(), 0);
-          for (size_t k = 0; k < shards.size(); ++k)
-            for (const ActiveImage& a : shards[k].units[u].active)
-              order.emplace_back(a.image, static_cast<int>(k));
-          std::sort(order.begin(), order.end());
-          // Entries of one shard are already in ascending image order (a thread's images ascend).
-          UnitTable& out = tables.units_[u];
-          out.active.reserve(order.size());
-          for (const auto& [image, k] : order) {
-            const UnitTable& src = shards[k].units[u];
-            ActiveImage a = src.active[pos[k]++];
-            const size_t w0 = out.words.size(), c0 = out.counts.size();
-            out.words.insert(out.words.end(), src.words.begin() + a.word_offset,
-                             src.words.begin() + a.word_offset + (a.hi - a.lo));
-            out.counts.insert(out.counts.end(), src.counts.begin() + a.count_begin,
-                              src.counts.begin() + a.count_end);
-            a.word_offset = w0;
-            a.count_begin = c0;
-            a.count_end = out.counts.size();
-            out.total_m += a.m;
-            out.active.push_back(a);
-          }
-        }
+        for (int u = t; u < units; u += threads) MergeShards(u, shards, &tables.units_[u]);
       },
       "analysis"));
   shards.clear();

@@ -7,11 +7,13 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <vector>
 
 #include "common/base/args.h"
 #include "common/base/log.h"
+#include "common/runtime/run_plan.h"
 
 namespace nd {
 namespace {
@@ -187,15 +189,16 @@ StatusOr<std::unique_ptr<StageProcess>> StageProcess::Start(const std::string& s
   // Past RLIMIT_FSIZE a write fails with EFBIG instead of killing the process, so that a full
   // disk or a file-size limit is reported as an error naming the file (the cache: "disk full").
   std::signal(SIGXFSZ, SIG_IGN);
-  std::string config_path;
+  std::string config_path, plan_path;
   std::vector<std::string> overrides;
   ArgParser parser;
   AddConfigOptions(&parser, &config_path, &overrides);
+  parser.String("--plan", &plan_path);
   const Status parsed = parser.Parse(argc, argv);
   if (!parsed.ok()) return InvalidArgument("nd-stage-" + stage + ": " + parsed.message());
   if (parser.help()) {
     std::printf(
-        "usage: nd-stage-%s --config FILE [--set section.key=value ...]\n"
+        "usage: nd-stage-%s --config FILE [--plan FILE] [--set section.key=value ...]\n"
         "Started by `nd-pipeline up`; see README.md.\n",
         stage.c_str());
     return Cancelled("help");
@@ -205,6 +208,16 @@ StatusOr<std::unique_ptr<StageProcess>> StageProcess::Start(const std::string& s
   p->stage_ = stage;
   p->config_ = std::move(config);
   p->endpoints_ = MakeEndpoints(p->config_);
+  if (!plan_path.empty()) {
+    ND_ASSIGN_OR_RETURN(RunPlan plan, ReadRunPlan(plan_path));
+    if (plan.model_digest != p->config_.run.model_digest) {
+      return FailedPrecondition(plan_path +
+                                ": model_digest differs from the run's config ("
+                                "run.model_digest); `nd-pipeline up` again plans a new run");
+    }
+    p->endpoints_ = plan.endpoints;
+    p->plan_ = std::move(plan);
+  }
   p->start_ = std::chrono::steady_clock::now();
   auto events =
       Channel::Open(p->context_, zmq::socket_type::push, p->endpoints_.events, false, 1000);
@@ -246,6 +259,32 @@ int StageProcess::Finish(const Status& status) {
   LogError(status.message());
   Report("error", status.message());
   return status.code() == StatusCode::kCancelled ? 130 : 1;
+}
+
+}  // namespace nd
+
+namespace nd {
+
+StatusOr<WireMessage> StageProcess::ReceiveFrom(Channel& in, const std::string& from) {
+  if (stop_requested()) return Cancelled(stage_ + ": stopped by signal");
+  StatusOr<std::optional<WireMessage>> received = std::optional<WireMessage>();
+  {
+    ScopedMicros waiting(counters_.waiting_us);
+    received = in.Receive(timeout_ms());
+  }
+  ND_ASSIGN_OR_RETURN(std::optional<WireMessage> msg, std::move(received));
+  if (!msg && stop_requested()) return Cancelled(stage_ + ": stopped by signal");
+  if (!msg) {
+    return Unavailable(stage_ + ": no notice from " + from + " for " +
+                       std::to_string(config_.run.timeout_s) + " s");
+  }
+  return std::move(*msg);
+}
+
+Status StageProcess::CheckDataset(uint64_t images) const {
+  if (!plan_) return Status::Ok();
+  return CheckDatasetAgainstPlan(
+      *plan_, (std::filesystem::path(config_.dataset.path) / "index.csv").string(), images);
 }
 
 }  // namespace nd

@@ -1,7 +1,8 @@
-// StageProcess: what every stage's main.cc shares. Parses `--config FILE [--set k=v ...]`, loads
-// the configuration, sets the log component, installs SIGINT/SIGTERM handlers that request a
-// stop, owns the process's one ZeroMQ context and its event channel to the supervisor, and
-// publishes the stage's counters once per second on the `metrics` endpoint (MetricsPublisher).
+// StageProcess: what every stage's main.cc shares. Parses `--config FILE [--plan FILE]
+// [--set k=v ...]`, loads the configuration and the run plan (its endpoints, run_plan.h), sets the
+// log component, installs SIGINT/SIGTERM handlers that request a stop, owns the process's one
+// ZeroMQ context and its event channel to the supervisor, and publishes the stage's counters once
+// per second on the `metrics` endpoint (MetricsPublisher).
 //
 // A stage main looks like:
 //   auto process = StageProcess::Start("extract", argc, argv);
@@ -20,6 +21,7 @@
 
 #include "common/base/config.h"
 #include "common/base/status.h"
+#include "common/runtime/run_plan.h"
 #include "common/runtime/wire.h"
 #include "common/runtime/zmq_channel.h"
 
@@ -156,6 +158,11 @@ class StageProcess {
 
   const PipelineConfig& config() const { return config_; }
   const Endpoints& endpoints() const { return endpoints_; }
+  // The run's plan (run_plan.h) when started with --plan, as `nd-pipeline up` does.
+  const std::optional<RunPlan>& plan() const { return plan_; }
+  // Checks the stage's view of the dataset (its usable rows, index.csv's bytes) against the plan;
+  // OK without a plan. Errors: FailedPrecondition naming index.csv (CheckDatasetAgainstPlan).
+  [[nodiscard]] Status CheckDataset(uint64_t images) const;
   zmq::context_t& context() { return context_; }
   const std::string& stage() const { return stage_; }
   // Milliseconds a blocking send or receive waits before the peer is declared dead.
@@ -166,6 +173,12 @@ class StageProcess {
   static bool stop_requested();
 
   StageCounters& counters() { return counters_; }
+
+  // Waits for the next message on `in`, the time counted as waiting (counters().waiting_us).
+  // Errors: Cancelled ("<stage>: stopped by signal") once a stop was requested; Unavailable
+  // ("<stage>: no notice from <from> for N s") after run.timeout_s without a message; the
+  // channel's errors.
+  [[nodiscard]] StatusOr<WireMessage> ReceiveFrom(Channel& in, const std::string& from);
 
   void Report(const std::string& kind, const std::string& text, uint64_t done = 0,
               uint64_t total = 0);
@@ -180,6 +193,7 @@ class StageProcess {
   std::string stage_;
   PipelineConfig config_;
   Endpoints endpoints_;
+  std::optional<RunPlan> plan_;
   zmq::context_t context_;
   std::optional<Channel> events_;
   StageCounters counters_;

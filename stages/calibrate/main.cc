@@ -16,6 +16,7 @@ Status Run(StageProcess& p) {
   ND_ASSIGN_OR_RETURN(std::vector<LayerId> layers, ConfiguredLayers(c));
   ND_ASSIGN_OR_RETURN(BrodenDataset dataset,
                       BrodenDataset::Open(c.dataset.path, BrodenOptionsFor(c.dataset)));
+  ND_RETURN_IF_ERROR(p.CheckDataset(dataset.images().size()));
   ND_ASSIGN_OR_RETURN(ActivationCache cache, ActivationCache::Open(CacheOptionsFor(c)));
   std::vector<std::string> prefixes;
   std::vector<CalibrateStage> stages;
@@ -36,20 +37,10 @@ Status Run(StageProcess& p) {
   StageCounters& counters = p.counters();
   counters.items_total = dataset.images().size();
   for (;;) {
-    if (StageProcess::stop_requested()) return Cancelled("calibrate: stopped by signal");
-    StatusOr<std::optional<WireMessage>> received = std::optional<WireMessage>();
-    {
-      ScopedMicros waiting(counters.waiting_us);
-      received = in.Receive(p.timeout_ms());
-    }
-    ND_ASSIGN_OR_RETURN(auto msg, std::move(received));
-    if (!msg && StageProcess::stop_requested()) return Cancelled("calibrate: stopped by signal");
-    if (!msg)
-      return Unavailable("calibrate: no notice from extract for " +
-                         std::to_string(c.run.timeout_s) + " s");
-    if (msg->type == MessageType::kEndOfStream) {
+    ND_ASSIGN_OR_RETURN(const WireMessage msg, p.ReceiveFrom(in, "extract"));
+    if (msg.type == MessageType::kEndOfStream) {
       EndOfStream eos;
-      ND_RETURN_IF_ERROR(Decode(*msg, &eos));
+      ND_RETURN_IF_ERROR(Decode(msg, &eos));
       std::vector<std::pair<std::string, std::string>> records;
       for (size_t l = 0; l < layers.size(); ++l) {
         if (stages[l].images() == 0) return FailedPrecondition("calibrate: no usable images");
@@ -76,7 +67,7 @@ Status Run(StageProcess& p) {
       return Status::Ok();
     }
     ReadyBatch ready;
-    ND_RETURN_IF_ERROR(Decode(*msg, &ready));
+    ND_RETURN_IF_ERROR(Decode(msg, &ready));
     counters.items_in += ready.images.size();
     counters.skipped += ready.skipped.size();
     // An image whose activations hold NaN or ±Inf in any layer is skipped as a whole (one

@@ -18,6 +18,7 @@ Status Run(StageProcess& p) {
   const PipelineConfig& c = p.config();
   ND_ASSIGN_OR_RETURN(BrodenDataset dataset,
                       BrodenDataset::Open(c.dataset.path, BrodenOptionsFor(c.dataset)));
+  ND_RETURN_IF_ERROR(p.CheckDataset(dataset.images().size()));
   // decode is the first stage to read the dataset: it logs each malformed index.csv row that
   // on_bad_row = "skip" left out (score counts them in summary.json).
   for (const SkippedIndexRow& bad : dataset.skipped_index_rows()) {

@@ -90,11 +90,15 @@ Status Run(StageProcess& p) {
 
   uint64_t images = 0;
   StageCounters& counters = p.counters();
-  // The run's size, for progress and ETA (decode reports a dataset that cannot be read).
-  if (auto dataset =
-          BrodenDataset::Open(p.config().dataset.path, BrodenOptionsFor(p.config().dataset));
-      dataset.ok())
+  // The run's size, for progress and ETA: the plan's (decode checks the dataset against it and
+  // reports one that cannot be read).
+  if (p.plan()) {
+    counters.items_total = p.plan()->images;
+  } else if (auto dataset =
+                 BrodenDataset::Open(p.config().dataset.path, BrodenOptionsFor(p.config().dataset));
+             dataset.ok()) {
     counters.items_total = dataset->images().size();
+  }
   for (;;) {
     if (StageProcess::stop_requested()) return Cancelled("extract: stopped by signal");
     ReadyBatch ready;

@@ -134,6 +134,118 @@ RunResult RunUp(const std::string& config, const std::vector<std::string>& sets)
 
 }  // namespace
 
+// The floor: the fastest bare decode + forward, in each memory format (weights and input), as a
+// plain program would do it: decode a batch on every core, run `forward`, repeat. Returns the
+// better of the two, in seconds.
+nd::StatusOr<double> BareFloorSeconds(const nd::PipelineConfig& config,
+                                      const nd::BrodenDataset& dataset) {
+  const size_t images = dataset.images().size();
+  double bare_s = 0;
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  torch::set_num_threads(std::max(1, cores));
+  // As extract does: large blocks are reused instead of page-faulted in on every batch.
+  nd::InstallReusingCpuAllocator();
+  for (const bool channels_last : {false, true}) {
+    // The model as far as the captured layers (what the pipeline runs: LibTorch drops the
+    // layers after them, e.g. AlexNet's classifier), plain call, no cache, no processes.
+    nd::ModelOptions mo;
+    mo.path = config.model.path;
+    mo.layers = config.model.layers;
+    mo.device = "cpu";
+    mo.channels_last = channels_last;
+    auto runner = nd::ModelRunner::Load(mo);
+    if (!runner.ok()) return runner.status();
+    // Bare decode: read, decode and preprocess each batch on every core (common/maths, the
+    // code decode runs), no hashing, no cache lookups.
+    const int size = config.model.input_size;
+    const size_t per_image = static_cast<size_t>(3) * size * size;
+    const size_t batch = static_cast<size_t>(std::max(1, config.model.batch_size));
+    std::vector<float> pixels(batch * per_image);
+    torch::InferenceMode guard;
+    double forward_s = 0;
+    const auto t0 = Clock::now();
+    for (size_t begin = 0; begin < images; begin += batch) {
+      const size_t n = std::min(batch, images - begin);
+      nd::Status decoded = nd::ParallelFor(
+          n, cores,
+          [&](size_t i) -> nd::Status {
+            auto path = dataset.ResolveImagePath(dataset.images()[begin + i].image);
+            if (!path.ok()) return path.status();
+            std::ifstream in(*path, std::ios::binary);
+            const std::string bytes((std::istreambuf_iterator<char>(in)),
+                                    std::istreambuf_iterator<char>());
+            return nd::DecodeAndPreprocess(bytes, size, config.model.preprocess,
+                                           pixels.data() + i * per_image)
+                .WithContext(*path);
+          },
+          "nd-bench");
+      if (!decoded.ok()) return decoded;
+      auto input = torch::from_blob(pixels.data(), {static_cast<int64_t>(n), 3, size, size},
+                                    torch::kFloat32);
+      const auto f0 = Clock::now();
+      auto out = runner->Run(input);  // converts the input to the runner's memory format
+      forward_s += std::chrono::duration<double>(Clock::now() - f0).count();
+    }
+    const double total_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    std::printf("bare decode + forward, %-13s %8.2f s (%.1f images/s; forward alone %.2f s)\n",
+                channels_last ? "channels_last" : "contiguous", total_s, images / total_s,
+                forward_s);
+    if (bare_s == 0 || total_s < bare_s) bare_s = total_s;
+  }
+  return bare_s;
+}
+
+// With --rescore: a new quantile, then an expanded concept set, both from the cache; prints the
+// figures and returns the exit code.
+int RunRescores(const nd::PipelineConfig& config, const std::string& config_path,
+                const std::vector<std::string>& sets, const std::string& work,
+                const RunResult& cold) {
+  const std::string layer = config.model.layers.back();
+  double q = config.threshold.quantiles.front() * 2;
+  auto rescore_sets = sets;
+  rescore_sets.push_back("threshold.quantile=" + std::to_string(q));
+  RunResult again = RunUp(config_path, rescore_sets);
+  const nd::LayerSummary s2 = Summary(nd::LayerResultDir(config.output.dir, layer, q, false));
+  std::printf("\n%-34s %12.2f\n", "rescore (new quantile) wall, s", again.wall_s);
+  std::printf("%-34s %12.0f\n", "rescore forward_images", static_cast<double>(s2.forward_images));
+  std::printf("%-34s %12.3f\n", "rescore / cold", again.wall_s / cold.wall_s);
+
+  // An expanded concept set: the same images with more labels (nd-make-broden --expand-from),
+  // scored from the cache at the cold run's quantile. Making the dataset is the user's step
+  // and timed apart.
+  const std::string expanded = work + "/expanded";
+  const std::string make = "'" + BinDir() + "/nd-make-broden' --expand-from '" +
+                           config.dataset.path + "' --out '" + expanded + "' > '" + work +
+                           "/expand.log' 2>&1";
+  auto t0 = Clock::now();
+  if (std::system(make.c_str()) != 0) {
+    std::fprintf(stderr, "nd-bench: nd-make-broden --expand-from failed (see %s/expand.log)\n",
+                 work.c_str());
+    return 1;
+  }
+  const double make_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  auto expanded_sets = sets;
+  expanded_sets.push_back("dataset.path=" + expanded);
+  RunResult wider = RunUp(config_path, expanded_sets);
+  const nd::LayerSummary s3 = Summary(
+      nd::LayerResultDir(config.output.dir, layer, config.threshold.quantiles.front(), false));
+  std::printf("%-34s %12.2f\n", "expand dataset (not a rescore), s", make_s);
+  std::printf("%-34s %12.2f\n", "rescore (expanded concepts) wall, s", wider.wall_s);
+  std::printf("%-34s %12.0f\n", "rescore forward_images", static_cast<double>(s3.forward_images));
+  auto lines = [](const std::string& text) {
+    return static_cast<long>(std::count(text.begin(), text.end(), '\n')) - 1;  // less header
+  };
+  std::printf("%-34s %5ld -> %4ld\n", "labels in label.csv",
+              lines(Read(fs::path(config.dataset.path) / "label.csv")),
+              lines(Read(fs::path(expanded) / "label.csv")));
+  std::printf("%-34s %12.3f\n", "rescore / cold", wider.wall_s / cold.wall_s);
+  if (again.code != 0 || wider.code != 0) {
+    std::fprintf(stderr, "nd-bench: a rescore failed (exit %d, %d)\n", again.code, wider.code);
+    return 1;
+  }
+  return 0;
+}
+
 int main(int argc, char** argv) {
   std::string config_path = "pipeline.toml", work = "bench-work";
   std::vector<std::string> sets;
@@ -170,68 +282,15 @@ int main(int argc, char** argv) {
               config->model.path.c_str(), config->model.layers.front().c_str(), images,
               config->model.batch_size, std::thread::hardware_concurrency());
 
-  // The floor: the fastest bare decode + forward, in each memory format (weights and input), as a
-  // plain program would do it: decode a batch on every core, run `forward`, repeat. The ratio is
-  // against the better of the two.
+  // The floor (the end-to-end ratio is against it).
   double bare_s = 0;
   if (!skip_bare) {
-    const int cores = static_cast<int>(std::thread::hardware_concurrency());
-    torch::set_num_threads(std::max(1, cores));
-    // As extract does: large blocks are reused instead of page-faulted in on every batch.
-    nd::InstallReusingCpuAllocator();
-    for (const bool channels_last : {false, true}) {
-      // The model as far as the captured layers (what the pipeline runs: LibTorch drops the
-      // layers after them, e.g. AlexNet's classifier), plain call, no cache, no processes.
-      nd::ModelOptions mo;
-      mo.path = config->model.path;
-      mo.layers = config->model.layers;
-      mo.device = "cpu";
-      mo.channels_last = channels_last;
-      auto runner = nd::ModelRunner::Load(mo);
-      if (!runner.ok()) {
-        std::fprintf(stderr, "nd-bench: %s\n", runner.status().message().c_str());
-        return 1;
-      }
-      // Bare decode: read, decode and preprocess each batch on every core (common/maths, the
-      // code decode runs), no hashing, no cache lookups.
-      const int size = config->model.input_size;
-      const size_t per_image = static_cast<size_t>(3) * size * size;
-      const size_t batch = static_cast<size_t>(std::max(1, config->model.batch_size));
-      std::vector<float> pixels(batch * per_image);
-      torch::InferenceMode guard;
-      double forward_s = 0;
-      const auto t0 = Clock::now();
-      for (size_t begin = 0; begin < images; begin += batch) {
-        const size_t n = std::min(batch, images - begin);
-        nd::Status decoded = nd::ParallelFor(
-            n, cores,
-            [&](size_t i) -> nd::Status {
-              auto path = dataset->ResolveImagePath(dataset->images()[begin + i].image);
-              if (!path.ok()) return path.status();
-              std::ifstream in(*path, std::ios::binary);
-              const std::string bytes((std::istreambuf_iterator<char>(in)),
-                                      std::istreambuf_iterator<char>());
-              return nd::DecodeAndPreprocess(bytes, size, config->model.preprocess,
-                                             pixels.data() + i * per_image)
-                  .WithContext(*path);
-            },
-            "nd-bench");
-        if (!decoded.ok()) {
-          std::fprintf(stderr, "nd-bench: %s\n", decoded.message().c_str());
-          return 1;
-        }
-        auto input = torch::from_blob(pixels.data(), {static_cast<int64_t>(n), 3, size, size},
-                                      torch::kFloat32);
-        const auto f0 = Clock::now();
-        auto out = runner->Run(input);  // converts the input to the runner's memory format
-        forward_s += std::chrono::duration<double>(Clock::now() - f0).count();
-      }
-      const double total_s = std::chrono::duration<double>(Clock::now() - t0).count();
-      std::printf("bare decode + forward, %-13s %8.2f s (%.1f images/s; forward alone %.2f s)\n",
-                  channels_last ? "channels_last" : "contiguous", total_s, images / total_s,
-                  forward_s);
-      if (bare_s == 0 || total_s < bare_s) bare_s = total_s;
+    auto floor = BareFloorSeconds(*config, *dataset);
+    if (!floor.ok()) {
+      std::fprintf(stderr, "nd-bench: %s\n", floor.status().message().c_str());
+      return 1;
     }
+    bare_s = *floor;
   }
 
   RunResult cold = RunUp(config_path, sets);
@@ -259,49 +318,6 @@ int main(int argc, char** argv) {
   for (const auto& [stage, kb] : cold.peak_kb)
     std::printf("%-34s %12.1f\n", ("peak RSS " + stage + ", MB").c_str(), kb / 1024.0);
 
-  if (rescore) {
-    double q = config->threshold.quantiles.front() * 2;
-    auto rescore_sets = sets;
-    rescore_sets.push_back("threshold.quantile=" + std::to_string(q));
-    RunResult again = RunUp(config_path, rescore_sets);
-    const nd::LayerSummary s2 = Summary(nd::LayerResultDir(config->output.dir, layer, q, false));
-    std::printf("\n%-34s %12.2f\n", "rescore (new quantile) wall, s", again.wall_s);
-    std::printf("%-34s %12.0f\n", "rescore forward_images", static_cast<double>(s2.forward_images));
-    std::printf("%-34s %12.3f\n", "rescore / cold", again.wall_s / cold.wall_s);
-
-    // An expanded concept set: the same images with more labels (nd-make-broden --expand-from),
-    // scored from the cache at the cold run's quantile. Making the dataset is the user's step
-    // and timed apart.
-    const std::string expanded = work + "/expanded";
-    const std::string make = "'" + BinDir() + "/nd-make-broden' --expand-from '" +
-                             config->dataset.path + "' --out '" + expanded + "' > '" + work +
-                             "/expand.log' 2>&1";
-    auto t0 = Clock::now();
-    if (std::system(make.c_str()) != 0) {
-      std::fprintf(stderr, "nd-bench: nd-make-broden --expand-from failed (see %s/expand.log)\n",
-                   work.c_str());
-      return 1;
-    }
-    const double make_s = std::chrono::duration<double>(Clock::now() - t0).count();
-    auto expanded_sets = sets;
-    expanded_sets.push_back("dataset.path=" + expanded);
-    RunResult wider = RunUp(config_path, expanded_sets);
-    const nd::LayerSummary s3 = Summary(
-        nd::LayerResultDir(config->output.dir, layer, config->threshold.quantiles.front(), false));
-    std::printf("%-34s %12.2f\n", "expand dataset (not a rescore), s", make_s);
-    std::printf("%-34s %12.2f\n", "rescore (expanded concepts) wall, s", wider.wall_s);
-    std::printf("%-34s %12.0f\n", "rescore forward_images", static_cast<double>(s3.forward_images));
-    auto lines = [](const std::string& text) {
-      return static_cast<long>(std::count(text.begin(), text.end(), '\n')) - 1;  // less header
-    };
-    std::printf("%-34s %5ld -> %4ld\n", "labels in label.csv",
-                lines(Read(fs::path(config->dataset.path) / "label.csv")),
-                lines(Read(fs::path(expanded) / "label.csv")));
-    std::printf("%-34s %12.3f\n", "rescore / cold", wider.wall_s / cold.wall_s);
-    if (again.code != 0 || wider.code != 0) {
-      std::fprintf(stderr, "nd-bench: a rescore failed (exit %d, %d)\n", again.code, wider.code);
-      return 1;
-    }
-  }
+  if (rescore) return RunRescores(*config, config_path, sets, work, cold);
   return 0;
 }

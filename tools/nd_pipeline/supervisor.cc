@@ -18,7 +18,10 @@
 #include "cache/pipeline_keys.h"
 #include "common/base/atomic_file.h"
 #include "common/base/descriptors.h"
+#include "common/base/digest.h"
 #include "common/base/log.h"
+#include "common/broden/broden_dataset.h"
+#include "common/runtime/run_plan.h"
 #include "common/runtime/zmq_channel.h"
 #include "tools/nd_pipeline/http_server.h"
 #include "tools/nd_pipeline/metrics_board.h"
@@ -50,7 +53,8 @@ struct Child {
   bool final_seen = false;
 };
 
-StatusOr<pid_t> Spawn(const std::string& exe, const std::string& config_path) {
+StatusOr<pid_t> Spawn(const std::string& exe, const std::string& config_path,
+                      const std::string& plan_path) {
   if (::access(exe.c_str(), X_OK) != 0) return NotFound(exe + ": stage executable not found");
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
@@ -61,7 +65,8 @@ StatusOr<pid_t> Spawn(const std::string& exe, const std::string& config_path) {
     if (::getppid() != parent) ::_exit(1);
     ::signal(SIGINT, SIG_IGN);  // Ctrl-C reaches the supervisor, which stops stages in order
     CloseDescriptorsFrom(3);    // the stage holds only what it opens itself (descriptors.h)
-    ::execl(exe.c_str(), exe.c_str(), "--config", config_path.c_str(), static_cast<char*>(nullptr));
+    ::execl(exe.c_str(), exe.c_str(), "--config", config_path.c_str(), "--plan", plan_path.c_str(),
+            static_cast<char*>(nullptr));
     std::fprintf(stderr, "nd-pipeline: exec %s: %s\n", exe.c_str(), std::strerror(errno));
     ::_exit(127);
   }
@@ -266,7 +271,7 @@ Status SpawnStages(const PipelineConfig& config, const SupervisorOptions& option
     const std::string exe = stage == "score" && config.score.device != "cpu"
                                 ? "nd-stage-score-tensor"
                                 : "nd-stage-" + stage;
-    auto pid = Spawn((fs::path(options.bin_dir) / exe).string(), config_path);
+    auto pid = Spawn((fs::path(options.bin_dir) / exe).string(), config_path, RunPlanPath(config));
     if (!pid.ok()) {
       StopAll(*children, 2000);
       return pid.status();
@@ -279,6 +284,40 @@ Status SpawnStages(const PipelineConfig& config, const SupervisorOptions& option
     board.SetStageProcess(stage, *pid, "starting");
   }
   return Status::Ok();
+}
+
+// The stages' final snapshots were sent before they exited; takes them (bounded: a stage that was
+// killed never sends one) so that status.json ends with the final counters, and sets the run's
+// final state from `failure`.
+template <typename Clock>
+void FinishBoard(Channel& metrics, MetricsBoard& board, std::vector<Child>& children,
+                 const Clock& seconds, const Status& failure) {
+  auto drain_until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  while (!board.AllFinal() && std::chrono::steady_clock::now() < drain_until)
+    DrainMetrics(metrics, board, children, seconds(), 50);
+  DrainMetrics(metrics, board, children, seconds(), 0);
+  if (failure.ok()) {
+    board.SetRunState("done");
+  } else {
+    board.SetRunState(failure.code() == StatusCode::kCancelled ? "stopped" : "failed",
+                      failure.message());
+  }
+}
+
+// The run's plan: the model digest (hashed once, above), the dataset's usable rows and index.csv's
+// digest, the endpoints, the layers' cache identities.
+StatusOr<RunPlan> MakeRunPlan(const PipelineConfig& config) {
+  RunPlan plan;
+  plan.model_digest = config.run.model_digest;
+  ND_ASSIGN_OR_RETURN(const BrodenDataset dataset,
+                      BrodenDataset::Open(config.dataset.path, BrodenOptionsFor(config.dataset)));
+  plan.images = dataset.images().size();
+  ND_ASSIGN_OR_RETURN(plan.index_digest,
+                      Sha256File((fs::path(config.dataset.path) / "index.csv").string()));
+  plan.endpoints = MakeEndpoints(config);
+  ND_ASSIGN_OR_RETURN(const std::vector<LayerId> layers, ConfiguredLayers(config));
+  for (const LayerId& id : layers) plan.layers.push_back(PlannedLayer{id.layer, LayerHash(id)});
+  return plan;
 }
 
 }  // namespace
@@ -336,6 +375,9 @@ StatusOr<RunReport> Supervisor::Run() {
   ND_RETURN_IF_ERROR(WriteFileAtomically(
       config_path, "# written by nd-pipeline up: the effective configuration of this run\n" +
                        ConfigToToml(config_)));
+  // The run plan: the facts every stage checks its own view against (run_plan.h).
+  ND_ASSIGN_OR_RETURN(const RunPlan plan, MakeRunPlan(config_));
+  ND_RETURN_IF_ERROR(WriteFileAtomically(RunPlanPath(config_), FormatRunPlan(plan)));
   g_interrupts = 0;
   struct sigaction sa {};
   sa.sa_handler = OnInterrupt;
@@ -419,18 +461,7 @@ StatusOr<RunReport> Supervisor::Run() {
       if (!stale.ok() || !stale->has_value()) break;
     }
   }
-  // The stages' final snapshots were sent before they exited; take them (bounded: a stage that
-  // was killed never sends one) so that status.json ends with the final counters.
-  auto drain_until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-  while (!board.AllFinal() && std::chrono::steady_clock::now() < drain_until)
-    DrainMetrics(metrics, board, children, seconds(), 50);
-  DrainMetrics(metrics, board, children, seconds(), 0);
-  if (failure.ok()) {
-    board.SetRunState("done");
-  } else {
-    board.SetRunState(failure.code() == StatusCode::kCancelled ? "stopped" : "failed",
-                      failure.message());
-  }
+  FinishBoard(metrics, board, children, seconds, failure);
   write_status();
   if (http) http->Stop();
   report.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

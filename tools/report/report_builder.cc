@@ -428,6 +428,83 @@ int64_t RenderMaskedTile(const cv::Mat& photo, const float* map, int h, int w, d
 
 // ---- The report ----
 
+namespace {
+
+// Every section's result files (tally.csv, thresholds.csv, optional summary.json and analysis
+// files), layer-major then quantile; the first missing or inconsistent file is the error.
+StatusOr<std::vector<SectionInput>> ReadSectionInputs(const PipelineConfig& config,
+                                                      const std::vector<LayerId>& layers) {
+  const auto& quantiles = config.threshold.quantiles;
+  std::vector<SectionInput> inputs;
+  for (size_t l = 0; l < layers.size(); ++l) {
+    for (double q : quantiles) {
+      SectionInput in;
+      in.layer = l;
+      in.quantile = q;
+      in.dir = LayerResultDir(config.output.dir, layers[l].layer, q, quantiles.size() > 1);
+      ND_ASSIGN_OR_RETURN(in.tally, ReadTallyFile((in.dir / "tally.csv").string()));
+      ND_ASSIGN_OR_RETURN(in.thresholds, ReadThresholdsFile((in.dir / "thresholds.csv").string()));
+      if (in.thresholds.size() != in.tally.units.size())
+        return DataLoss((in.dir / "thresholds.csv").string() + ": " +
+                        std::to_string(in.thresholds.size()) + " units, tally.csv has " +
+                        std::to_string(in.tally.units.size()));
+      // summary.json is optional here: the report shows its image count and significance.
+      StatusOr<LayerSummary> summary = ReadSummaryFile((in.dir / "summary.json").string());
+      if (summary.ok()) {
+        in.images = static_cast<int64_t>(summary->images);
+        in.significant_detectors = summary->analysis.significant_detectors;
+      } else if (summary.status().code() != StatusCode::kNotFound) {
+        LogWarning(summary.status().message() + " (the report goes on without it)");
+      }
+      in.analysis.resize(in.tally.units.size());
+      ND_RETURN_IF_ERROR(ReadAnalysisFiles(in.dir.string(), &in.analysis));
+      inputs.push_back(std::move(in));
+    }
+  }
+  return inputs;
+}
+
+// One card per unit, in unit order: its label, runners-up by category, threshold, analysis and
+// top images (tiles are filled by WriteStrips).
+std::vector<UnitCard> MakeCards(const SectionInput& in, const LayerScan& scan,
+                                const BrodenDataset& dataset, double iou_threshold) {
+  std::vector<UnitCard> by_unit(scan.units);
+  for (int u = 0; u < scan.units; ++u) {
+    const TallyUnit& t = in.tally.units[u];
+    UnitCard& c = by_unit[u];
+    c.unit = u + 1;
+    c.label = t.label;
+    c.category = t.category;
+    c.iou = t.iou;
+    c.detector = t.iou > iou_threshold;
+    c.threshold = in.thresholds[u];
+    c.analysis = in.analysis[u];
+    for (size_t k = 0; k < in.tally.categories.size(); ++k) {
+      if (in.tally.categories[k] == t.category || t.cat_label[k].empty() || !(t.cat_iou[k] > 0))
+        continue;
+      c.runners.push_back(RunnerUp{t.cat_label[k], in.tally.categories[k], t.cat_iou[k]});
+    }
+    std::stable_sort(c.runners.begin(), c.runners.end(),
+                     [](const RunnerUp& a, const RunnerUp& b) { return a.iou > b.iou; });
+    for (const TopImage& ti : scan.top[u])
+      c.tiles.push_back(CardTile{dataset.images()[ti.row].image, ti.row, ti.max});
+  }
+  return by_unit;
+}
+
+// <img_dir>/images.csv: which image each tile of each strip shows.
+Status WriteImageIndex(const fs::path& img_dir, const std::vector<UnitCard>& by_unit) {
+  std::string index = "unit,rank,row,image,max_activation\n";
+  for (const UnitCard& c : by_unit)
+    for (size_t r = 0; r < c.tiles.size(); ++r)
+      index += std::to_string(c.unit) + "," + std::to_string(r + 1) + "," +
+               std::to_string(c.tiles[r].row) + "," + CsvField(c.tiles[r].image) + "," +
+               Format9(c.tiles[r].max) + "\n";
+  return WriteFileAtomically((img_dir / "images.csv").string(), index);
+}
+
+}  // namespace
+
 StatusOr<ReportStats> BuildReport(const PipelineConfig& config, const ReportOptions& options) {
   const auto started = std::chrono::steady_clock::now();
   ReportOptions o = options;
@@ -461,32 +538,7 @@ StatusOr<ReportStats> BuildReport(const PipelineConfig& config, const ReportOpti
 
   // Read every section's files first, so that a missing one fails before any work.
   const auto& quantiles = config.threshold.quantiles;
-  std::vector<SectionInput> inputs;
-  for (size_t l = 0; l < layers.size(); ++l) {
-    for (double q : quantiles) {
-      SectionInput in;
-      in.layer = l;
-      in.quantile = q;
-      in.dir = LayerResultDir(config.output.dir, layers[l].layer, q, quantiles.size() > 1);
-      ND_ASSIGN_OR_RETURN(in.tally, ReadTallyFile((in.dir / "tally.csv").string()));
-      ND_ASSIGN_OR_RETURN(in.thresholds, ReadThresholdsFile((in.dir / "thresholds.csv").string()));
-      if (in.thresholds.size() != in.tally.units.size())
-        return DataLoss((in.dir / "thresholds.csv").string() + ": " +
-                        std::to_string(in.thresholds.size()) + " units, tally.csv has " +
-                        std::to_string(in.tally.units.size()));
-      // summary.json is optional here: the report shows its image count and significance.
-      StatusOr<LayerSummary> summary = ReadSummaryFile((in.dir / "summary.json").string());
-      if (summary.ok()) {
-        in.images = static_cast<int64_t>(summary->images);
-        in.significant_detectors = summary->analysis.significant_detectors;
-      } else if (summary.status().code() != StatusCode::kNotFound) {
-        LogWarning(summary.status().message() + " (the report goes on without it)");
-      }
-      in.analysis.resize(in.tally.units.size());
-      ND_RETURN_IF_ERROR(ReadAnalysisFiles(in.dir.string(), &in.analysis));
-      inputs.push_back(std::move(in));
-    }
-  }
+  ND_ASSIGN_OR_RETURN(std::vector<SectionInput> inputs, ReadSectionInputs(config, layers));
 
   ND_ASSIGN_OR_RETURN(std::vector<std::string> digests, ImageDigests(dataset, o.workers));
   ND_ASSIGN_OR_RETURN(ActivationCache cache,
@@ -529,27 +581,7 @@ StatusOr<ReportStats> BuildReport(const PipelineConfig& config, const ReportOpti
       s.significant_detectors = static_cast<int>(in.significant_detectors);
 
       // Cards by unit, then in tally order.
-      std::vector<UnitCard> by_unit(scan.units);
-      for (int u = 0; u < scan.units; ++u) {
-        const TallyUnit& t = in.tally.units[u];
-        UnitCard& c = by_unit[u];
-        c.unit = u + 1;
-        c.label = t.label;
-        c.category = t.category;
-        c.iou = t.iou;
-        c.detector = t.iou > config.score.iou_threshold;
-        c.threshold = in.thresholds[u];
-        c.analysis = in.analysis[u];
-        for (size_t k = 0; k < in.tally.categories.size(); ++k) {
-          if (in.tally.categories[k] == t.category || t.cat_label[k].empty() || !(t.cat_iou[k] > 0))
-            continue;
-          c.runners.push_back(RunnerUp{t.cat_label[k], in.tally.categories[k], t.cat_iou[k]});
-        }
-        std::stable_sort(c.runners.begin(), c.runners.end(),
-                         [](const RunnerUp& a, const RunnerUp& b) { return a.iou > b.iou; });
-        for (const TopImage& ti : scan.top[u])
-          c.tiles.push_back(CardTile{dataset.images()[ti.row].image, ti.row, ti.max});
-      }
+      std::vector<UnitCard> by_unit = MakeCards(in, scan, dataset, config.score.iou_threshold);
       const std::string dir_name = SafeComponent(s.id);
       const fs::path img_dir = img_root / dir_name;
       fs::create_directories(img_dir, ec);
@@ -557,13 +589,7 @@ StatusOr<ReportStats> BuildReport(const PipelineConfig& config, const ReportOpti
       const auto strips_started = std::chrono::steady_clock::now();
       ND_RETURN_IF_ERROR(WriteStrips(dataset, scan, in.thresholds, o, img_dir, "img/" + dir_name,
                                      &by_unit, &counters));
-      std::string index = "unit,rank,row,image,max_activation\n";
-      for (const UnitCard& c : by_unit)
-        for (size_t r = 0; r < c.tiles.size(); ++r)
-          index += std::to_string(c.unit) + "," + std::to_string(r + 1) + "," +
-                   std::to_string(c.tiles[r].row) + "," + CsvField(c.tiles[r].image) + "," +
-                   Format9(c.tiles[r].max) + "\n";
-      ND_RETURN_IF_ERROR(WriteFileAtomically((img_dir / "images.csv").string(), index));
+      ND_RETURN_IF_ERROR(WriteImageIndex(img_dir, by_unit));
       // Tally order: IoU descending, ties by unit (as tally.csv).
       std::vector<int> order(scan.units);
       for (int u = 0; u < scan.units; ++u) order[u] = u;

@@ -1,0 +1,161 @@
+#include "stages/score/score_stage.h"
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+
+#include "cache/pipeline_keys.h"
+#include "common/base/log.h"
+#include "common/maths/analyses.h"
+#include "common/results/analysis_files.h"
+#include "common/results/result_files.h"
+
+namespace nd {
+namespace {
+
+// Label layers decoded ahead (~23 KiB per 112x112 image); beyond the budget they are decoded inside
+// the Dissector's Run() and dropped after use, so the stage's memory does not grow with the
+// dataset.
+constexpr size_t kPreparedLabelBudgetBytes = size_t{256} << 20;
+
+AnalysisRequest AnalysisRequestFor(const PipelineConfig& c) {
+  AnalysisRequest analysis;
+  analysis.length = c.explain.length;
+  analysis.beam = c.explain.beam;
+  analysis.bootstrap = c.stats.bootstrap;
+  analysis.permutations = c.stats.permutations;
+  analysis.seed = static_cast<uint64_t>(c.stats.seed);
+  analysis.max_null = c.stats.max_null;
+  analysis.workers = c.score.workers;
+  return analysis;
+}
+
+}  // namespace
+
+ScoreOptions ScoreOptionsFor(const PipelineConfig& c) {
+  ScoreOptions so;
+  so.union_rule = c.score.union_rule == "lite" ? UnionRule::kLite : UnionRule::kPaper;
+  so.iou_threshold = c.score.iou_threshold;
+  so.workers = c.score.workers;
+  // score.device = "cuda" | "cuda:N" scores with the tensor scorer there (identical counts).
+  so.engine = c.score.device == "cpu" ? ScoreEngine::kNative : ScoreEngine::kTensor;
+  so.device = c.score.device;
+  return so;
+}
+
+StatusOr<std::unique_ptr<ScoreStage>> ScoreStage::Create(const PipelineConfig& config,
+                                                         const BrodenDataset* dataset,
+                                                         ActivationCache* cache,
+                                                         const ScoreOptions& options) {
+  ND_ASSIGN_OR_RETURN(std::vector<LayerId> layers, ConfiguredLayers(config));
+  ND_ASSIGN_OR_RETURN(std::unique_ptr<Dissector> dissector, Dissector::Create(dataset, options));
+  return std::unique_ptr<ScoreStage>(
+      new ScoreStage(config, dataset, cache, std::move(layers), std::move(dissector)));
+}
+
+ScoreStage::ScoreStage(const PipelineConfig& config, const BrodenDataset* dataset,
+                       ActivationCache* cache, std::vector<LayerId> layers,
+                       std::unique_ptr<Dissector> dissector)
+    : config_(config),
+      dataset_(dataset),
+      cache_(cache),
+      layers_(std::move(layers)),
+      dissector_(std::move(dissector)) {}
+
+StatusOr<size_t> ScoreStage::Add(const ReadyBatch& ready) {
+  std::vector<size_t> fresh;
+  for (const ImageRef& r : ready.images) {
+    if (r.row >= dataset_->images().size())
+      return DataLoss("score: row " + std::to_string(r.row) + " is not in the dataset");
+    if (digest_of_.emplace(r.row, r.digest).second) fresh.push_back(r.row);
+  }
+  for (const auto& s : ready.skipped) skipped_.emplace_back(s.row, s.reason);
+  forwarded_ += ready.forwarded;
+  if (dissector_->PreparedLabelBytes() < kPreparedLabelBudgetBytes)
+    ND_RETURN_IF_ERROR(dissector_->PrepareLabels(fresh));
+  rows_.insert(rows_.end(), fresh.begin(), fresh.end());
+  return fresh.size();
+}
+
+StatusOr<ScoreStage::Totals> ScoreStage::Finish(
+    const EndOfStream& eos, const std::function<void(const std::string& dir)>& on_result) {
+  std::sort(rows_.begin(), rows_.end());
+  if (rows_.empty()) return FailedPrecondition("score: no usable images");
+  Totals totals;
+  for (const LayerId& layer : layers_) {
+    for (double q : config_.threshold.quantiles) {
+      std::string dir;
+      ND_ASSIGN_OR_RETURN(ScoreReport report, ScoreOne(layer, q, eos, &dir));
+      if (&layer == &layers_.front() && q == config_.threshold.quantiles.front()) {
+        totals.images_scored = report.images_scored;
+        totals.images_skipped = report.images_skipped;
+        // One line per image score could not use (its label layers or activations), naming it.
+        for (const auto& skip : report.skipped)
+          LogWarning("skipped: row " + std::to_string(skip.row) + ": " + skip.reason);
+      }
+      on_result(dir);
+    }
+  }
+  return totals;
+}
+
+StatusOr<ScoreReport> ScoreStage::ScoreOne(const LayerId& layer, double q, const EndOfStream& eos,
+                                           std::string* dir) {
+  const PipelineConfig& c = config_;
+  std::vector<std::string> digests;
+  for (const auto& [row, digest] : digest_of_) digests.push_back(digest);
+  const std::string prefix = LayerKeyPrefix(layer);
+  auto fetch = [&](size_t row, ActivationMap* out) {
+    return cache_->GetActivation(ActivationKey(prefix, digest_of_.at(row)), out);
+  };
+  std::string record;
+  ND_RETURN_IF_ERROR(cache_->Get(ImageSetThresholdKey(layer, q, digests), &record)
+                         .WithContext("score: thresholds of " + layer.layer));
+  std::vector<double> thresholds;
+  ND_RETURN_IF_ERROR(DecodeThresholdValues(record, &thresholds));
+  auto started = std::chrono::steady_clock::now();
+  ND_ASSIGN_OR_RETURN(ScoreReport report, dissector_->Run(rows_, thresholds, fetch));
+  const double score_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  RunFacts facts;
+  facts.model_path = c.model.path;
+  facts.dataset_path = c.dataset.path;
+  facts.layer = layer.layer;
+  facts.preprocess = c.model.preprocess;
+  facts.cache_dtype = c.cache.dtype;
+  facts.quantile = q;
+  facts.images_total = dataset_->images().size();
+  facts.forward_images = eos.forward_images;
+  facts.images_from_cache = rows_.size() - std::min<uint64_t>(rows_.size(), forwarded_);
+  facts.skipped = skipped_;
+  for (const StageSeconds& t : eos.stage_seconds)
+    facts.stage_seconds.emplace_back(t.stage, t.seconds);
+  facts.stage_seconds.emplace_back("score", score_s);
+  *dir = LayerResultDir(c.output.dir, layer.layer, q, c.threshold.quantiles.size() > 1);
+  // Compositional explanations and label statistics ([explain], [stats]), from the cache.
+  const AnalysisRequest analysis = AnalysisRequestFor(c);
+  std::optional<AnalysisOutcome> analyzed;
+  if (analysis.any()) {
+    ND_ASSIGN_OR_RETURN(
+        analyzed, RunAnalyses(*dataset_, *dissector_, rows_, report, thresholds, fetch, analysis));
+    for (size_t row : analyzed->skipped_rows)
+      LogWarning("analysis skipped: row " + std::to_string(row));
+    facts.analysis = SummarizeAnalyses(*analyzed, analysis);
+    LogInfo(layer.layer + ": analyses from the cache in " +
+            std::to_string(analyzed->tables_seconds + analyzed->explain_seconds +
+                           analyzed->stats_seconds) +
+            " s (tables " + std::to_string(analyzed->tables_seconds) + " s, explain " +
+            std::to_string(analyzed->explain_seconds) + " s, stats " +
+            std::to_string(analyzed->stats_seconds) + " s)");
+  }
+  ND_RETURN_IF_ERROR(WriteLayerResultFiles(*dir, *dataset_, report, thresholds, facts));
+  if (analyzed) ND_RETURN_IF_ERROR(WriteAnalysisFiles(*dir, *dataset_, *analyzed));
+  const LayerResults& r = report.results;
+  LogInfo(layer.layer + " (q=" + std::to_string(q) + "): " + std::to_string(r.detectors) + "/" +
+          std::to_string(r.units) + " detectors, " + std::to_string(r.unique_detectors_paper) +
+          " unique (paper rule), " + std::to_string(r.unique_detectors_top_label) +
+          " unique (top label); " + std::to_string(report.images_scored) + " images");
+  return report;
+}
+
+}  // namespace nd
