@@ -62,7 +62,8 @@ echo "started in $((SECONDS - t0)) s"
 # Every listening socket of the daemons is on 127.0.0.1.
 pids="$(cat "$dir/slurmctld/slurmctld.pid" "$dir/slurmd/slurmd.pid" | paste -sd'|')"
 listening="$(ss -Hltnp | grep -E "pid=($pids)," || true)"
-[ "$(grep -c . <<<"$listening")" -ge 2 ] || fail "expected slurmctld and slurmd to listen: $listening"
+[ "$(grep -c . <<<"$listening")" -ge 2 ] ||
+  fail "expected slurmctld and slurmd to listen: $listening"
 if awk '{print $4}' <<<"$listening" | grep -v '^127\.0\.0\.1:'; then
   fail "a daemon listens beyond 127.0.0.1: $listening"
 fi
@@ -71,15 +72,19 @@ cd "$dir"
 mkdir out
 
 # A 2-task array and a dependent that reads both outputs.
-array="$(sbatch --parsable -J nd-array -o out/array_%a.log --array=0-1 \
-  --wrap 'echo "task $SLURM_ARRAY_TASK_ID of $SLURM_ARRAY_TASK_COUNT" >out/task_$SLURM_ARRAY_TASK_ID.txt')"
+cat >array_task.sh <<'EOF'
+#!/bin/bash
+echo "task $SLURM_ARRAY_TASK_ID of $SLURM_ARRAY_TASK_COUNT" >"out/task_$SLURM_ARRAY_TASK_ID.txt"
+EOF
+array="$(sbatch --parsable -J nd-array -o out/array_%a.log --array=0-1 array_task.sh)"
 merge="$(sbatch --parsable -J nd-merge -o out/merge.log -d "afterok:$array" \
   --wrap 'cat out/task_0.txt out/task_1.txt >out/merged.txt')"
 wait_until 60 "array $array and merge $merge" queue_empty "$array,$merge"
 for job in "${array}_0" "${array}_1" "$merge"; do
   state_is "$job" COMPLETED || fail "job $job: $(field "$job" JobState), want COMPLETED"
 done
-[ "$(cat out/merged.txt)" = $'task 0 of 2\ntask 1 of 2' ] || fail "merged.txt: $(cat out/merged.txt)"
+[ "$(cat out/merged.txt)" = $'task 0 of 2\ntask 1 of 2' ] ||
+  fail "merged.txt: $(cat out/merged.txt)"
 echo "array + afterok: ok ($((SECONDS - t0)) s)"
 
 # An afterok dependent of a failed job is cancelled (DependencyParameters=kill_invalid_depend).
@@ -112,8 +117,9 @@ wait_until 30 "job $cancelled to start" test -e out/cancel_started
 scancel "$cancelled"
 wait_until 30 "job $cancelled to be cancelled" state_is "$cancelled" CANCELLED
 sleep 2
-state_is "$cancelled" CANCELLED && [ "$(field "$cancelled" Restarts)" = 0 ] ||
-  fail "job $cancelled after scancel: $(field "$cancelled" JobState), Restarts=$(field "$cancelled" Restarts)"
+restarts="$(field "$cancelled" Restarts)"
+state_is "$cancelled" CANCELLED && [ "$restarts" = 0 ] ||
+  fail "job $cancelled after scancel: $(field "$cancelled" JobState), Restarts=$restarts"
 echo "scancel: cancelled, not requeued ($((SECONDS - t0)) s)"
 
 # stop ends every daemon and frees the ports; a second stop is a no-op.

@@ -138,7 +138,7 @@ BatchStartTimeout=10
 ReturnToService=2
 MailProg=/bin/true
 JobRequeue=1
-NodeName=$kNodeName NodeHostname=localhost NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
+NodeName=$kNodeName NodeHostname=localhost NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem
 PartitionName=$kPartition Nodes=$kNodeName Default=YES MaxTime=INFINITE State=UP
 EOF
 }
