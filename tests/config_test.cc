@@ -107,6 +107,23 @@ TEST_F(ConfigTest, BadValuesNameTheKeyAndTheReason) {
   }
 }
 
+TEST_F(ConfigTest, CurveIsAutoOnOrOffAndOnNeedsTcp) {
+  ND_ASSERT_OK_AND_ASSIGN(PipelineConfig c, LoadConfig(Write(kMinimal)));
+  EXPECT_EQ(c.run.curve, "auto");
+  ND_ASSERT_OK_AND_ASSIGN(
+      c, LoadConfig(Write(kMinimal), {"run.transport=\"tcp\"", "run.curve=\"on\""}));
+  EXPECT_EQ(c.run.curve, "on");
+  auto bad = LoadConfig(Write(kMinimal), {"run.curve=\"yes\""});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("[run].curve: \"yes\" is not one of"), std::string::npos)
+      << bad.status().message();
+  auto ipc = LoadConfig(Write(kMinimal + std::string("[run]\ncurve = \"on\"\n")));
+  ASSERT_FALSE(ipc.ok());
+  EXPECT_EQ(ipc.status().message(),
+            "pipeline.toml: [run].curve: \"on\" needs run.transport = \"tcp\" (ipc sockets are "
+            "local files)");
+}
+
 TEST_F(ConfigTest, MissingRequiredKeyIsReported) {
   auto c = LoadConfig(Write("[dataset]\npath = \"d\"\n"));
   ASSERT_FALSE(c.ok());

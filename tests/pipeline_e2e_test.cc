@@ -2,6 +2,7 @@
 // which talk over ZeroMQ (ipc://) and share a real LMDB cache, on a generated Broden dataset and
 // real TorchScript models written by tests/fixtures/make_planted_model.py.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <array>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "tests/testing/e2e_support.h"
+#include "tests/testing/monitor_testing.h"
 
 namespace {
 
@@ -179,6 +181,39 @@ TEST_F(PipelineE2eTest, TheRunPlanHoldsTheFactsEveryStageChecks) {
                                " changed since the run started"),
             std::string::npos)
       << decode.output;
+}
+
+// run.transport = "tcp" with CURVE forced on loopback (common/runtime/curve.h): the stages talk
+// over authenticated, encrypted connections, and the results equal the ipc run's byte for byte.
+TEST_F(PipelineE2eTest, TcpWithCurveEqualsTheIpcRun) {
+  Result ipc = Up("curve_ipc");
+  ASSERT_EQ(ipc.code, 0) << ipc.output;
+  const int port = nd::testing::FreePort();
+  Result tcp =
+      Up("curve_tcp",
+         "transport = \"tcp\"\ncurve = \"on\"\nbase_port = " + std::to_string(port) + "\n");
+  ASSERT_EQ(tcp.code, 0) << tcp.output;
+  EXPECT_EQ(tcp.output.find("refused"), std::string::npos) << tcp.output;
+  for (const char* file : {"tally.csv", "thresholds.csv"}) {
+    EXPECT_EQ(Read(root_ / "curve_tcp" / "out" / "detect" / file),
+              Read(root_ / "curve_ipc" / "out" / "detect" / file))
+        << file;
+  }
+  const fs::path run_dir = root_ / "curve_tcp" / "out" / ".run";
+  struct stat st {};
+  ASSERT_EQ(::stat((run_dir / "curve.keys").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  const std::string plan = Read(run_dir / "plan.toml");
+  EXPECT_NE(plan.find("curve_keys = \"" + fs::absolute(run_dir / "curve.keys").string() + "\""),
+            std::string::npos)
+      << plan;
+  EXPECT_NE(plan.find("events = \"tcp://127.0.0.1:" + std::to_string(port) + "\""),
+            std::string::npos)
+      << plan;
+  // The ipc run has no keys.
+  EXPECT_FALSE(fs::exists(root_ / "curve_ipc" / "out" / ".run" / "curve.keys"));
+  EXPECT_NE(Read(root_ / "curve_ipc" / "out" / ".run" / "plan.toml").find("curve_keys = \"\""),
+            std::string::npos);
 }
 
 TEST_F(PipelineE2eTest, UnknownLayerFailsAtStartupListingModulePaths) {

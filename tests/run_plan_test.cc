@@ -21,6 +21,7 @@ RunPlan SamplePlan() {
   plan.model_digest = std::string(64, 'a');
   plan.images = 300;
   plan.index_digest = std::string(64, 'b');
+  plan.curve_keys = "/run dir/curve.keys";
   plan.endpoints = {"ipc:///tmp/r/events.sock", "ipc:///tmp/r/images.sock",
                     "ipc:///tmp/r/ready.sock", "ipc:///tmp/r/scored.sock", "tcp://127.0.0.1:5555"};
   plan.layers = {{"layer3", std::string(32, 'c')}, {"layer \"4\"", std::string(32, 'd')}};
@@ -35,6 +36,7 @@ TEST(RunPlanTest, RoundTripsEveryField) {
   EXPECT_EQ(back.model_digest, plan.model_digest);
   EXPECT_EQ(back.images, 300u);
   EXPECT_EQ(back.index_digest, plan.index_digest);
+  EXPECT_EQ(back.curve_keys, "/run dir/curve.keys");
   EXPECT_EQ(back.endpoints.events, "ipc:///tmp/r/events.sock");
   EXPECT_EQ(back.endpoints.images, "ipc:///tmp/r/images.sock");
   EXPECT_EQ(back.endpoints.ready, "ipc:///tmp/r/ready.sock");

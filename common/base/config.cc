@@ -361,6 +361,12 @@ std::vector<Key> RunKeys() {
          return OneOf(c->run.transport, {"ipc", "tcp"});
        },
        [](const PipelineConfig& c) { return Quote(c.run.transport); }},
+      {"run", "curve",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         ND_RETURN_IF_ERROR(ReadString(n, &c->run.curve));
+         return OneOf(c->run.curve, {"auto", "on", "off"});
+       },
+       [](const PipelineConfig& c) { return Quote(c.run.curve); }},
       {"run", "host",
        [](const toml::node& n, const Origin&, PipelineConfig* c) {
          ND_RETURN_IF_ERROR(ReadString(n, &c->run.host));
@@ -515,6 +521,9 @@ Status CheckRequired(const PipelineConfig& c, const std::string& name) {
       if (c.model.layers[i] == c.model.layers[j])
         return InvalidArgument(Where(o, "model", "layers") + ": \"" + c.model.layers[i] +
                                "\" is listed twice");
+  if (c.run.curve == "on" && c.run.transport != "tcp")
+    return InvalidArgument(Where(o, "run", "curve") +
+                           ": \"on\" needs run.transport = \"tcp\" (ipc sockets are local files)");
   return Status::Ok();
 }
 

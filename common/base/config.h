@@ -86,10 +86,13 @@ struct RunConfig {
   std::string transport = "ipc";   // "ipc" | "tcp"
   std::string host = "127.0.0.1";  // bind address for tcp
   int base_port = 5600;            // first tcp port; stages use base_port + k
-  int timeout_s = 120;             // a peer silent this long is declared dead
-  int http_port = 0;               // supervisor's /metrics and /status on 127.0.0.1; 0 = off
-  int heartbeat_timeout_s = 10;    // a stage sending no metrics snapshot this long is declared dead
-  int max_restarts = 3;            // pipeline restarts after stage crashes before `up` gives up
+  // ZeroMQ CURVE on stage connections (common/runtime/curve.h): "auto" = on for tcp on an address
+  // other than loopback; "on" (tcp only) also on loopback; "off" never.
+  std::string curve = "auto";
+  int timeout_s = 120;           // a peer silent this long is declared dead
+  int http_port = 0;             // supervisor's /metrics and /status on 127.0.0.1; 0 = off
+  int heartbeat_timeout_s = 10;  // a stage sending no metrics snapshot this long is declared dead
+  int max_restarts = 3;          // pipeline restarts after stage crashes before `up` gives up
   // The model file's SHA-256 (64 lowercase hex), the model's identity in cache keys. `up` and
   // `rescore` compute it once per run and write it into the run's configuration, so every stage
   // (and every restart) uses the same identity without hashing the file again. "" = hash the file.

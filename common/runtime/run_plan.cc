@@ -51,7 +51,8 @@ std::string FormatRunPlan(const RunPlan& plan) {
        "(common/runtime/run_plan.h)\n"
     << "model_digest = " << Quoted(plan.model_digest) << "\n"
     << "images = " << plan.images << "\n"
-    << "index_digest = " << Quoted(plan.index_digest) << "\n\n"
+    << "index_digest = " << Quoted(plan.index_digest) << "\n"
+    << "curve_keys = " << Quoted(plan.curve_keys) << "\n\n"
     << "[endpoints]\n"
     << "events = " << Quoted(plan.endpoints.events) << "\n"
     << "images = " << Quoted(plan.endpoints.images) << "\n"
@@ -75,10 +76,12 @@ StatusOr<RunPlan> ReadRunPlan(const std::string& path) {
                            std::string(e.description()));
   }
   ND_RETURN_IF_ERROR(
-      CheckKeys(t, path, "", {"model_digest", "images", "index_digest", "endpoints", "layers"}));
+      CheckKeys(t, path, "",
+                {"model_digest", "images", "index_digest", "curve_keys", "endpoints", "layers"}));
   RunPlan plan;
   ND_RETURN_IF_ERROR(ReadStringKey(t, path, "model_digest", &plan.model_digest));
   ND_RETURN_IF_ERROR(ReadStringKey(t, path, "index_digest", &plan.index_digest));
+  ND_RETURN_IF_ERROR(ReadStringKey(t, path, "curve_keys", &plan.curve_keys));
   const toml::node* images = t.get("images");
   if (images == nullptr) return KeyError(path, "images", "missing");
   const auto* n = images->as_integer();

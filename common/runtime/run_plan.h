@@ -9,6 +9,7 @@
 //   model_digest = "<64 hex>"          SHA-256 of the model file
 //   images = N                         usable rows of index.csv (after on_bad_row = "skip")
 //   index_digest = "<64 hex>"          SHA-256 of index.csv's bytes
+//   curve_keys = "<path>" | ""         the run's CURVE keys (curve.h), "" = no CURVE
 //   [endpoints] events/images/ready/scored/metrics = "ipc://…" | "tcp://…"
 //   [[layers]] name = "layer4", hash = "<32 hex>"   one per configured layer, in config order;
 //                                                    hash = the cache's layer hash (FORMAT.md)
@@ -33,6 +34,7 @@ struct RunPlan {
   std::string model_digest;
   uint64_t images = 0;
   std::string index_digest;
+  std::string curve_keys;  // path of curve.keys; "" = connections without CURVE
   Endpoints endpoints;
   std::vector<PlannedLayer> layers;
 };

@@ -63,6 +63,7 @@ StatusOr<std::unique_ptr<MetricsPublisher>> MetricsPublisher::Start(
     // supervisor never delays the exit by more than this.
     socket.set(zmq::sockopt::linger, 1000);
     socket.set(zmq::sockopt::sndhwm, 16);
+    if (options.curve != nullptr) ApplyCurve(socket, *options.curve, /*bind=*/false);
     socket.connect(endpoint);
     std::unique_ptr<MetricsPublisher> p(
         new MetricsPublisher(std::move(socket), stage, counters, started, options));
@@ -216,15 +217,23 @@ StatusOr<std::unique_ptr<StageProcess>> StageProcess::Start(const std::string& s
                                 "run.model_digest); `nd-pipeline up` again plans a new run");
     }
     p->endpoints_ = plan.endpoints;
+    if (!plan.curve_keys.empty()) {
+      ND_ASSIGN_OR_RETURN(CurveKeys keys, ReadCurveKeys(plan.curve_keys));
+      // Before any socket binds: every CURVE handshake of this process asks the handler.
+      ND_ASSIGN_OR_RETURN(p->authenticator_, CurveAuthenticator::Start(p->context_, keys, stage));
+      p->curve_ = std::move(keys);
+    }
     p->plan_ = std::move(plan);
   }
   p->start_ = std::chrono::steady_clock::now();
   auto events =
-      Channel::Open(p->context_, zmq::socket_type::push, p->endpoints_.events, false, 1000);
+      Channel::Open(p->context_, zmq::socket_type::push, p->endpoints_.events, false, 1000,
+                    /*linger_ms=*/1000, p->curve());
   if (!events.ok()) return events.status();
   p->events_.emplace(std::move(events).value());
   MetricsPublisher::Options metrics_options;
   metrics_options.parent_pid = ::getppid();
+  metrics_options.curve = p->curve();
   ND_ASSIGN_OR_RETURN(
       p->metrics_, MetricsPublisher::Start(p->context_, p->endpoints_.metrics, stage, p->counters_,
                                            p->start_, metrics_options));

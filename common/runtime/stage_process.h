@@ -21,6 +21,7 @@
 
 #include "common/base/config.h"
 #include "common/base/status.h"
+#include "common/runtime/curve.h"
 #include "common/runtime/run_plan.h"
 #include "common/runtime/wire.h"
 #include "common/runtime/zmq_channel.h"
@@ -112,6 +113,7 @@ class MetricsPublisher {
     // the thread notices within one interval, raises SIGTERM (the stage stops cleanly) and, if
     // the process still lives 10 s later, SIGKILL: a stage never outlives its supervisor for long.
     int64_t parent_pid = 0;
+    const CurveKeys* curve = nullptr;  // the run's CURVE keys (curve.h), or none
   };
   // Connects the socket (errors are a Status naming the endpoint) and starts the thread.
   static StatusOr<std::unique_ptr<MetricsPublisher>> Start(
@@ -160,10 +162,18 @@ class StageProcess {
   const Endpoints& endpoints() const { return endpoints_; }
   // The run's plan (run_plan.h) when started with --plan, as `nd-pipeline up` does.
   const std::optional<RunPlan>& plan() const { return plan_; }
+  // The run's CURVE keys when the plan names them (curve.h), else null: pass to Channel::Open.
+  const CurveKeys* curve() const { return curve_ ? &*curve_ : nullptr; }
   // Checks the stage's view of the dataset (its usable rows, index.csv's bytes) against the plan;
   // OK without a plan. Errors: FailedPrecondition naming index.csv (CheckDatasetAgainstPlan).
   [[nodiscard]] Status CheckDataset(uint64_t images) const;
   zmq::context_t& context() { return context_; }
+  // Channel::Open on this process's context, with the run's CURVE keys when it has them.
+  [[nodiscard]] StatusOr<Channel> OpenChannel(zmq::socket_type type, const std::string& endpoint,
+                                              bool bind, int high_water_mark = 4,
+                                              int linger_ms = 1000) {
+    return Channel::Open(context_, type, endpoint, bind, high_water_mark, linger_ms, curve());
+  }
   const std::string& stage() const { return stage_; }
   // Milliseconds a blocking send or receive waits before the peer is declared dead.
   int timeout_ms() const { return config_.run.timeout_s * 1000; }
@@ -194,7 +204,9 @@ class StageProcess {
   PipelineConfig config_;
   Endpoints endpoints_;
   std::optional<RunPlan> plan_;
+  std::optional<CurveKeys> curve_;
   zmq::context_t context_;
+  std::unique_ptr<CurveAuthenticator> authenticator_;  // with curve_: admits only the run's key
   std::optional<Channel> events_;
   StageCounters counters_;
   std::chrono::steady_clock::time_point start_;

@@ -29,11 +29,20 @@ Endpoints MakeEndpoints(const PipelineConfig& config) {
   return e;
 }
 
+bool CurveWanted(const PipelineConfig& config) {
+  if (config.run.transport != "tcp" || config.run.curve == "off") return false;
+  if (config.run.curve == "on") return true;
+  const std::string& h = config.run.host;
+  const bool loopback = h == "localhost" || h == "::1" || h == "[::1]" || h.rfind("127.", 0) == 0;
+  return !loopback;
+}
+
 StatusOr<Channel> Channel::Open(zmq::context_t& context, zmq::socket_type type,
                                 const std::string& endpoint, bool bind, int high_water_mark,
-                                int linger_ms) {
+                                int linger_ms, const CurveKeys* curve) {
   try {
     zmq::socket_t socket(context, type);
+    if (curve != nullptr) ApplyCurve(socket, *curve, bind);
     socket.set(zmq::sockopt::linger, linger_ms);
     socket.set(zmq::sockopt::sndhwm, high_water_mark);
     socket.set(zmq::sockopt::rcvhwm, high_water_mark);

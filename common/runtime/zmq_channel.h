@@ -13,6 +13,7 @@
 
 #include "common/base/config.h"
 #include "common/base/status.h"
+#include "common/runtime/curve.h"
 #include "common/runtime/wire.h"
 
 namespace nd {
@@ -28,6 +29,9 @@ struct Endpoints {
                         // SUB, stages connect PUB)
 };
 Endpoints MakeEndpoints(const PipelineConfig& config);
+// Whether the run's stage connections use CURVE: run.curve = "on", or "auto" (the default) with
+// run.transport = "tcp" on an address other than loopback (127.0.0.0/8, localhost, ::1).
+bool CurveWanted(const PipelineConfig& config);
 
 class Channel {
  public:
@@ -35,9 +39,10 @@ class Channel {
   // `linger_ms`: how long closing waits to deliver queued messages. A producer that ends its
   // stream must linger long enough for a slow consumer to drain (the run timeout); otherwise the
   // tail of the stream, END_OF_STREAM included, is dropped when the process exits.
+  // With `curve`, the socket is a CURVE server (bind) or client (connect) of the run (curve.h).
   static StatusOr<Channel> Open(zmq::context_t& context, zmq::socket_type type,
                                 const std::string& endpoint, bool bind, int high_water_mark = 4,
-                                int linger_ms = 1000);
+                                int linger_ms = 1000, const CurveKeys* curve = nullptr);
 
   Channel(Channel&&) = default;
   Channel& operator=(Channel&&) = default;

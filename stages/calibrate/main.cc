@@ -25,11 +25,11 @@ Status Run(StageProcess& p) {
     stages.emplace_back(
         CalibrateOptions{c.threshold.quantiles, static_cast<int64_t>(dataset.images().size())});
   }
-  ND_ASSIGN_OR_RETURN(Channel in, Channel::Open(p.context(), zmq::socket_type::pull,
-                                                p.endpoints().ready, /*bind=*/false));
-  ND_ASSIGN_OR_RETURN(Channel out, Channel::Open(p.context(), zmq::socket_type::push,
-                                                 p.endpoints().scored, /*bind=*/true,
-                                                 /*high_water_mark=*/4, p.timeout_ms()));
+  ND_ASSIGN_OR_RETURN(Channel in,
+                      p.OpenChannel(zmq::socket_type::pull, p.endpoints().ready, /*bind=*/false));
+  ND_ASSIGN_OR_RETURN(Channel out,
+                      p.OpenChannel(zmq::socket_type::push, p.endpoints().scored, /*bind=*/true,
+                                    /*high_water_mark=*/4, p.timeout_ms()));
   uint64_t seen = 0;
   std::vector<std::string> digests;                // of the images the thresholds are computed over
   std::vector<ActivationMap> maps(layers.size());  // one image's maps, every layer

@@ -49,9 +49,9 @@ Status Run(StageProcess& p) {
     return c.decode.rehash ? std::string() : memo.Lookup(path, id);
   });
 
-  ND_ASSIGN_OR_RETURN(Channel out, Channel::Open(p.context(), zmq::socket_type::push,
-                                                 p.endpoints().images, /*bind=*/true,
-                                                 /*high_water_mark=*/4, p.timeout_ms()));
+  ND_ASSIGN_OR_RETURN(Channel out,
+                      p.OpenChannel(zmq::socket_type::push, p.endpoints().images, /*bind=*/true,
+                                    /*high_water_mark=*/4, p.timeout_ms()));
   EndOfStream eos;
   uint64_t cached = 0;
   StageCounters& counters = p.counters();

@@ -64,11 +64,11 @@ Status ReceiveBatches(StageProcess& p, Channel& in, ExtractPool& pool,
 Status Run(StageProcess& p) {
   // The models are loaded before any socket is opened: an unknown layer fails at startup.
   ND_ASSIGN_OR_RETURN(std::unique_ptr<ExtractPool> pool, ExtractPool::Open(p.config()));
-  ND_ASSIGN_OR_RETURN(Channel in, Channel::Open(p.context(), zmq::socket_type::pull,
-                                                p.endpoints().images, /*bind=*/false));
-  ND_ASSIGN_OR_RETURN(Channel out, Channel::Open(p.context(), zmq::socket_type::push,
-                                                 p.endpoints().ready, /*bind=*/true,
-                                                 /*high_water_mark=*/4, p.timeout_ms()));
+  ND_ASSIGN_OR_RETURN(Channel in,
+                      p.OpenChannel(zmq::socket_type::pull, p.endpoints().images, /*bind=*/false));
+  ND_ASSIGN_OR_RETURN(Channel out,
+                      p.OpenChannel(zmq::socket_type::push, p.endpoints().ready, /*bind=*/true,
+                                    /*high_water_mark=*/4, p.timeout_ms()));
   std::atomic<bool> stop_receiving{false};
   EndOfStream eos;
   std::thread receiver([&] {

@@ -28,8 +28,8 @@ Status Run(StageProcess& p) {
 #endif
   ND_ASSIGN_OR_RETURN(std::unique_ptr<ScoreStage> stage,
                       ScoreStage::Create(c, &dataset, &cache, so));
-  ND_ASSIGN_OR_RETURN(Channel in, Channel::Open(p.context(), zmq::socket_type::pull,
-                                                p.endpoints().scored, /*bind=*/false));
+  ND_ASSIGN_OR_RETURN(Channel in,
+                      p.OpenChannel(zmq::socket_type::pull, p.endpoints().scored, /*bind=*/false));
   StageCounters& counters = p.counters();
   counters.items_total = dataset.images().size();
   EndOfStream eos;

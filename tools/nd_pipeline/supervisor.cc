@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <thread>
 
 #include "cache/activation_cache.h"
@@ -127,10 +128,11 @@ std::string SignalText(int signal) {
 }
 
 // The metrics SUB socket: bound by the supervisor, subscribed to everything.
-StatusOr<Channel> OpenMetrics(zmq::context_t& context, const std::string& endpoint) {
+StatusOr<Channel> OpenMetrics(zmq::context_t& context, const std::string& endpoint,
+                              const CurveKeys* curve) {
   ND_ASSIGN_OR_RETURN(Channel metrics, Channel::Open(context, zmq::socket_type::sub, endpoint,
                                                      /*bind=*/true, /*high_water_mark=*/1000,
-                                                     /*linger_ms=*/0));
+                                                     /*linger_ms=*/0, curve));
   try {
     metrics.socket().set(zmq::sockopt::subscribe, "");
   } catch (const zmq::error_t& e) {
@@ -336,9 +338,21 @@ StatusOr<RunReport> Supervisor::Run() {
   ND_ASSIGN_OR_RETURN(PidFile pid_file, PidFile::Create(SupervisorPidPath(config_)));
   zmq::context_t context;
   Endpoints endpoints = MakeEndpoints(config_);
-  ND_ASSIGN_OR_RETURN(Channel events, Channel::Open(context, zmq::socket_type::pull,
-                                                    endpoints.events, /*bind=*/true, 10000));
-  ND_ASSIGN_OR_RETURN(Channel metrics, OpenMetrics(context, endpoints.metrics));
+  // CURVE (run.curve; common/runtime/curve.h): this run's keys, written for the stages before any
+  // socket binds, and the handler that admits only them.
+  std::optional<CurveKeys> curve;
+  std::unique_ptr<CurveAuthenticator> authenticator;
+  const std::string curve_path = (fs::path(run_dir) / "curve.keys").string();
+  if (CurveWanted(config_)) {
+    ND_ASSIGN_OR_RETURN(curve, GenerateCurveKeys());
+    ND_RETURN_IF_ERROR(WriteCurveKeys(curve_path, *curve));
+    ND_ASSIGN_OR_RETURN(authenticator, CurveAuthenticator::Start(context, *curve, "supervisor"));
+  }
+  const CurveKeys* keys = curve ? &*curve : nullptr;
+  ND_ASSIGN_OR_RETURN(Channel events,
+                      Channel::Open(context, zmq::socket_type::pull, endpoints.events,
+                                    /*bind=*/true, 10000, /*linger_ms=*/1000, keys));
+  ND_ASSIGN_OR_RETURN(Channel metrics, OpenMetrics(context, endpoints.metrics, keys));
   auto seconds = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };
@@ -376,7 +390,8 @@ StatusOr<RunReport> Supervisor::Run() {
       config_path, "# written by nd-pipeline up: the effective configuration of this run\n" +
                        ConfigToToml(config_)));
   // The run plan: the facts every stage checks its own view against (run_plan.h).
-  ND_ASSIGN_OR_RETURN(const RunPlan plan, MakeRunPlan(config_));
+  ND_ASSIGN_OR_RETURN(RunPlan plan, MakeRunPlan(config_));
+  if (curve) plan.curve_keys = fs::absolute(curve_path).string();
   ND_RETURN_IF_ERROR(WriteFileAtomically(RunPlanPath(config_), FormatRunPlan(plan)));
   g_interrupts = 0;
   struct sigaction sa {};
