@@ -11,8 +11,8 @@
 #include <set>
 #include <sstream>
 
+#include "common/runtime/http_server.h"
 #include "tests/monitor_testing.h"
-#include "tools/nd_pipeline/http_server.h"
 
 namespace nd {
 namespace {

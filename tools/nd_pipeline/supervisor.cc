@@ -18,8 +18,8 @@
 #include "cache/pipeline_keys.h"
 #include "common/base/descriptors.h"
 #include "common/base/log.h"
+#include "common/runtime/http_server.h"
 #include "common/runtime/zmq_channel.h"
-#include "tools/nd_pipeline/http_server.h"
 #include "tools/nd_pipeline/metrics_board.h"
 #include "tools/nd_pipeline/run_files.h"
 
