@@ -8,7 +8,8 @@ exactly those answers and the statistics derived by hand below.
 Usage: rate_browser_test.py BIN_DIR SOURCE_DIR WORK_DIR [SCREENSHOT.jpg]
 Exit 0 on success, 1 on failure, 77 (ctest: skipped) without chromium, chromedriver or selenium.
 
-Hand-derived expectations (5 units, raters_per_unit = 2, names_per_unit = 1, catch_every = 3):
+Hand-derived expectations (5 units, raters_per_unit = 3 (so that units stay open for the load-time
+  measurement at the end), names_per_unit = 1, catch_every = 3):
   label check: ann says yes to units 1, 2, 3 and no to 4, 5; bob yes to 1, 2, 4 and no to 3, 5.
     Per unit (yes, no): 1 (2,0), 2 (2,0), 3 (1,1), 4 (1,1), 5 (0,2). Majority yes: units 1, 2 ->
     2 of 5 = 0.4. Fleiss: P_i = 1, 1, 0, 0, 1 -> P = 0.6; p_yes = 6/10, p_no = 4/10 ->
@@ -93,7 +94,7 @@ def main():
         f.write('[dataset]\npath = "broden"\n[model]\npath = "planted.pt"\nlayers = ["detect"]\n'
                 'batch_size = 8\n[threshold]\nquantile = 0.05\n[cache]\ndir = "cache"\n'
                 '[output]\ndir = "out"\n[run]\ntimeout_s = 60\n'
-                '[rate]\nport = 0\nraters_per_unit = 2\nnames_per_unit = 1\n'
+                '[rate]\nport = 0\nraters_per_unit = 3\nnames_per_unit = 1\n'
                 'detectors_only = false\ncatch_every = 3\nmin_catch_accuracy = 0.5\nseed = 7\n')
     run([bin_dir + "/nd-pipeline", "up", "-c", cfg, "--no-report"])
     tally = {}
@@ -125,7 +126,7 @@ def main():
               "--disable-background-networking", "--disable-component-update", "--no-first-run"]:
         opts.add_argument(a)
     driver = webdriver.Chrome(service=Service(driver_bin), options=opts)
-    wait = WebDriverWait(driver, 20)
+    wait = WebDriverWait(driver, 20, poll_frequency=0.01)
     answered = []  # what the raters did: (rater, unit, mode, phrase, answer, catch)
     try:
         q = lambda sel: driver.find_element(By.CSS_SELECTOR, sel)
@@ -210,6 +211,8 @@ def main():
         start("name")
         for phrase in (hostile, "white blobs", "red things"):
             unit, trial, _ = current()
+            if phrase == hostile:
+                driver.save_screenshot(work + "/name_mode.png")
             box = q("#name-input")
             box.send_keys(phrase)
             q("#name-submit").click()
@@ -247,6 +250,8 @@ def main():
                 return "no"
             return "yes"
 
+        current()
+        driver.save_screenshot(work + "/human_mode.png")
         judge(bob, "human", bob_decides, keyboard=False)
         check(len(seen_hostile) == 1, "bob judged the hostile name once")
         try:
@@ -269,7 +274,8 @@ def main():
             nav = driver.execute_script(
                 "var n = performance.getEntriesByType('navigation')[0];"
                 "return n.loadEventEnd - n.startTime;")
-            full.append(nav + driver.execute_script("return performance.now()") - t0)
+            # The page's load, then the first unit (from asking /api/next to its last tile).
+            full.append(nav + driver.execute_script("return window.ndTimings[0].ms"))
     finally:
         driver.quit()
 

@@ -9,7 +9,8 @@ build="${ND_BUILD_DIR:-$repo/build}"
 
 packages=(g++ cmake ninja-build pkg-config libtorch-dev libzmq3-dev cppzmq-dev liblmdb-dev
           libopencv-dev libboost-dev libtomlplusplus-dev libgtest-dev libdeflate-dev
-          python3-torch python3-torchvision chromium clang-format "$@")
+          python3-torch python3-torchvision chromium chromium-driver python3-selenium clang-format
+          "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
