@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "common/base/config.h"
+#include "common/runtime/http_server.h"
 #include "tests/e2e_support.h"
 #include "tools/rate/answers_file.h"
 #include "tools/rate/rate_server.h"
@@ -462,6 +463,82 @@ std::string JsonField(const std::string& json, const std::string& key) {
     out += json[i];
   }
   return out;
+}
+
+// The HTTP server's additions for the rating server: bodies (also when they arrive in pieces or
+// after "100 Continue"), query strings, the bind address; ParseForm.
+TEST(HttpServerTest, BodiesQueriesAndBindAddress) {
+  nd::HttpServerOptions o;
+  o.max_body = 64;
+  o.what = "test";
+  auto server = nd::HttpServer::Start(o, [](const nd::HttpRequest& r) {
+    nd::HttpResponse out;
+    out.body = r.method + "|" + r.path + "|" + r.query + "|" + r.body + "|" + r.Header("x-a");
+    return out;
+  });
+  ASSERT_TRUE(server.ok()) << server.status().message();
+  const int port = (*server)->port();
+  HttpReply get = Exchange(port, "GET /p/../q?a=1&b=%2F HTTP/1.1\r\nX-A:  v v \r\n\r\n");
+  EXPECT_EQ(get.body, "GET|/p/../q|a=1&b=%2F||v v") << "the path is passed on undecoded";
+  // A body sent in two pieces, 200 ms apart.
+  {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    const std::string head = "POST /x HTTP/1.1\r\nContent-Length: 10\r\n\r\nhello";
+    ::send(fd, head.data(), head.size(), MSG_NOSIGNAL);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    ::send(fd, "world", 5, MSG_NOSIGNAL);
+    char buf[1024];
+    std::string all;
+    for (ssize_t n; (n = ::recv(fd, buf, sizeof(buf), 0)) > 0;) all.append(buf, n);
+    ::close(fd);
+    EXPECT_NE(all.find("POST|/x||helloworld|"), std::string::npos) << all;
+  }
+  // Expect: 100-continue (curl sends it for larger bodies) gets "100 Continue" before the body.
+  {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    timeval tv{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    const std::string head =
+        "POST /y HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n";
+    ::send(fd, head.data(), head.size(), MSG_NOSIGNAL);
+    char buf[1024];
+    const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    ASSERT_GT(n, 0);
+    EXPECT_EQ(std::string(buf, n), "HTTP/1.1 100 Continue\r\n\r\n");
+    ::send(fd, "abc", 3, MSG_NOSIGNAL);
+    std::string all;
+    for (ssize_t m; (m = ::recv(fd, buf, sizeof(buf), 0)) > 0;) all.append(buf, m);
+    ::close(fd);
+    EXPECT_NE(all.find("POST|/y||abc|"), std::string::npos) << all;
+  }
+  EXPECT_EQ(Exchange(port, "POST /z HTTP/1.1\r\nContent-Length: 65\r\n\r\n").status, 413);
+  // Bind addresses are IP literals.
+  o.host = "localhost";
+  auto named = nd::HttpServer::Start(o, [](const nd::HttpRequest&) { return nd::HttpResponse{}; });
+  EXPECT_EQ(named.status().code(), nd::StatusCode::kInvalidArgument);
+  EXPECT_NE(named.status().message().find("test: host 'localhost' is not an IP address"),
+            std::string::npos)
+      << named.status().message();
+  // ParseForm.
+  auto form = nd::ParseForm("a=1&b=x+y%21&&c&a=2&%41=%c3%a4");
+  ASSERT_TRUE(form.ok());
+  EXPECT_EQ(form->at("a"), "1") << "the first value wins";
+  EXPECT_EQ(form->at("b"), "x y!");
+  EXPECT_EQ(form->at("c"), "");
+  EXPECT_EQ(form->at("A"), "\xc3\xa4");
+  EXPECT_FALSE(nd::ParseForm("a=%4").ok());
+  EXPECT_FALSE(nd::ParseForm("a=%zz").ok());
+  EXPECT_FALSE(nd::ParseForm("a=%00").ok());
 }
 
 class RateServerTest : public ::testing::Test {

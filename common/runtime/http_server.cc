@@ -163,14 +163,30 @@ class Connection : public std::enable_shared_from_this<Connection> {
     request_.body.resize(length);
     Arm();
     auto self = shared_from_this();
-    asio::async_read(socket_, asio::buffer(&request_.body[have], length - have),
-                     [self](const error_code& e, size_t) {
-                       if (e) {
-                         self->Close();
-                         return;
-                       }
-                       self->Answer();
-                     });
+    auto read_body = [self, have, length] {
+      asio::async_read(self->socket_, asio::buffer(&self->request_.body[have], length - have),
+                       [self](const error_code& e, size_t) {
+                         if (e) {
+                           self->Close();
+                           return;
+                         }
+                         self->Answer();
+                       });
+    };
+    if (Lower(request_.Header("expect")) != "100-continue") {
+      read_body();
+      return;
+    }
+    // curl and other clients wait for this before sending a body (RFC 9110 §10.1.1).
+    static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    asio::async_write(socket_, asio::buffer(kContinue, sizeof(kContinue) - 1),
+                      [self, read_body](const error_code& e, size_t) {
+                        if (e) {
+                          self->Close();
+                          return;
+                        }
+                        read_body();
+                      });
   }
 
   void Answer() {

@@ -9,7 +9,8 @@
 // Limits, each answered without calling the handler: a request head larger than 8 KiB is 431; a
 // malformed request line or header, or a Content-Length that is not a number, is 400; a body longer
 // than `max_body` bytes (0 by default: no body at all) is 413, and its bytes are not read; a body
-// sent with Transfer-Encoding (chunked) is 411 (a Content-Length is required). A client that sends
+// sent with Transfer-Encoding (chunked) is 411 (a Content-Length is required); a client that sent
+// "Expect: 100-continue" with an acceptable length gets "100 Continue" first. A client that sends
 // nothing for 5 s, or does not finish its body within 5 s, is disconnected. Asio errors never leave
 // the server thread; a failing connection is closed and the server keeps accepting.
 //

@@ -134,12 +134,13 @@ kbd{font:12px ui-monospace,monospace;border:1px solid #cbd5e1;border-bottom-widt
   $('menu').addEventListener('click', menu);
   $('done-menu').addEventListener('click', menu);
   ['label', 'name', 'human'].forEach(function (m) {
-    $('mode-' + m).addEventListener('click', function () { mode = m; next(); });
+    $('mode-' + m).addEventListener('click', function () { mode = m; status('idle', ''); next(); });
   });
 
   function next() {
     document.body.setAttribute('data-ready', '0');
-    status('idle', '');
+    // "Recorded" stays up while the next unit loads: it is the only confirmation the rater gets.
+    if ($('status').getAttribute('data-state') !== 'recorded') status('idle', '');
     var started = performance.now();
     fetch(withToken('/api/next?rater=' + encodeURIComponent(rater) + '&mode=' + mode))
       .then(function (r) { return r.json().then(function (j) { return {ok: r.ok, j: j}; }); })
@@ -226,7 +227,9 @@ kbd{font:12px ui-monospace,monospace;border:1px solid #cbd5e1;border-bottom-widt
       .then(function (r) { return r.json().then(function (j) { return {ok: r.ok, j: j}; }); })
       .then(function (res) {
         if (!res.ok) { setBusy(false); status('error', res.j.error || 'error'); return; }
-        status('recorded', res.j.already ? 'Recorded before \u2713' : 'Recorded \u2713');
+        var what = current.mode === 'name' ? 'your name for unit ' + current.unit :
+            '\u201c' + value + '\u201d on unit ' + current.unit;
+        status('recorded', (res.j.already ? 'Recorded before \u2713 ' : 'Recorded \u2713 ') + what);
         next();
       })
       .catch(function () { setBusy(false); status('error', 'Not saved: the server did not answer. Try again.'); });
