@@ -36,6 +36,7 @@ import sys
 import time
 
 SKIP = 77
+CHILDREN = []  # processes this script started
 
 
 def fail(msg):
@@ -106,6 +107,7 @@ def main():
     started = time.monotonic()
     server = subprocess.Popen([bin_dir + "/nd-pipeline", "rate", "-c", cfg],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    CHILDREN.append(server)
     url = None
     log = []
     while url is None:
@@ -357,4 +359,11 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    finally:
+        # A failed check must not leave the server running.
+        for child in CHILDREN:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
