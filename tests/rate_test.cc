@@ -845,9 +845,9 @@ TEST_F(RateKillTest, Kill9BetweenAnswersLosesNothingAndResumes) {
     }
     std::string body;
     HttpReply r = AnswerNext(port, "kim", &body);
+    Kill9(pid);  // right after the page was told "recorded"
     ASSERT_EQ(r.status, 200) << r.body;
     confirmed.push_back(body);
-    Kill9(pid);  // right after the page was told "recorded"
     auto records = nd::ReadAnswersFile(answers);
     ASSERT_TRUE(records.ok()) << records.status().message();
     EXPECT_EQ(records->size(), confirmed.size());
