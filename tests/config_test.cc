@@ -204,3 +204,56 @@ TEST_F(ConfigTest, ExplainAndStatsKeys) {
 
 }  // namespace
 }  // namespace nd
+
+namespace nd {
+namespace {
+
+// Issue 13: [rate] (the rating server) has documented defaults, takes its ranges, rejects unknown
+// keys and bad values, resolves the answers path against the file and round-trips.
+TEST_F(ConfigTest, RateKeys) {
+  auto d = LoadConfig(Write(kMinimal));
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  EXPECT_EQ(d->rate.host, "127.0.0.1");
+  EXPECT_EQ(d->rate.port, 8765);
+  EXPECT_EQ(d->rate.raters_per_unit, 3);
+  EXPECT_EQ(d->rate.names_per_unit, 1);
+  EXPECT_TRUE(d->rate.detectors_only);
+  EXPECT_EQ(d->rate.catch_every, 5);
+  EXPECT_DOUBLE_EQ(d->rate.min_catch_accuracy, 0.75);
+  EXPECT_EQ(d->rate.token, "");
+  EXPECT_EQ(d->rate.top_images, 15);
+  EXPECT_EQ(RateAnswersPath(*d), (dir_ / "out" / "rate" / "answers.jsonl").string());
+  auto c = LoadConfig(Write(std::string(kMinimal) +
+                            "[rate]\nhost = \"0.0.0.0\"\nport = 0\nanswers = \"a/answers.jsonl\"\n"
+                            "raters_per_unit = 2\nnames_per_unit = 2\ndetectors_only = false\n"
+                            "max_units = 20\nseed = 9\ncatch_every = 0\n"
+                            "min_catch_accuracy = 0.5\ntoken = \"s3cret_-x\"\n"
+                            "top_images = 10\ntile_size = 128\n"));
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->rate.host, "0.0.0.0");
+  EXPECT_EQ(c->rate.port, 0);
+  EXPECT_EQ(RateAnswersPath(*c), (dir_ / "a" / "answers.jsonl").string());
+  EXPECT_EQ(c->rate.raters_per_unit, 2);
+  EXPECT_FALSE(c->rate.detectors_only);
+  EXPECT_EQ(c->rate.max_units, 20);
+  EXPECT_EQ(c->rate.catch_every, 0);
+  EXPECT_EQ(c->rate.token, "s3cret_-x");
+  auto again = LoadConfig(Write(ConfigToToml(*c)));
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(ConfigToToml(*again), ConfigToToml(*c));
+  for (const char* bad :
+       {"rate.port=70000", "rate.raters_per_unit=0", "rate.catch_every=1", "rate.seed=-1",
+        "rate.min_catch_accuracy=1.5", "rate.token=a b", "rate.token=<x>", "rate.top_images=0",
+        "rate.raters=3", "rate.detectors_only=1"}) {
+    auto b = LoadConfig(Write(kMinimal), {bad});
+    EXPECT_FALSE(b.ok()) << bad;
+  }
+  auto unknown = LoadConfig(Write(std::string(kMinimal) + "[rate]\nraters = 3\n"));
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("pipeline.toml: [rate].raters: unknown key"),
+            std::string::npos)
+      << unknown.status().message();
+}
+
+}  // namespace
+}  // namespace nd

@@ -11,9 +11,9 @@
 #include <set>
 #include <sstream>
 
+#include "common/runtime/http_server.h"
 #include "tests/testing/monitor_testing.h"
 #include "tests/testing/status_assertions.h"
-#include "tools/nd_pipeline/http_server.h"
 
 namespace nd {
 namespace {

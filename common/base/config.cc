@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 
+#include <cctype>
 #include <filesystem>
 #include <functional>
 #include <sstream>
@@ -426,10 +427,116 @@ std::vector<Key> RunKeys() {
   };
 }
 
+// [rate]: the human-evaluation server and its protocols (tools/rate).
+std::vector<Key> RateKeys() {
+  return {
+      {"rate", "host",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         ND_RETURN_IF_ERROR(ReadString(n, &c->rate.host));
+         if (c->rate.host.empty()) return InvalidArgument("expected an IP address");
+         return Status::Ok();
+       },
+       [](const PipelineConfig& c) { return Quote(c.rate.host); }},
+      {"rate", "port",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         int64_t v;
+         ND_RETURN_IF_ERROR(ReadInt(n, 0, 65535, &v));
+         c->rate.port = static_cast<int>(v);
+         return Status::Ok();
+       },
+       [](const PipelineConfig& c) { return std::to_string(c.rate.port); }},
+      {"rate", "answers",
+       [](const toml::node& n, const Origin& o, PipelineConfig* c) {
+         return ReadPath(n, o, &c->rate.answers, /*allow_empty=*/true);
+       },
+       [](const PipelineConfig& c) { return Quote(c.rate.answers); }},
+      {"rate", "raters_per_unit",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         int64_t v;
+         ND_RETURN_IF_ERROR(ReadInt(n, 1, 1000, &v));
+         c->rate.raters_per_unit = static_cast<int>(v);
+         return Status::Ok();
+       },
+       [](const PipelineConfig& c) { return std::to_string(c.rate.raters_per_unit); }},
+      {"rate", "names_per_unit",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         int64_t v;
+         ND_RETURN_IF_ERROR(ReadInt(n, 1, 1000, &v));
+         c->rate.names_per_unit = static_cast<int>(v);
+         return Status::Ok();
+       },
+       [](const PipelineConfig& c) { return std::to_string(c.rate.names_per_unit); }},
+      {"rate", "detectors_only",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         return ReadBool(n, &c->rate.detectors_only);
+       },
+       [](const PipelineConfig& c) {
+         return std::string(c.rate.detectors_only ? "true" : "false");
+       }},
+      {"rate", "max_units",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         int64_t v;
+         ND_RETURN_IF_ERROR(ReadInt(n, 0, 1000000, &v));
+         c->rate.max_units = static_cast<int>(v);
+         return Status::Ok();
+       },
+       [](const PipelineConfig& c) { return std::to_string(c.rate.max_units); }},
+      {"rate", "seed",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         return ReadInt(n, 0, INT64_MAX, &c->rate.seed);
+       },
+       [](const PipelineConfig& c) { return std::to_string(c.rate.seed); }},
+      {"rate", "catch_every",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         int64_t v;
+         ND_RETURN_IF_ERROR(ReadInt(n, 0, 1000, &v));
+         if (v == 1)
+           return InvalidArgument("1 would make every trial a catch trial; use 0 or >= 2");
+         c->rate.catch_every = static_cast<int>(v);
+         return Status::Ok();
+       },
+       [](const PipelineConfig& c) { return std::to_string(c.rate.catch_every); }},
+      {"rate", "min_catch_accuracy",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         ND_RETURN_IF_ERROR(ReadDouble(n, &c->rate.min_catch_accuracy));
+         if (!(c->rate.min_catch_accuracy >= 0 && c->rate.min_catch_accuracy <= 1))
+           return InvalidArgument("must be in [0, 1]");
+         return Status::Ok();
+       },
+       [](const PipelineConfig& c) { return Number(c.rate.min_catch_accuracy); }},
+      {"rate", "token",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         ND_RETURN_IF_ERROR(ReadString(n, &c->rate.token));
+         for (char ch : c->rate.token)
+           if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_')
+             return InvalidArgument("only letters, digits, '-' and '_' (it travels in URLs)");
+         return Status::Ok();
+       },
+       [](const PipelineConfig& c) { return Quote(c.rate.token); }},
+      {"rate", "top_images",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         int64_t v;
+         ND_RETURN_IF_ERROR(ReadInt(n, 1, 100, &v));
+         c->rate.top_images = static_cast<int>(v);
+         return Status::Ok();
+       },
+       [](const PipelineConfig& c) { return std::to_string(c.rate.top_images); }},
+      {"rate", "tile_size",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         int64_t v;
+         ND_RETURN_IF_ERROR(ReadInt(n, 16, 512, &v));
+         c->rate.tile_size = static_cast<int>(v);
+         return Status::Ok();
+       },
+       [](const PipelineConfig& c) { return std::to_string(c.rate.tile_size); }},
+  };
+}
+
 const std::vector<Key>& Keys() {
   static const std::vector<Key> keys = [] {
     std::vector<Key> all = InputKeys();
-    for (auto part : {MethodKeys(), RunKeys()}) all.insert(all.end(), part.begin(), part.end());
+    for (auto part : {MethodKeys(), RunKeys(), RateKeys()})
+      all.insert(all.end(), part.begin(), part.end());
     return all;
   }();
   return keys;
@@ -565,6 +672,11 @@ std::string ConfigToToml(const PipelineConfig& config) {
     out += std::string(k.name) + " = " + k.print(config) + "\n";
   }
   return out;
+}
+
+std::string RateAnswersPath(const PipelineConfig& config) {
+  if (!config.rate.answers.empty()) return config.rate.answers;
+  return (fs::path(config.output.dir) / "rate" / "answers.jsonl").string();
 }
 
 std::string RunDirectory(const PipelineConfig& config) {

@@ -99,6 +99,23 @@ struct RunConfig {
   std::string model_digest;
 };
 
+// The human evaluation (`nd-pipeline rate`, tools/rate/rate_study.h): a local rating server.
+struct RateConfig {
+  std::string host = "127.0.0.1";  // bind address (an IP literal); other hosts: set a token
+  int port = 8765;                 // 0 = an ephemeral port (printed)
+  std::string answers;             // the answers file; "" = <output.dir>/rate/answers.jsonl
+  int raters_per_unit = 3;         // answers each unit collects in label and human mode
+  int names_per_unit = 1;          // names each unit collects in name mode
+  bool detectors_only = true;      // the study: detectors (IoU > cut-off) or every labelled unit
+  int max_units = 0;    // at most this many units (the first of the seeded order); 0 = all
+  int64_t seed = 1;     // seed of the unit order and the catch trials
+  int catch_every = 5;  // every n-th label trial is a catch trial; 0 = none
+  double min_catch_accuracy = 0.75;  // raters below this share of correct catch trials are excluded
+  std::string token;                 // "" = none; else every request must carry it (?token=…)
+  int top_images = 15;               // images per unit, as the paper showed
+  int tile_size = 168;               // px, square tiles
+};
+
 struct PipelineConfig {
   std::string source;  // the file it came from ("" for defaults only)
   DatasetConfig dataset;
@@ -111,6 +128,7 @@ struct PipelineConfig {
   CacheConfig cache;
   OutputConfig output;
   RunConfig run;
+  RateConfig rate;
 };
 
 // Loads `path` (may be empty: defaults + overrides only), then applies `overrides`, each
@@ -120,6 +138,9 @@ StatusOr<PipelineConfig> LoadConfig(const std::string& path,
 
 // The effective configuration as TOML text; LoadConfig() of it yields an equal config.
 std::string ConfigToToml(const PipelineConfig& config);
+
+// The rating server's answers file: rate.answers, or <output.dir>/rate/answers.jsonl when empty.
+std::string RateAnswersPath(const PipelineConfig& config);
 
 // The run directory: run.dir, or <output.dir>/.run when empty.
 std::string RunDirectory(const PipelineConfig& config);

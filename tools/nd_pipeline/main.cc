@@ -2,28 +2,39 @@
 //   up        launch and supervise the stages for a config (phase 1 and 2)
 //   rescore   phase 2 only, from the cache
 //   validate  print the effective configuration or the first error
+//   rate      the human-evaluation server of a layer; rate --summary, its statistics
 //   status, top, down, cache stats|verify|gc
 // Exit code 0 on success; non-zero with one line "nd-pipeline: <reason>" on failure.
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "cache/activation_cache.h"
 #include "cache/pipeline_keys.h"
 #include "common/base/args.h"
+#include "common/base/atomic_file.h"
 #include "common/base/config.h"
 #include "common/base/log.h"
 #include "common/base/status.h"
 #include "tools/nd_pipeline/cache_command.h"
 #include "tools/nd_pipeline/monitor_commands.h"
 #include "tools/nd_pipeline/supervisor.h"
+#include "tools/rate/answers_file.h"
+#include "tools/rate/rate_server.h"
+#include "tools/rate/rate_summary.h"
+#include "tools/report/report_builder.h"
 
 namespace {
 
@@ -37,7 +48,11 @@ constexpr char kUsageHead[] =
     "  cache stats|verify  inspect the activation cache (safe while a pipeline runs)\n"
     "  cache gc [--keep-model FILE]... [--older-than AGE]   drop other models' layers, or\n"
     "             layers not used for AGE (30d, 12h, 90m, 3600s)\n"
-    "  validate   print the effective configuration (defaults, file, --set) or the error\n";
+    "  validate   print the effective configuration (defaults, file, --set) or the error\n"
+    "  rate [--layer L] [--port P]   serve the human-evaluation page of a dissected layer\n"
+    "             ([rate] in the config; answers go to rate.answers)\n"
+    "  rate --summary [--no-report]   print and write the human-evaluation statistics (CSV,\n"
+    "             and the HTML report unless --no-report)\n";
 constexpr char kUsage[] =
     "\n"
     "options:\n"
@@ -49,8 +64,11 @@ struct CommonArgs {
   std::string config = "pipeline.toml";
   std::vector<std::string> overrides;
   bool help = false;
-  bool no_report = false;      // up/rescore: skip the HTML report
+  bool no_report = false;      // up/rescore/rate --summary: skip the HTML report
   nd::CacheCommandArgs cache;  // cache: the subcommand and gc's options
+  std::string layer;           // rate: the layer to rate ("" = the first of model.layers)
+  int port = -1;               // rate: overrides rate.port when >= 0
+  bool summary = false;        // rate: the statistics instead of the server
 };
 
 // The options every command takes, plus those of `command` (up/rescore, cache).
@@ -59,7 +77,14 @@ nd::StatusOr<CommonArgs> ParseArgs(const std::string& command, int argc, char** 
   nd::ArgParser parser;
   nd::AddConfigOptions(&parser, &args.config, &args.overrides);
   std::vector<std::string> positionals;
-  if (command == "up" || command == "rescore") parser.Flag("--no-report", &args.no_report);
+  if (command == "up" || command == "rescore" || command == "rate") {
+    parser.Flag("--no-report", &args.no_report);
+  }
+  if (command == "rate") {
+    parser.String("--layer", &args.layer)
+        .Int("--port", &args.port, 0, 65535)
+        .Flag("--summary", &args.summary);
+  }
   if (command == "cache") {
     parser.Strings("--keep-model", &args.cache.keep_models)
         .String("--older-than", &args.cache.older_than)
@@ -137,6 +162,87 @@ int Up(const CommonArgs& args) {
   return 0;
 }
 
+// `rate --summary`: the statistics of the answers file, printed, as CSV and in the HTML report.
+int RateSummary(const CommonArgs& args) {
+  auto config = nd::LoadConfig(args.config, args.overrides);
+  if (!config.ok()) return Fail(config.status());
+  const std::string path = nd::RateAnswersPath(*config);
+  auto records = nd::ReadAnswersFile(path);
+  if (!records.ok()) return Fail(records.status());
+  std::map<std::string, int64_t> study;
+  for (const std::string& layer : config->model.layers) {
+    auto tally = nd::ReadTallyFile(nd::RatedResultDir(*config, layer) + "/tally.csv");
+    if (!tally.ok()) continue;
+    study[layer] = nd::StudySize(*tally, config->rate, config->score.iou_threshold);
+  }
+  const auto layers = nd::SummarizeAnswers(*records, config->rate.min_catch_accuracy, study);
+  std::printf("answers: %s (%zu)\n%s", path.c_str(), records->size(),
+              nd::FormatHumanSummaryText(layers).c_str());
+  const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  nd::Status written =
+      nd::WriteFileAtomically((dir / "summary.csv").string(), nd::FormatHumanSummaryCsv(layers));
+  if (written.ok())
+    written = nd::WriteFileAtomically((dir / "raters.csv").string(), nd::FormatRatersCsv(layers));
+  if (!written.ok()) return Fail(written);
+  std::printf("written: %s, %s\n", (dir / "summary.csv").c_str(), (dir / "raters.csv").c_str());
+  if (!args.no_report) {
+    nd::SetLogComponent("report");
+    auto report = nd::BuildReport(*config, nd::ReportOptions{});
+    if (report.ok()) {
+      std::printf("report: %s (section \"Human evaluation\")\n", report->index_path.c_str());
+    } else {
+      std::fprintf(stderr, "nd-pipeline: warning: the HTML report was not written: %s\n",
+                   report.status().message().c_str());
+    }
+  }
+  return 0;
+}
+
+// `rate`: the rating server, until SIGINT or SIGTERM.
+int Rate(const CommonArgs& args) {
+  if (args.summary) return RateSummary(args);
+  auto config = nd::LoadConfig(args.config, args.overrides);
+  if (!config.ok()) return Fail(config.status());
+  nd::SetLogComponent("rate");
+  const std::string layer = args.layer.empty() ? config->model.layers.front() : args.layer;
+  // Block the stop signals before any thread starts, so that only sigwait below receives them.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  const auto started = std::chrono::steady_clock::now();
+  auto answers = nd::AnswersFile::Open(nd::RateAnswersPath(*config));
+  if (!answers.ok()) return Fail(answers.status());
+  auto data = nd::LoadRateData(*config, layer);
+  if (!data.ok()) return Fail(data.status());
+  const size_t units = data->units.size();
+  const size_t recorded = answers->records().size();
+  const std::string answers_path = answers->path();
+  auto server =
+      nd::RateServer::Start(config->rate, std::move(*data), std::move(*answers), args.port);
+  if (!server.ok()) return Fail(server.status());
+  const double ready_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  std::string host = config->rate.host;
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  std::printf(
+      "rate: layer %s, %zu units in the study (%d per rater at most), %zu answers on record in "
+      "%s; ready in %.1f s\n",
+      layer.c_str(), units, static_cast<int>((*server)->study().order().size()), recorded,
+      answers_path.c_str(), ready_s);
+  std::printf("rate: serving http://%s:%d/%s (Ctrl-C to stop)\n", host.c_str(), (*server)->port(),
+              config->rate.token.empty() ? "" : ("?token=" + config->rate.token).c_str());
+  std::fflush(stdout);
+  int signal = 0;
+  sigwait(&stop, &signal);
+  (*server).reset();
+  std::printf("rate: stopped (%s)\n", signal == SIGINT ? "SIGINT" : "SIGTERM");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -159,6 +265,7 @@ int main(int argc, char** argv) {
   }
   if (command == "validate") return Validate(*args);
   if (command == "up" || command == "rescore") return Up(*args);
+  if (command == "rate") return Rate(*args);
   if (command == "cache") {
     auto config = nd::LoadConfig(args->config, args->overrides);
     if (!config.ok()) return Fail(config.status());

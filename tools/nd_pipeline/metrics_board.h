@@ -28,8 +28,8 @@
 
 #include "common/base/atomic_file.h"  // WriteFileAtomically, for status.json
 #include "common/base/status.h"
+#include "common/runtime/http_server.h"
 #include "common/runtime/wire.h"
-#include "tools/nd_pipeline/http_server.h"
 
 namespace nd {
 

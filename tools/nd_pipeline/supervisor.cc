@@ -22,9 +22,9 @@
 #include "common/base/digest.h"
 #include "common/base/log.h"
 #include "common/broden/broden_dataset.h"
+#include "common/runtime/http_server.h"
 #include "common/runtime/run_plan.h"
 #include "common/runtime/zmq_channel.h"
-#include "tools/nd_pipeline/http_server.h"
 #include "tools/nd_pipeline/metrics_board.h"
 #include "tools/nd_pipeline/run_files.h"
 
@@ -322,6 +322,33 @@ StatusOr<RunPlan> MakeRunPlan(const PipelineConfig& config) {
   return plan;
 }
 
+// The supervisor's side of a run's connections: with CURVE (run.curve; common/runtime/curve.h)
+// the run's keys, written for the stages before any socket binds, and the handler that admits
+// only them; the events and metrics channels it binds.
+struct RunChannels {
+  std::optional<CurveKeys> curve;
+  std::string curve_path;  // absolute path of curve.keys; "" without CURVE
+  std::unique_ptr<CurveAuthenticator> authenticator;
+  std::optional<Channel> events, metrics;
+};
+
+StatusOr<RunChannels> OpenRunChannels(const PipelineConfig& config, zmq::context_t& context,
+                                      const Endpoints& endpoints) {
+  RunChannels c;
+  if (CurveWanted(config)) {
+    ND_ASSIGN_OR_RETURN(c.curve, GenerateCurveKeys());
+    c.curve_path = fs::absolute(fs::path(RunDirectory(config)) / "curve.keys").string();
+    ND_RETURN_IF_ERROR(WriteCurveKeys(c.curve_path, *c.curve));
+    ND_ASSIGN_OR_RETURN(c.authenticator,
+                        CurveAuthenticator::Start(context, *c.curve, "supervisor"));
+  }
+  const CurveKeys* keys = c.curve ? &*c.curve : nullptr;
+  ND_ASSIGN_OR_RETURN(c.events, Channel::Open(context, zmq::socket_type::pull, endpoints.events,
+                                              /*bind=*/true, 10000, /*linger_ms=*/1000, keys));
+  ND_ASSIGN_OR_RETURN(c.metrics, OpenMetrics(context, endpoints.metrics, keys));
+  return c;
+}
+
 }  // namespace
 
 Supervisor::Supervisor(PipelineConfig config, SupervisorOptions options)
@@ -338,21 +365,9 @@ StatusOr<RunReport> Supervisor::Run() {
   ND_ASSIGN_OR_RETURN(PidFile pid_file, PidFile::Create(SupervisorPidPath(config_)));
   zmq::context_t context;
   Endpoints endpoints = MakeEndpoints(config_);
-  // CURVE (run.curve; common/runtime/curve.h): this run's keys, written for the stages before any
-  // socket binds, and the handler that admits only them.
-  std::optional<CurveKeys> curve;
-  std::unique_ptr<CurveAuthenticator> authenticator;
-  const std::string curve_path = (fs::path(run_dir) / "curve.keys").string();
-  if (CurveWanted(config_)) {
-    ND_ASSIGN_OR_RETURN(curve, GenerateCurveKeys());
-    ND_RETURN_IF_ERROR(WriteCurveKeys(curve_path, *curve));
-    ND_ASSIGN_OR_RETURN(authenticator, CurveAuthenticator::Start(context, *curve, "supervisor"));
-  }
-  const CurveKeys* keys = curve ? &*curve : nullptr;
-  ND_ASSIGN_OR_RETURN(Channel events,
-                      Channel::Open(context, zmq::socket_type::pull, endpoints.events,
-                                    /*bind=*/true, 10000, /*linger_ms=*/1000, keys));
-  ND_ASSIGN_OR_RETURN(Channel metrics, OpenMetrics(context, endpoints.metrics, keys));
+  ND_ASSIGN_OR_RETURN(RunChannels channels, OpenRunChannels(config_, context, endpoints));
+  Channel& events = *channels.events;
+  Channel& metrics = *channels.metrics;
   auto seconds = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };
@@ -391,7 +406,7 @@ StatusOr<RunReport> Supervisor::Run() {
                        ConfigToToml(config_)));
   // The run plan: the facts every stage checks its own view against (run_plan.h).
   ND_ASSIGN_OR_RETURN(RunPlan plan, MakeRunPlan(config_));
-  if (curve) plan.curve_keys = fs::absolute(curve_path).string();
+  plan.curve_keys = channels.curve_path;
   ND_RETURN_IF_ERROR(WriteFileAtomically(RunPlanPath(config_), FormatRunPlan(plan)));
   g_interrupts = 0;
   struct sigaction sa {};

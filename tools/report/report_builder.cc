@@ -27,6 +27,9 @@
 #include "common/broden/csv.h"
 #include "common/maths/unit_mask.h"
 #include "common/maths/upsample.h"
+#include "tools/rate/answers_file.h"
+#include "tools/rate/rate_study.h"
+#include "tools/rate/rate_summary.h"
 #include "tools/report/report_html.h"
 
 namespace nd {
@@ -106,12 +109,7 @@ void Summarise(const TallyFile& tally, const std::vector<std::string>& categorie
   }
 }
 
-// Per-unit top images of one layer, from one scan of the cache.
-struct LayerScan {
-  int units = 0, h = 0, w = 0;
-  std::vector<std::vector<TopImage>> top;  // [unit] best first
-  int64_t scanned = 0, missing = 0;
-};
+}  // namespace
 
 StatusOr<LayerScan> ScanLayer(const ActivationCache& cache, const std::string& prefix,
                               const std::string& layer_name,
@@ -221,6 +219,8 @@ StatusOr<LayerScan> ScanLayer(const ActivationCache& cache, const std::string& p
   return out;
 }
 
+namespace {
+
 // Renders and writes the strips of one section; fills the cards' strip and tile fields.
 struct StripCounters {
   std::atomic<int64_t> strips{0}, unreadable{0};
@@ -308,6 +308,8 @@ Status WriteStrips(const BrodenDataset& dataset, const LayerScan& scan,
   return Status::Ok();
 }
 
+}  // namespace
+
 StatusOr<std::vector<std::string>> ImageDigests(const BrodenDataset& dataset, int workers) {
   const auto& images = dataset.images();
   std::vector<std::string> digests(images.size());
@@ -328,8 +330,6 @@ StatusOr<std::vector<std::string>> ImageDigests(const BrodenDataset& dataset, in
       "report"));
   return digests;
 }
-
-}  // namespace
 
 // ---- UnitTopImages ----
 
@@ -605,6 +605,27 @@ StatusOr<ReportStats> BuildReport(const PipelineConfig& config, const ReportOpti
           " s");
       stats.units += scan.units;
       page.sections.push_back(std::move(s));
+    }
+  }
+  // The human evaluation (`nd-pipeline rate`), on the sections of the quantile that was rated.
+  {
+    auto records = ReadAnswersFile(RateAnswersPath(config));
+    if (!records.ok()) {
+      LogWarning(records.status().message() + " (the report goes on without human evaluation)");
+    } else if (!records->empty()) {
+      std::map<std::string, int64_t> study;
+      for (const SectionInput& in : inputs) {
+        if (in.quantile != quantiles.front()) continue;
+        const std::string& layer = layers[in.layer].layer;
+        study[layer] = StudySize(in.tally, config.rate, config.score.iou_threshold);
+      }
+      for (LayerHumanEval& h : SummarizeAnswers(*records, config.rate.min_catch_accuracy, study)) {
+        for (ReportSection& s : page.sections) {
+          if (s.layer != h.layer || s.quantile != quantiles.front()) continue;
+          s.has_human = true;
+          s.human = h;
+        }
+      }
     }
   }
   stats.sections = static_cast<int>(page.sections.size());

@@ -113,6 +113,30 @@ class UnitTopImages {
   size_t worst_ = 0;  // index of the worst kept item, valid when items_ is full
 };
 
+class ActivationCache;
+class BrodenDataset;
+
+// Per-unit top images of one layer, from one scan of the cache.
+struct LayerScan {
+  int units = 0, h = 0, w = 0;
+  std::vector<std::vector<TopImage>> top;  // [unit] (0-based) best first
+  int64_t scanned = 0, missing = 0;        // records read; rows without a usable record
+};
+
+// The SHA-256 of every image file of the dataset (the cache's image key), in index.csv row order;
+// "" for a file that cannot be read (a warning is logged for the first few).
+[[nodiscard]] StatusOr<std::vector<std::string>> ImageDigests(const BrodenDataset& dataset,
+                                                              int workers);
+
+// Scans the cached activations of one layer (`prefix` = LayerKeyPrefix of it) for the images
+// `digests` names and keeps each unit's top `k` (UnitTopImages). Errors: DataLoss when a record's
+// shape disagrees with another's or its unit count with `expected_units`; NotFound when no image
+// has a record. Uses `workers` threads.
+[[nodiscard]] StatusOr<LayerScan> ScanLayer(const ActivationCache& cache, const std::string& prefix,
+                                            const std::string& layer_name,
+                                            const std::vector<std::string>& digests,
+                                            int expected_units, int k, int workers);
+
 // The max of n floats ignoring NaN (-inf when all are NaN or n == 0).
 float MaxIgnoringNan(const float* v, size_t n);
 

@@ -282,6 +282,7 @@ svg.chart a{fill:var(--accent)}
 img.strip{display:block;margin-top:8px;max-width:100%;height:auto;border-radius:4px;background:#f1f5f9}
 .nostrip{color:var(--muted);font-size:13px}
 footer{color:var(--muted);font-size:12px;padding:24px 0 40px}
+.human .excluded{color:#b91c1c;font-weight:600}
 )CSS";
 
 constexpr char kScript[] = R"JS(
@@ -424,6 +425,51 @@ void WriteCard(const ReportPage& page, const ReportSection& s, const UnitCard& c
   o << "</article>\n";
 }
 
+std::string OrNa(double v, int digits) { return std::isnan(v) ? "n/a" : Fixed(v, digits); }
+
+void WriteHuman(const ReportSection& s, std::ostringstream& o) {
+  const LayerHumanEval& h = s.human;
+  int excluded = 0;
+  for (const RaterSummary& r : h.raters) excluded += r.excluded;
+  o << "<div class=\"panel human\" data-units=\"" << h.label.units << "\" data-descriptive=\""
+    << h.label.positive << "\" data-kappa=\"" << Real(h.label.agreement.fleiss_kappa)
+    << "\" data-alpha=\"" << Real(h.label.agreement.krippendorff_alpha) << "\" data-consistency=\""
+    << Real(h.human.share) << "\"><h2>Human evaluation</h2>";
+  o << "<p class=\"note\">From <code>nd-pipeline rate</code>: " << h.answers << " answers by "
+    << h.raters.size() << " rater(s)";
+  if (h.study_units >= 0) o << " on a study of " << h.study_units << " units";
+  o << ". A unit counts as descriptive when strictly more raters said yes than no; intervals "
+       "are 95% Wilson intervals; agreement is over units with two or more answers.</p>";
+  o << "<table class=\"nums\"><tr><th>protocol</th><th>units rated</th><th>judged "
+       "descriptive</th><th>share (95% CI)</th><th>units with 2+ raters</th><th>raters per "
+       "unit</th><th>Fleiss &kappa;</th><th>Krippendorff &alpha;</th></tr>";
+  auto row = [&](const char* name, const ShareSummary& x) {
+    const Agreement& a = x.agreement;
+    o << "<tr><td>" << name << "</td><td>" << x.units << "</td><td>" << x.positive << "</td><td>"
+      << OrNa(x.share, 2)
+      << (x.units ? " (" + Fixed(x.interval.low, 2) + "&ndash;" + Fixed(x.interval.high, 2) + ")"
+                  : std::string())
+      << "</td><td>" << a.subjects << "</td><td>";
+    if (a.subjects)
+      o << a.min_raters << "&ndash;" << a.max_raters << " (mean " << Fixed(a.mean_raters, 1) << ")";
+    o << "</td><td>" << OrNa(a.fleiss_kappa, 3) << "</td><td>" << OrNa(a.krippendorff_alpha, 3)
+      << "</td></tr>";
+  };
+  row("Network Dissection label (label check)", h.label);
+  row("human label (human consistency)", h.human);
+  o << "</table><p class=\"note\">" << h.names << " names written for " << h.units_named
+    << " units. Catch trials (another category's label; expected answer no), cut-off "
+    << Fixed(h.min_catch_accuracy, 2) << ": ";
+  for (size_t i = 0; i < h.raters.size(); ++i) {
+    const RaterSummary& r = h.raters[i];
+    o << (i ? " &middot; " : "") << "<b>" << HtmlEscape(r.rater) << "</b> " << r.catch_correct
+      << "/" << r.catch_trials;
+    if (r.excluded) o << " <span class=\"excluded\">excluded</span>";
+  }
+  if (h.raters.empty()) o << "none";
+  o << (excluded ? "" : " (nobody excluded)") << ".</p></div>\n";
+}
+
 void WriteSection(const ReportPage& page, const ReportSection& s, std::ostringstream& o) {
   o << "<section class=\"layer\" id=\"" << HtmlEscape(s.id) << "\" data-units=\"" << s.units
     << "\" data-detectors=\"" << s.detectors << "\" data-unique-paper=\"" << s.unique_paper
@@ -441,7 +487,9 @@ void WriteSection(const ReportPage& page, const ReportSection& s, std::ostringst
   stat(s.unique_top_label, "unique detectors, top-label rule");
   if (s.significant_detectors >= 0)
     stat(s.significant_detectors, "significant detectors (q &lt; 0.05)");
-  o << "</div>\n<div class=\"charts\">";
+  o << "</div>\n";
+  if (s.has_human) WriteHuman(s, o);
+  o << "<div class=\"charts\">";
   o << "<figure><figcaption>Unique detectors per category<span>paper rule</span></figcaption>"
     << UniquePerCategorySvg(page, s) << "</figure>";
   o << "<figure class=\"wide\"><figcaption>Detectors per label<span>grouped by category; a "

@@ -32,6 +32,7 @@
 
 #include "common/base/text_format.h"
 #include "common/results/analysis_files.h"
+#include "tools/rate/rate_summary.h"
 
 namespace nd {
 
@@ -72,6 +73,11 @@ struct ReportSection {
   // Per page category: (label, detectors whose label it is), descending count, then name.
   std::vector<std::vector<std::pair<std::string, int>>> label_detectors;
   std::vector<UnitCard> cards;  // tally.csv order
+  // The human evaluation of this layer (`nd-pipeline rate`), when the answers file has answers for
+  // it; shown as a "Human evaluation" panel (<div class="human" data-units data-descriptive
+  // data-kappa data-alpha data-consistency>).
+  bool has_human = false;
+  LayerHumanEval human;
 };
 
 struct ReportPage {
