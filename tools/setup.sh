@@ -7,11 +7,12 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${ND_BUILD_DIR:-$repo/build}"
 
-# slurm-wlm and munge: the one-node cluster of tools/slurm (ctest slurm_local_cluster).
+# slurm-wlm, munge and iproute2 (ss): the one-node cluster of tools/slurm (ctest
+# slurm_local_cluster).
 packages=(g++ cmake ninja-build pkg-config libtorch-dev libzmq3-dev cppzmq-dev liblmdb-dev
           libopencv-dev zlib1g-dev libboost-dev libtomlplusplus-dev libgtest-dev libdeflate-dev
           python3-torch python3-torchvision chromium chromium-driver python3-selenium clang-format
-          slurm-wlm munge "$@")
+          slurm-wlm munge iproute2 "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -148,15 +148,16 @@ int Up(const CommonArgs& args) {
   std::printf("\n");
   for (const std::string& r : report->results) std::printf("results: %s\n", r.c_str());
   if (!args.no_report) {
-    // The HTML report is rendered from the cache and the result files (no forward pass). The
-    // results are already complete: a report failure is a warning, not a failed run.
-    std::string exe = BinDir() + "/nd-report";
-    std::string run_config = nd::RunDirectory(*config) + "/config.toml";
-    std::string command = "'" + exe + "' --config '" + run_config + "'";
-    if (::access(exe.c_str(), X_OK) == 0 && std::system(command.c_str()) == 0) {
-      std::printf("report: %s/report/index.html\n", config->output.dir.c_str());
+    // The HTML report is rendered from the cache and the result files (no forward pass), in this
+    // process (no shell: any path is safe). The results are already complete: a report failure
+    // is a warning, not a failed run.
+    nd::SetLogComponent("report");
+    auto built = nd::BuildReport(*config, nd::ReportOptions{});
+    if (built.ok()) {
+      std::printf("report: %s\n", built->index_path.c_str());
     } else {
-      std::fprintf(stderr, "nd-pipeline: warning: the HTML report was not written (see above)\n");
+      std::fprintf(stderr, "nd-pipeline: warning: the HTML report was not written: %s\n",
+                   built.status().message().c_str());
     }
   }
   return 0;
