@@ -28,6 +28,7 @@
 #include "common/base/config.h"
 #include "common/runtime/http_server.h"
 #include "tests/testing/e2e_support.h"
+#include "tests/testing/monitor_testing.h"
 #include "tools/rate/answers_file.h"
 #include "tools/rate/rate_stats.h"
 #include "tools/rate/rate_study.h"
@@ -50,18 +51,8 @@ struct HttpReply {
 // Sends `raw` to 127.0.0.1:port and reads the reply until the server closes (5 s at most).
 HttpReply Exchange(int port, const std::string& raw) {
   HttpReply r;
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return r;
-  }
+  const int fd = nd::testing::ConnectLoopback(port);
+  if (fd < 0) return r;
   size_t sent = 0;
   while (sent < raw.size()) {
     const ssize_t n = ::send(fd, raw.data() + sent, raw.size() - sent, MSG_NOSIGNAL);

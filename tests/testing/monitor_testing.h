@@ -27,11 +27,11 @@ struct HttpResult {
 
 // Sends "<method> <target> HTTP/1.1" to 127.0.0.1:port and reads until the server closes; every
 // socket call gives up after `timeout_s`.
-inline HttpResult HttpRequest(int port, const std::string& method, const std::string& target,
-                              int timeout_s = 5) {
-  HttpResult r;
+// A TCP connection to 127.0.0.1:port whose sends and receives time out after `timeout_s`; -1 when
+// nothing accepts it.
+inline int ConnectLoopback(int port, int timeout_s = 5) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return r;
+  if (fd < 0) return -1;
   timeval tv{timeout_s, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -41,8 +41,16 @@ inline HttpResult HttpRequest(int port, const std::string& method, const std::st
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     ::close(fd);
-    return r;
+    return -1;
   }
+  return fd;
+}
+
+inline HttpResult HttpRequest(int port, const std::string& method, const std::string& target,
+                              int timeout_s = 5) {
+  HttpResult r;
+  const int fd = ConnectLoopback(port, timeout_s);
+  if (fd < 0) return r;
   std::string request = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
   if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
       static_cast<ssize_t>(request.size())) {
