@@ -125,9 +125,11 @@ TEST_F(PipelineE2eTest, PlantedColourDetectorsAreRecovered) {
     double iou = std::stod(row.at("color-iou"));
     EXPECT_GT(iou, planted[k].min_iou) << planted[k].label;
     // No other unit matches this colour as well as the unit built for it.
-    for (const auto& [unit, other] : tally)
-      if (unit != planted[k].unit && other.at("color-label") == planted[k].label)
+    for (const auto& [unit, other] : tally) {
+      if (unit != planted[k].unit && other.at("color-label") == planted[k].label) {
         EXPECT_LT(std::stod(other.at("color-iou")), iou) << planted[k].label << " unit " << unit;
+      }
+    }
   }
 }
 

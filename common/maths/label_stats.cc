@@ -250,16 +250,29 @@ double LinearQuantile(const std::vector<double>& sorted, double q) {
   return sorted[lo] + (sorted[hi] - sorted[lo]) * frac;
 }
 
+// What the bootstrap and the permutations share: the inputs and their sizes.
+struct StatsInputs {
+  StatsInputs(const LayerTables& t, const LayerResults& r, const StatsOptions& o)
+      : tables(t),
+        results(r),
+        options(o),
+        units(t.units()),
+        num_labels(t.num_labels()),
+        num_cats(t.num_categories()),
+        threads(WorkerCount(o.workers)),
+        primary(r.primary_category) {}
+  const LayerTables& tables;
+  const LayerResults& results;
+  const StatsOptions& options;
+  const int units, num_labels, num_cats, threads;
+  const std::vector<int>& primary;
+};
+
 // The bootstrap over images (SPEC.md): per unit, the IoU interval of its label and how often the
 // resample's top label is the unit's label (stability).
-Status Bootstrap(const LayerTables& tables, const LayerResults& results,
-                 const StatsOptions& options, const std::vector<uint32_t>& used, int fallback,
+Status Bootstrap(const StatsInputs& in, const std::vector<uint32_t>& used, int fallback,
                  LabelStatsReport* report) {
-  const int units = tables.units();
-  const int num_labels = tables.num_labels();
-  const int num_cats = tables.num_categories();
-  const int threads = WorkerCount(options.workers);
-  const auto& primary = results.primary_category;
+  const auto& [tables, results, options, units, num_labels, num_cats, threads, primary] = in;
   auto t0 = Clock::now();
   const int B = options.bootstrap;
   if (B > 0 && !used.empty()) {
@@ -342,14 +355,9 @@ Status Bootstrap(const LayerTables& tables, const LayerResults& results,
 
 // The permutation null (SPEC.md): p- and q-values per unit, and with max_null those of the best
 // label of each permutation.
-Status Permute(const LayerTables& tables, const LayerResults& results, const StatsOptions& options,
-               const std::vector<int64_t>& obs_i, const std::vector<int64_t>& obs_d,
-               LabelStatsReport* report) {
-  const int units = tables.units();
-  const int num_labels = tables.num_labels();
-  const int num_cats = tables.num_categories();
-  const int threads = WorkerCount(options.workers);
-  const auto& primary = results.primary_category;
+Status Permute(const StatsInputs& in, const std::vector<int64_t>& obs_i,
+               const std::vector<int64_t>& obs_d, LabelStatsReport* report) {
+  const auto& [tables, results, options, units, num_labels, num_cats, threads, primary] = in;
   auto t0 = Clock::now();
   const int P = options.permutations;
   if (P > 0) {
@@ -435,12 +443,10 @@ StatusOr<LabelStatsReport> ComputeLabelStats(const LayerTables& tables, const La
   if (results.units != tables.units() || results.num_labels != tables.num_labels() ||
       results.num_categories != tables.num_categories())
     return InvalidArgument("stats: results and tables disagree on units, labels or categories");
-  const int units = tables.units();
-  const int num_labels = tables.num_labels();
-  const int num_cats = tables.num_categories();
-  const int threads = WorkerCount(options.workers);
+  const StatsInputs in(tables, results, options);
+  const int units = in.units, num_labels = in.num_labels, num_cats = in.num_cats;
   const std::vector<uint32_t> used = UsedImages(tables);
-  const auto& primary = results.primary_category;
+  const auto& primary = in.primary;
 
   LabelStatsReport report;
   report.bootstrap = options.bootstrap;
@@ -468,8 +474,8 @@ StatusOr<LabelStatsReport> ComputeLabelStats(const LayerTables& tables, const La
         break;
       }
 
-  ND_RETURN_IF_ERROR(Bootstrap(tables, results, options, used, fallback, &report));
-  ND_RETURN_IF_ERROR(Permute(tables, results, options, obs_i, obs_d, &report));
+  ND_RETURN_IF_ERROR(Bootstrap(in, used, fallback, &report));
+  ND_RETURN_IF_ERROR(Permute(in, obs_i, obs_d, &report));
 
   return report;
 }

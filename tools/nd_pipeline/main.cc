@@ -120,6 +120,20 @@ std::string BinDir() {
   return ec ? std::string(".") : exe.parent_path().string();
 }
 
+// Renders the HTML report from the cache and the result files (no forward pass), in this process
+// (no shell: any path is safe), and prints where it is, followed by `what`. The results are
+// complete already: a report failure is a warning, not a failed command.
+void WriteReport(const nd::PipelineConfig& config, const std::string& what) {
+  nd::SetLogComponent("report");
+  auto built = nd::BuildReport(config, nd::ReportOptions{});
+  if (built.ok()) {
+    std::printf("report: %s%s\n", built->index_path.c_str(), what.c_str());
+  } else {
+    std::fprintf(stderr, "nd-pipeline: warning: the HTML report was not written: %s\n",
+                 built.status().message().c_str());
+  }
+}
+
 int Up(const CommonArgs& args) {
   auto config = nd::LoadConfig(args.config, args.overrides);
   if (!config.ok()) return Fail(config.status());
@@ -148,17 +162,7 @@ int Up(const CommonArgs& args) {
   std::printf("\n");
   for (const std::string& r : report->results) std::printf("results: %s\n", r.c_str());
   if (!args.no_report) {
-    // The HTML report is rendered from the cache and the result files (no forward pass), in this
-    // process (no shell: any path is safe). The results are already complete: a report failure
-    // is a warning, not a failed run.
-    nd::SetLogComponent("report");
-    auto built = nd::BuildReport(*config, nd::ReportOptions{});
-    if (built.ok()) {
-      std::printf("report: %s\n", built->index_path.c_str());
-    } else {
-      std::fprintf(stderr, "nd-pipeline: warning: the HTML report was not written: %s\n",
-                   built.status().message().c_str());
-    }
+    WriteReport(*config, "");
   }
   return 0;
 }
@@ -189,14 +193,7 @@ int RateSummary(const CommonArgs& args) {
   if (!written.ok()) return Fail(written);
   std::printf("written: %s, %s\n", (dir / "summary.csv").c_str(), (dir / "raters.csv").c_str());
   if (!args.no_report) {
-    nd::SetLogComponent("report");
-    auto report = nd::BuildReport(*config, nd::ReportOptions{});
-    if (report.ok()) {
-      std::printf("report: %s (section \"Human evaluation\")\n", report->index_path.c_str());
-    } else {
-      std::fprintf(stderr, "nd-pipeline: warning: the HTML report was not written: %s\n",
-                   report.status().message().c_str());
-    }
+    WriteReport(*config, " (section \"Human evaluation\")");
   }
   return 0;
 }
