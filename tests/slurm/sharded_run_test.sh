@@ -29,6 +29,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 dir="$(mktemp -d /tmp/nd-shard-test.XXXXXX)"
+chmod 755 "$dir"  # munged needs every folder above its socket executable by all
 ok=0
 finish() {
   "$cluster" stop "$dir/cluster" >/dev/null 2>&1 || true
@@ -58,7 +59,9 @@ mkdir -p "$dir/cluster"
 ND_SLURM_OWNER_PID=$$ "$cluster" start "$dir/cluster" >/dev/null
 eval "$("$cluster" env "$dir/cluster")"
 
-images=360
+# Large enough that a shard's forward pass lasts a few seconds (batches of 2), so that the
+# SIGTERM of part 2 lands mid-run.
+images=1500
 t0=$SECONDS
 "$bin/nd-make-broden" --out "$dir/broden" --images $images --seed 5 --size 160 >/dev/null
 echo "dataset: $images images in $((SECONDS - t0)) s"
@@ -70,7 +73,7 @@ path = "$repo/tools/demo_model/demo_resnet.pt"
 layers = ["layer3", "layer4"]
 input_size = 128
 device = "cpu"
-batch_size = 4
+batch_size = 2
 [cache]
 dir = "$dir/local/cache"
 [output]
@@ -124,8 +127,8 @@ for i in 0 1 2; do
   forwarded=$((forwarded + n))
 done
 [ "$forwarded" = $images ] || fail "the shards forwarded $forwarded images, expected $images"
-grep -q '"forward_images": 360' "$dir/sharded/results/layer4/summary.json" ||
-  fail "summary.json's forward_images is not 360"
+grep -q "\"forward_images\": $images," "$dir/sharded/results/layer4/summary.json" ||
+  fail "summary.json's forward_images is not $images"
 echo "1. 3 shards = 1 machine, byte for byte (single machine ${local_s} s, 3 shards ${sharded_s} s)"
 "$bin/nd-pipeline" status -c "$dir/pipeline.toml" $(sets sharded) >"$dir/status.txt"
 for phase in forward thresholds score merge; do
@@ -174,7 +177,7 @@ read -r _ fwd < <(grep '^forward_images ' "$record")
 read -r _ cached < <(grep '^images_from_cache ' "$record")
 [ "$restart" = 1 ] || fail "shard 0's forward record is from restart $restart, expected 1"
 [ "$slice" = $((images / 3)) ] || fail "shard 0 handled $slice images, expected $((images / 3))"
-((cached >= 4)) || fail "the rerun found $cached images committed, expected at least one batch"
+((cached >= 2)) || fail "the rerun found $cached images committed, expected at least one batch"
 ((fwd + cached == slice)) || fail "rerun forwarded $fwd + found $cached != slice $slice"
 grep -q "SIGTERM, stopping; exit 99" "$dir/requeue/slurm/logs/forward-0.log" ||
   fail "shard 0's log does not show the SIGTERM"

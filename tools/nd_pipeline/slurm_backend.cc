@@ -114,7 +114,7 @@ StatusOr<std::string> Sbatch(const PipelineConfig& c, const std::string& dir,
   cmd += " --job-name=" + Quote("nd-" + phase);
   cmd += " --output=" + Quote(dir + "/logs/" + phase + (array ? "-%a.log" : ".log"));
   if (array) cmd += " --array=0-" + std::to_string(c.slurm.shards - 1);
-  if (!after.empty()) cmd += " --dependency=afterok:" + after;
+  if (!after.empty()) cmd += " --dependency=" + after;
   if (!c.slurm.partition.empty()) cmd += " --partition=" + Quote(c.slurm.partition);
   if (!c.slurm.time_limit.empty()) cmd += " --time=" + Quote(c.slurm.time_limit);
   if (c.slurm.gpus_per_task > 0 && (phase == "forward" || phase == "score"))
@@ -292,9 +292,14 @@ Status SubmitSlurmRun(const PipelineConfig& config, const SlurmSubmitOptions& op
   for (const char* phase : kPhases) {
     const std::string p = phase;
     if (options.rescore && p == "forward") continue;
-    ND_ASSIGN_OR_RETURN(std::string id, Sbatch(c, dir, p, p == "forward" || p == "score", after));
+    const bool array = p == "forward" || p == "score";
+    ND_ASSIGN_OR_RETURN(std::string id, Sbatch(c, dir, p, array, after));
     jobs.phases.emplace_back(p, id);
-    after = id;
+    // After an array: afterany, and the next job checks that every task left its file. Slurm
+    // 22.05 judges afterok on an array by the largest exit code any task run ever had, so a task
+    // requeued by RequeueExit (whose first run "failed" with 99) would cancel every later phase
+    // even after its rerun completed. After a single job: afterok.
+    after = (array ? "afterany:" : "afterok:") + id;
     std::printf("nd-pipeline: submitted %s: job %s\n", phase, id.c_str());
   }
   ND_RETURN_IF_ERROR(WriteText(SlurmJobsPath(c), FormatSlurmJobs(jobs)));
@@ -319,8 +324,13 @@ Status MergeShardThresholds(const PipelineConfig& c) {
   for (const std::string& layer : c.model.layers) {
     std::vector<UnitTails> parts;
     for (int i = 0; i < c.shard.count; ++i) {
-      ND_ASSIGN_OR_RETURN(UnitTails t, ReadTailsFile(TailsFilePath(dir, i, layer)));
-      parts.push_back(std::move(t));
+      auto t = ReadTailsFile(TailsFilePath(dir, i, layer));
+      if (t.status().code() == StatusCode::kNotFound)
+        return FailedPrecondition(TailsFilePath(dir, i, layer) + ": missing: shard " +
+                                  std::to_string(i) + "'s forward task did not complete (see " +
+                                  dir + "/logs/forward-" + std::to_string(i) + ".log)");
+      if (!t.ok()) return t.status();
+      parts.push_back(std::move(*t));
     }
     ND_ASSIGN_OR_RETURN(UnitTails merged, MergeTails(parts));
     for (double q : c.threshold.quantiles) {
@@ -344,16 +354,26 @@ Status MergeShardResults(const PipelineConfig& c, bool with_forward) {
   int64_t forwarded = 0;
   if (with_forward) {
     for (int i = 0; i < c.shard.count; ++i) {
-      ND_ASSIGN_OR_RETURN(ForwardRecord r, ReadForwardRecord(ForwardRecordPath(dir, i)));
-      forwarded += r.forward_images;
+      auto r = ReadForwardRecord(ForwardRecordPath(dir, i));
+      if (r.status().code() == StatusCode::kNotFound)
+        return FailedPrecondition(ForwardRecordPath(dir, i) + ": missing: shard " +
+                                  std::to_string(i) + "'s forward task did not complete");
+      if (!r.ok()) return r.status();
+      forwarded += r->forward_images;
     }
   }
   for (const std::string& layer : c.model.layers) {
     for (double q : c.threshold.quantiles) {
       std::vector<ShardCounts> parts;
       for (int i = 0; i < c.shard.count; ++i) {
-        ND_ASSIGN_OR_RETURN(ShardCounts part,
-                            ReadCountsFile(CountsFilePath(dir, i, layer, q, several)));
+        auto read = ReadCountsFile(CountsFilePath(dir, i, layer, q, several));
+        if (read.status().code() == StatusCode::kNotFound)
+          return FailedPrecondition(CountsFilePath(dir, i, layer, q, several) +
+                                    ": missing: shard " + std::to_string(i) +
+                                    "'s score task did not complete (see " + dir + "/logs/score-" +
+                                    std::to_string(i) + ".log)");
+        if (!read.ok()) return read.status();
+        ShardCounts part = std::move(*read);
         if (part.shard != i || part.shards != c.shard.count)
           return DataLoss(CountsFilePath(dir, i, layer, q, several) + ": shard " +
                           std::to_string(part.shard) + " of " + std::to_string(part.shards) +

@@ -1,8 +1,12 @@
 // A sharded run on a Slurm cluster: `nd-pipeline up --slurm` (or run.backend = "slurm").
 //
 // Network Dissection is a map-reduce with exact reductions, so the run is four phases, each a
-// Slurm job array (or one job), chained by `afterok` dependencies (with --kill-on-invalid-dep=yes,
-// so a failed phase cancels the rest instead of leaving them pending):
+// Slurm job array (or one job), chained by dependencies: `afterany` after an array, whose
+// successor then checks that every task left its file (and fails, naming the shard and its log,
+// when one did not), `afterok` after a single job; with --kill-on-invalid-dep=yes a failed phase
+// cancels the rest instead of leaving them pending. (Not afterok after an array: Slurm 22.05
+// judges it by the largest exit code of any run of any task, so one task requeued by RequeueExit
+// would cancel the later phases even after its rerun completed.)
 //
 //   forward     array 0..N-1  `nd-pipeline up` on slice i of the index.csv rows (config.h
 //                             ShardRows) into cache shard i, <cache.dir>/shard-<i>-of-<N> (one LMDB
