@@ -64,6 +64,10 @@ Status Run(StageProcess& p) {
   uint64_t non_finite_images = 0;
   StageCounters& counters = p.counters();
   counters.items_total = dataset.images().size();
+  if (c.shard.count > 0) {  // a sharded run's task sees its slice only
+    const RowRange slice = ShardRows(dataset.images().size(), c.shard.index, c.shard.count);
+    counters.items_total = slice.end - slice.begin;
+  }
   for (;;) {
     ND_ASSIGN_OR_RETURN(const WireMessage msg, p.ReceiveFrom(in, "extract"));
     if (msg.type == MessageType::kEndOfStream) {
