@@ -80,7 +80,10 @@ std::string ShardSets(const PipelineConfig& c, const std::string& dir, const std
   return " --set shard.count=" + n + " --set shard.index=$i --set shard.phase=" + phase +
          " --set shard.dir=" + Quote(dir) + " --set cache.dir=" + Quote(c.cache.dir) +
          "/shard-$i-of-" + n + " --set output.dir=" + shard + "/output --set run.dir=" + shard +
-         "/run";
+         "/run" +
+         // Several tasks may share a node: no fixed ports (the stages of one task are on one
+         // node, so ipc is enough; each task's status.json is in its own run.dir).
+         " --set run.transport=ipc --set run.http_port=0";
 }
 
 // A job script: runs `command` in the background, and on SIGTERM stops it (nd-pipeline stops
