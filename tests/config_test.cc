@@ -255,5 +255,58 @@ TEST_F(ConfigTest, RateKeys) {
       << unknown.status().message();
 }
 
+// Issue 15: run.backend, [slurm] (a sharded run) and [shard] (set on the job scripts' command
+// lines) take their documented defaults and ranges, reject bad values naming the key, and
+// round-trip through ConfigToToml.
+TEST_F(ConfigTest, SlurmAndShardKeys) {
+  auto d = LoadConfig(Write(kMinimal));
+  ND_ASSERT_OK(d);
+  EXPECT_EQ(d->run.backend, "local");
+  EXPECT_EQ(d->slurm.shards, 4);
+  EXPECT_EQ(d->slurm.requeue_exit, 99);
+  EXPECT_EQ(d->shard.count, 0);
+  EXPECT_EQ(SlurmDirectory(*d), (dir_ / "out" / ".slurm").string());
+  auto c = LoadConfig(
+      Write(std::string(kMinimal) + "[run]\nbackend = \"slurm\"\n"
+                                    "[slurm]\npartition = \"gpu\"\nshards = 16\ngpus_per_task = 1\n"
+                                    "time_limit = \"2:00:00\"\nsbatch_flags = [\"--qos=low\"]\n"
+                                    "dir = \"work\"\n"),
+      {"shard.count=16", "shard.index=15", "shard.phase=score", "shard.dir=/x"});
+  ND_ASSERT_OK(c);
+  EXPECT_EQ(c->run.backend, "slurm");
+  EXPECT_EQ(c->slurm.partition, "gpu");
+  EXPECT_EQ(c->slurm.shards, 16);
+  EXPECT_EQ(c->slurm.gpus_per_task, 1);
+  EXPECT_EQ(c->slurm.time_limit, "2:00:00");
+  EXPECT_EQ(c->slurm.sbatch_flags, std::vector<std::string>{"--qos=low"});
+  EXPECT_EQ(SlurmDirectory(*c), (dir_ / "work").string());
+  EXPECT_EQ(c->shard.index, 15);
+  EXPECT_EQ(c->shard.phase, "score");
+  auto back = LoadConfig(Write(ConfigToToml(*c)));
+  ND_ASSERT_OK(back);
+  EXPECT_EQ(ConfigToToml(*back), ConfigToToml(*c));
+  struct Bad {
+    const char* set;
+    const char* message;
+  };
+  for (const Bad& bad : {
+           Bad{"run.backend=kubernetes",
+               "--set: [run].backend: \"kubernetes\" is not one of \"local\", \"slurm\""},
+           Bad{"slurm.shards=0", "--set: [slurm].shards: must be in [1, 10000], got 0"},
+           Bad{"shard.phase=merge",
+               "--set: [shard].phase: \"merge\" is not one of \"forward\", \"score\""},
+       }) {
+    auto b = LoadConfig(Write(kMinimal), {bad.set});
+    ASSERT_FALSE(b.ok()) << bad.set;
+    EXPECT_EQ(b.status().message(), bad.message);
+  }
+  auto index = LoadConfig(Write(kMinimal), {"shard.count=3", "shard.index=3", "shard.dir=/x"});
+  ASSERT_FALSE(index.ok());
+  EXPECT_EQ(index.status().message(), "pipeline.toml: [shard].index: 3 is not below shard.count 3");
+  auto nodir = LoadConfig(Write(kMinimal), {"shard.count=3"});
+  ASSERT_FALSE(nodir.ok());
+  EXPECT_EQ(nodir.status().message(), "pipeline.toml: [shard].dir: required");
+}
+
 }  // namespace
 }  // namespace nd

@@ -424,6 +424,89 @@ std::vector<Key> RunKeys() {
          return Status::Ok();
        },
        [](const PipelineConfig& c) { return Quote(c.run.model_digest); }},
+      {"run", "backend",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         ND_RETURN_IF_ERROR(ReadString(n, &c->run.backend));
+         return OneOf(c->run.backend, {"local", "slurm"});
+       },
+       [](const PipelineConfig& c) { return Quote(c.run.backend); }},
+  };
+}
+
+// [slurm] and [shard]: a sharded run on a Slurm cluster.
+std::vector<Key> ClusterKeys() {
+  return {
+      {"slurm", "partition",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         return ReadString(n, &c->slurm.partition);
+       },
+       [](const PipelineConfig& c) { return Quote(c.slurm.partition); }},
+      {"slurm", "shards",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         int64_t v;
+         ND_RETURN_IF_ERROR(ReadInt(n, 1, 10000, &v));
+         c->slurm.shards = static_cast<int>(v);
+         return Status::Ok();
+       },
+       [](const PipelineConfig& c) { return std::to_string(c.slurm.shards); }},
+      {"slurm", "gpus_per_task",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         int64_t v;
+         ND_RETURN_IF_ERROR(ReadInt(n, 0, 64, &v));
+         c->slurm.gpus_per_task = static_cast<int>(v);
+         return Status::Ok();
+       },
+       [](const PipelineConfig& c) { return std::to_string(c.slurm.gpus_per_task); }},
+      {"slurm", "time_limit",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         return ReadString(n, &c->slurm.time_limit);
+       },
+       [](const PipelineConfig& c) { return Quote(c.slurm.time_limit); }},
+      {"slurm", "sbatch_flags",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         return ReadStringList(n, false, &c->slurm.sbatch_flags);
+       },
+       [](const PipelineConfig& c) { return QuoteList(c.slurm.sbatch_flags); }},
+      {"slurm", "dir",
+       [](const toml::node& n, const Origin& o, PipelineConfig* c) {
+         return ReadPath(n, o, &c->slurm.dir, /*allow_empty=*/true);
+       },
+       [](const PipelineConfig& c) { return Quote(c.slurm.dir); }},
+      {"slurm", "requeue_exit",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         int64_t v;
+         ND_RETURN_IF_ERROR(ReadInt(n, 0, 255, &v));
+         c->slurm.requeue_exit = static_cast<int>(v);
+         return Status::Ok();
+       },
+       [](const PipelineConfig& c) { return std::to_string(c.slurm.requeue_exit); }},
+      {"shard", "index",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         int64_t v;
+         ND_RETURN_IF_ERROR(ReadInt(n, 0, 9999, &v));
+         c->shard.index = static_cast<int>(v);
+         return Status::Ok();
+       },
+       [](const PipelineConfig& c) { return std::to_string(c.shard.index); }},
+      {"shard", "count",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         int64_t v;
+         ND_RETURN_IF_ERROR(ReadInt(n, 0, 10000, &v));
+         c->shard.count = static_cast<int>(v);
+         return Status::Ok();
+       },
+       [](const PipelineConfig& c) { return std::to_string(c.shard.count); }},
+      {"shard", "phase",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         ND_RETURN_IF_ERROR(ReadString(n, &c->shard.phase));
+         return OneOf(c->shard.phase, {"forward", "score"});
+       },
+       [](const PipelineConfig& c) { return Quote(c.shard.phase); }},
+      {"shard", "dir",
+       [](const toml::node& n, const Origin& o, PipelineConfig* c) {
+         return ReadPath(n, o, &c->shard.dir, /*allow_empty=*/true);
+       },
+       [](const PipelineConfig& c) { return Quote(c.shard.dir); }},
   };
 }
 
@@ -535,7 +618,7 @@ std::vector<Key> RateKeys() {
 const std::vector<Key>& Keys() {
   static const std::vector<Key> keys = [] {
     std::vector<Key> all = InputKeys();
-    for (auto part : {MethodKeys(), RunKeys(), RateKeys()})
+    for (auto part : {MethodKeys(), RunKeys(), RateKeys(), ClusterKeys()})
       all.insert(all.end(), part.begin(), part.end());
     return all;
   }();
@@ -631,6 +714,12 @@ Status CheckRequired(const PipelineConfig& c, const std::string& name) {
   if (c.run.curve == "on" && c.run.transport != "tcp")
     return InvalidArgument(Where(o, "run", "curve") +
                            ": \"on\" needs run.transport = \"tcp\" (ipc sockets are local files)");
+  if (c.shard.count > 0) {
+    if (c.shard.index >= c.shard.count)
+      return InvalidArgument(Where(o, "shard", "index") + ": " + std::to_string(c.shard.index) +
+                             " is not below shard.count " + std::to_string(c.shard.count));
+    if (c.shard.dir.empty()) return InvalidArgument(Where(o, "shard", "dir") + ": required");
+  }
   return Status::Ok();
 }
 
@@ -677,6 +766,19 @@ std::string ConfigToToml(const PipelineConfig& config) {
 std::string RateAnswersPath(const PipelineConfig& config) {
   if (!config.rate.answers.empty()) return config.rate.answers;
   return (fs::path(config.output.dir) / "rate" / "answers.jsonl").string();
+}
+
+std::string SlurmDirectory(const PipelineConfig& config) {
+  if (!config.slurm.dir.empty()) return config.slurm.dir;
+  return (fs::path(config.output.dir) / ".slurm").string();
+}
+
+RowRange ShardRows(size_t rows, int index, int count) {
+  auto at = [&](int k) {
+    return static_cast<size_t>(static_cast<unsigned __int128>(rows) * static_cast<unsigned>(k) /
+                               static_cast<unsigned>(count));
+  };
+  return RowRange{at(index), at(index + 1)};
 }
 
 std::string RunDirectory(const PipelineConfig& config) {

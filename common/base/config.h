@@ -8,6 +8,7 @@
 // `nd-pipeline validate`, which prints the effective configuration as TOML.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -97,6 +98,36 @@ struct RunConfig {
   // `rescore` compute it once per run and write it into the run's configuration, so every stage
   // (and every restart) uses the same identity without hashing the file again. "" = hash the file.
   std::string model_digest;
+  // "local": `up` runs the stages here; "slurm": `up` submits the sharded run as Slurm jobs
+  // ([slurm], tools/nd_pipeline/slurm_backend.h). `nd-pipeline up --slurm` is the same.
+  std::string backend = "local";
+};
+
+// [slurm]: a sharded run on a Slurm cluster (run.backend = "slurm"). The images are cut into
+// `shards` contiguous slices of index.csv rows; each phase is one job array (or one job) chained
+// by afterok dependencies (tools/nd_pipeline/slurm_backend.h has the phases and files).
+struct SlurmConfig {
+  std::string partition;                  // sbatch --partition; "" = the cluster's default
+  int shards = 4;                         // image slices = array tasks of the forward/score phases
+  int gpus_per_task = 0;                  // sbatch --gpus-per-task; 0 = none requested
+  std::string time_limit;                 // sbatch --time per job ("2:00:00"); "" = partition's
+  std::vector<std::string> sbatch_flags;  // more sbatch arguments, passed as given
+  std::string dir;  // job scripts, tails, counts, shard runs; "" = <output.dir>/.slurm
+  // Exit code of a shard task stopped by SIGTERM (preemption, `scancel --signal=TERM --batch`):
+  // the cluster's RequeueExit, so Slurm requeues the task; it then redoes only what its cache
+  // shard lacks. 0 = exit 143 like any TERM'ed job (no requeue).
+  int requeue_exit = 99;
+};
+
+// [shard]: set by the sharded run's job scripts on each task's command line, never by users. With
+// count > 0 the stages work on slice `index` of `count` (decode reads only its rows; calibrate
+// writes the slice's exact top tails instead of thresholds; score counts with the merged
+// thresholds and writes integer counts instead of results), all under `dir` (= slurm.dir).
+struct ShardConfig {
+  int index = 0;
+  int count = 0;                  // 0 = not a shard task
+  std::string phase = "forward";  // "forward": decode+extract+tails; "score": counts
+  std::string dir;                // the sharded run's folder (slurm.dir)
 };
 
 // The human evaluation (`nd-pipeline rate`, tools/rate/rate_study.h): a local rating server.
@@ -129,6 +160,8 @@ struct PipelineConfig {
   OutputConfig output;
   RunConfig run;
   RateConfig rate;
+  SlurmConfig slurm;
+  ShardConfig shard;
 };
 
 // Loads `path` (may be empty: defaults + overrides only), then applies `overrides`, each
@@ -144,5 +177,15 @@ std::string RateAnswersPath(const PipelineConfig& config);
 
 // The run directory: run.dir, or <output.dir>/.run when empty.
 std::string RunDirectory(const PipelineConfig& config);
+
+// The sharded run's folder: slurm.dir, or <output.dir>/.slurm when empty.
+std::string SlurmDirectory(const PipelineConfig& config);
+
+// Rows [begin, end) of index.csv's `rows` usable rows that shard `index` of `count` handles:
+// contiguous slices, begin = floor(index * rows / count). REQUIRES: 0 <= index < count.
+struct RowRange {
+  size_t begin = 0, end = 0;
+};
+RowRange ShardRows(size_t rows, int index, int count);
 
 }  // namespace nd

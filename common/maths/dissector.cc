@@ -8,6 +8,7 @@
 #include <cmath>
 #include <exception>
 #include <thread>
+#include <utility>
 
 #include "common/base/parallel.h"
 
@@ -289,6 +290,7 @@ StatusOr<ScoreReport> Dissector::Run(const std::vector<size_t>& rows,
                    [](const SkippedImage& a, const SkippedImage& b) { return a.row < b.row; });
   report.images_skipped = static_cast<int64_t>(report.skipped.size());
   ND_ASSIGN_OR_RETURN(report.results, ComputeLayerResults(total, primary_, options_.iou_threshold));
+  report.tally = std::make_shared<const IouTally>(std::move(total));
   report.wall_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
   return report;

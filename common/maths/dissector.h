@@ -101,6 +101,9 @@ struct ScoreReport {
   double cpu_seconds = 0;  // CPU time of the worker threads, fetch callback included
   double wall_seconds = 0;
   int workers = 0;  // threads used
+  // The merged counts the results were computed from (a sharded run's score task writes them
+  // out; common/results/shard_files.h). Never null after a successful Run().
+  std::shared_ptr<const IouTally> tally;
 };
 
 class Dissector {

@@ -6,30 +6,6 @@
 #include <limits>
 
 namespace nd {
-namespace {
-
-// How many of the top values are needed for the quantile at level (1 - q) of n values.
-int64_t TopNeeded(int64_t n, double q) {
-  if (n <= 0) return 0;
-  double pos = static_cast<double>(n - 1) * (1.0 - q);
-  int64_t lo = static_cast<int64_t>(std::floor(pos));
-  return n - lo;  // ranks from the top 0 .. n-1-lo inclusive
-}
-
-}  // namespace
-
-double LinearQuantileFromTop(const std::vector<float>& top, int64_t n, double level) {
-  double pos = static_cast<double>(n - 1) * level;
-  int64_t lo = static_cast<int64_t>(std::floor(pos));
-  int64_t hi = std::min(lo + 1, n - 1);
-  double g = pos - static_cast<double>(lo);
-  double a = top[static_cast<size_t>(n - 1 - lo)];
-  double b = top[static_cast<size_t>(n - 1 - hi)];
-  double d = b - a;
-  // numpy._lerp: a + d*g, replaced by b - d*(1-g) where g >= 0.5.
-  return g >= 0.5 ? b - d * (1.0 - g) : a + d * g;
-}
-
 NonFiniteCounts CountNonFinite(const ActivationMap& map) {
   NonFiniteCounts counts;
   for (const float x : map.data) {
@@ -64,7 +40,7 @@ Status CalibrateStage::Consume(const ActivationMap& map) {
     h_ = map.h;
     w_ = map.w;
     double qmax = *std::max_element(options_.quantiles.begin(), options_.quantiles.end());
-    keep_ = std::max<int64_t>(1, TopNeeded(options_.max_images * h_ * w_, qmax));
+    keep_ = std::max<int64_t>(1, TopValuesNeeded(options_.max_images * h_ * w_, qmax));
     tail_.assign(units_, {});
     cutoff_.assign(units_, -std::numeric_limits<float>::infinity());
     count_.assign(units_, 0);
@@ -96,6 +72,19 @@ Status CalibrateStage::Consume(const ActivationMap& map) {
     inf_values_ += inf;
     count_[u] += static_cast<int64_t>(plane) - nan - inf;
     if (static_cast<int64_t>(t.size()) >= 2 * keep_ + 1024) Prune(u);
+  }
+  return Status::Ok();
+}
+
+Status CalibrateStage::TakeTails(std::vector<int64_t>* counts,
+                                 std::vector<std::vector<float>>* tops) {
+  if (images_ == 0) return FailedPrecondition("calibrate: no activations to calibrate");
+  counts->assign(count_.begin(), count_.end());
+  tops->assign(units_, {});
+  for (int u = 0; u < units_; ++u) {
+    Prune(u);
+    (*tops)[u] = tail_[u];
+    std::sort((*tops)[u].begin(), (*tops)[u].end(), std::greater<float>());
   }
   return Status::Ok();
 }

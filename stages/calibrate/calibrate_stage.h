@@ -25,6 +25,7 @@
 
 #include "common/base/activation_map.h"
 #include "common/base/status.h"
+#include "common/maths/top_quantile.h"  // LinearQuantileFromTop, used here and by tests
 
 namespace nd {
 
@@ -55,6 +56,18 @@ class CalibrateStage {
   // Values currently held across all units (a measure of the bounded memory).
   int64_t held_values() const;
 
+  // A sharded run's forward task (common/results/shard_files.h): instead of thresholds, each
+  // unit's count of finite values and its top values, sorted descending, at most keep() of them
+  // (all values when fewer): the exact top-K multiset of this slice, K sized by max_images for
+  // the largest quantile. Tails of all slices merge into the whole dataset's top K.
+  // REQUIRES: at least one image. Leaves the stage pruned; Finish() still works after it.
+  Status TakeTails(std::vector<int64_t>* counts, std::vector<std::vector<float>>* tops);
+  int64_t keep() const { return keep_; }
+  const CalibrateOptions& options() const { return options_; }
+  int units() const { return units_; }
+  int h() const { return h_; }
+  int w() const { return w_; }
+
  private:
   void Prune(int unit);
 
@@ -75,9 +88,5 @@ struct NonFiniteCounts {
   bool any() const { return nan + inf > 0; }
 };
 NonFiniteCounts CountNonFinite(const ActivationMap& map);
-
-// The numpy "linear" quantile of `sorted_desc_top` (the top values of a population of n values,
-// sorted descending) at level `level`. REQUIRES: enough top values (n − floor(level·(n−1))).
-double LinearQuantileFromTop(const std::vector<float>& sorted_desc_top, int64_t n, double level);
 
 }  // namespace nd

@@ -4,12 +4,39 @@
 #include "cache/pipeline_keys.h"
 #include "common/base/log.h"
 #include "common/broden/broden_dataset.h"
+#include "common/results/shard_files.h"
 #include "common/runtime/stage_process.h"
 #include "common/runtime/stage_release.h"
 #include "stages/calibrate/calibrate_stage.h"
 
 namespace nd {
 namespace {
+
+// A sharded run's task at the end of its slice (config.h ShardConfig): the forward phase writes
+// each layer's exact top tails (common/results/shard_files.h) for the merge job instead of
+// thresholds; the score phase has nothing to write.
+Status FinishShard(const PipelineConfig& c, const std::vector<LayerId>& layers,
+                   std::vector<CalibrateStage>& stages, uint64_t seen) {
+  if (c.shard.phase == "score") return Status::Ok();
+  for (size_t l = 0; l < layers.size(); ++l) {
+    UnitTails tails;
+    tails.layer = layers[l].layer;
+    tails.images = seen;
+    tails.max_images = static_cast<uint64_t>(stages[l].options().max_images);
+    if (seen > 0) {
+      ND_RETURN_IF_ERROR(stages[l].TakeTails(&tails.counts, &tails.tops));
+      tails.units = stages[l].units();
+      tails.h = stages[l].h();
+      tails.w = stages[l].w();
+      tails.keep = static_cast<uint64_t>(stages[l].keep());
+    }
+    const std::string path = TailsFilePath(c.shard.dir, c.shard.index, layers[l].layer);
+    ND_RETURN_IF_ERROR(WriteTailsFile(path, tails));
+    LogInfo("tails of " + layers[l].layer + " (" + std::to_string(seen) + " images, keep " +
+            std::to_string(tails.keep) + " per unit) -> " + path);
+  }
+  return Status::Ok();
+}
 
 Status Run(StageProcess& p) {
   const PipelineConfig& c = p.config();
@@ -30,18 +57,31 @@ Status Run(StageProcess& p) {
   ND_ASSIGN_OR_RETURN(Channel out,
                       p.OpenChannel(zmq::socket_type::push, p.endpoints().scored, /*bind=*/true,
                                     /*high_water_mark=*/4, p.timeout_ms()));
+  const bool score_phase = c.shard.count > 0 && c.shard.phase == "score";
   uint64_t seen = 0;
   std::vector<std::string> digests;                // of the images the thresholds are computed over
   std::vector<ActivationMap> maps(layers.size());  // one image's maps, every layer
   uint64_t non_finite_images = 0;
   StageCounters& counters = p.counters();
   counters.items_total = dataset.images().size();
+  if (c.shard.count > 0) {  // a sharded run's task sees its slice only
+    const RowRange slice = ShardRows(dataset.images().size(), c.shard.index, c.shard.count);
+    counters.items_total = slice.end - slice.begin;
+  }
   for (;;) {
     ND_ASSIGN_OR_RETURN(const WireMessage msg, p.ReceiveFrom(in, "extract"));
     if (msg.type == MessageType::kEndOfStream) {
       EndOfStream eos;
       ND_RETURN_IF_ERROR(Decode(msg, &eos));
       std::vector<std::pair<std::string, std::string>> records;
+      if (c.shard.count > 0) {
+        ND_RETURN_IF_ERROR(FinishShard(c, layers, stages, seen));
+        eos.stage_seconds.push_back({"calibrate", p.elapsed_s()});
+        ScopedMicros waiting(counters.waiting_us);
+        ND_RETURN_IF_ERROR(out.Send(Encode(eos), p.timeout_ms()));
+        AwaitSupervisorRelease(p.timeout_ms());
+        return Status::Ok();
+      }
       for (size_t l = 0; l < layers.size(); ++l) {
         if (stages[l].images() == 0) return FailedPrecondition("calibrate: no usable images");
         auto thresholds = stages[l].Finish();
@@ -97,8 +137,10 @@ Status Run(StageProcess& p) {
         ++non_finite_images;
         continue;
       }
-      for (size_t l = 0; l < layers.size(); ++l)
-        ND_RETURN_IF_ERROR(stages[l].Consume(maps[l]).WithContext(layers[l].layer));
+      // A sharded run's score task counts with the merged thresholds: no tails to keep.
+      if (!score_phase)
+        for (size_t l = 0; l < layers.size(); ++l)
+          ND_RETURN_IF_ERROR(stages[l].Consume(maps[l]).WithContext(layers[l].layer));
       digests.push_back(image.digest);
       ++seen;
       usable.push_back(std::move(image));

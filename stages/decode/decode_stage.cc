@@ -27,6 +27,10 @@ DecodeStage::DecodeStage(const BrodenDataset& dataset, const DecodeOptions& opti
                          std::function<bool(const std::string&)> is_cached)
     : dataset_(dataset), options_(options), is_cached_(std::move(is_cached)) {
   options_.workers = WorkerCount(options_.workers);
+  const size_t rows = dataset_.images().size();
+  end_row_ = std::min(options_.end_row, rows);
+  first_row_ = std::min(options_.first_row, end_row_);
+  next_row_ = first_row_;
 }
 
 void DecodeStage::DecodeOne(size_t row, Slot* slot) const {
@@ -102,7 +106,7 @@ std::vector<FileDigestEntry> DecodeStage::TakeHashedFiles() {
 }
 
 std::optional<ImageBatch> DecodeStage::Next() {
-  const size_t total = dataset_.images().size();
+  const size_t total = end_row_;
   if (next_row_ >= total) return std::nullopt;
   const size_t begin = next_row_;
   const size_t end = std::min(total, begin + static_cast<size_t>(options_.batch_size));

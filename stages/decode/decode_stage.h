@@ -13,6 +13,7 @@
 // Decoding of one batch is spread over `workers` threads. Not thread-safe itself (one caller).
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -30,6 +31,10 @@ struct DecodeOptions {
   std::string preprocess = "torchvision";  // or "netdissect"
   int batch_size = 32;
   int workers = 0;  // 0 = hardware threads
+  // The rows to read, [first_row, end_row) of index.csv's usable rows (a sharded run's slice,
+  // config.h ShardRows); rows past the dataset's end are ignored.
+  size_t first_row = 0;
+  size_t end_row = SIZE_MAX;
 };
 
 class DecodeStage {
@@ -56,8 +61,8 @@ class DecodeStage {
   // Rows whose digest came from the memo (their files were not hashed), since the start.
   size_t rows_from_memo() const { return rows_from_memo_; }
 
-  size_t rows_done() const { return next_row_; }
-  size_t rows_total() const { return dataset_.images().size(); }
+  size_t rows_done() const { return next_row_ - first_row_; }
+  size_t rows_total() const { return end_row_ - first_row_; }
 
  private:
   struct Slot;
@@ -69,6 +74,7 @@ class DecodeStage {
   std::function<std::string(const std::string&, const FileIdentity&)> memo_lookup_;
   std::vector<FileDigestEntry> hashed_;
   size_t rows_from_memo_ = 0;
+  size_t first_row_ = 0, end_row_ = 0;  // the rows read (DecodeOptions), clamped to the dataset
   size_t next_row_ = 0;
   uint64_t next_batch_ = 0;
 };

@@ -41,6 +41,14 @@ Status Run(StageProcess& p) {
   options.preprocess = c.model.preprocess;
   options.batch_size = c.model.batch_size;
   options.workers = c.decode.workers;
+  if (c.shard.count > 0) {  // a sharded run's task: only its slice of the rows
+    const RowRange slice = ShardRows(dataset.images().size(), c.shard.index, c.shard.count);
+    options.first_row = slice.begin;
+    options.end_row = slice.end;
+    LogInfo("shard " + std::to_string(c.shard.index) + " of " + std::to_string(c.shard.count) +
+            ": rows " + std::to_string(slice.begin) + ".." + std::to_string(slice.end) + " of " +
+            std::to_string(dataset.images().size()));
+  }
   DecodeStage stage(dataset, options, is_cached);
   // The digest memo: unchanged files are neither read nor hashed again (decode.rehash = true
   // turns the lookups off; every file hashed is still recorded).
@@ -55,7 +63,7 @@ Status Run(StageProcess& p) {
   EndOfStream eos;
   uint64_t cached = 0;
   StageCounters& counters = p.counters();
-  counters.items_total = dataset.images().size();
+  counters.items_total = stage.rows_total();
   while (auto batch = stage.Next()) {
     if (StageProcess::stop_requested()) return Cancelled("decode: stopped by signal");
     for (const auto& s : batch->skipped) LogWarning("skipped: " + s.reason);

@@ -32,6 +32,10 @@ Status Run(StageProcess& p) {
                       p.OpenChannel(zmq::socket_type::pull, p.endpoints().scored, /*bind=*/false));
   StageCounters& counters = p.counters();
   counters.items_total = dataset.images().size();
+  if (c.shard.count > 0) {  // a sharded run's task sees its slice only
+    const RowRange slice = ShardRows(dataset.images().size(), c.shard.index, c.shard.count);
+    counters.items_total = slice.end - slice.begin;
+  }
   EndOfStream eos;
   for (;;) {
     ND_ASSIGN_OR_RETURN(const WireMessage msg, p.ReceiveFrom(in, "calibrate"));

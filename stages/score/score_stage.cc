@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <optional>
 
 #include "cache/pipeline_keys.h"
@@ -9,6 +10,7 @@
 #include "common/maths/analyses.h"
 #include "common/results/analysis_files.h"
 #include "common/results/result_files.h"
+#include "common/results/shard_files.h"
 
 namespace nd {
 namespace {
@@ -71,7 +73,8 @@ StatusOr<size_t> ScoreStage::Add(const ReadyBatch& ready) {
   }
   for (const auto& s : ready.skipped) skipped_.emplace_back(s.row, s.reason);
   forwarded_ += ready.forwarded;
-  if (dissector_->PreparedLabelBytes() < kPreparedLabelBudgetBytes)
+  const bool forward_phase = config_.shard.count > 0 && config_.shard.phase == "forward";
+  if (!forward_phase && dissector_->PreparedLabelBytes() < kPreparedLabelBudgetBytes)
     ND_RETURN_IF_ERROR(dissector_->PrepareLabels(fresh));
   rows_.insert(rows_.end(), fresh.begin(), fresh.end());
   return fresh.size();
@@ -80,7 +83,29 @@ StatusOr<size_t> ScoreStage::Add(const ReadyBatch& ready) {
 StatusOr<ScoreStage::Totals> ScoreStage::Finish(
     const EndOfStream& eos, const std::function<void(const std::string& dir)>& on_result) {
   std::sort(rows_.begin(), rows_.end());
-  if (rows_.empty()) return FailedPrecondition("score: no usable images");
+  if (config_.shard.count > 0 && config_.shard.phase == "forward") {
+    // A sharded run's forward task scores nothing: it records what its run forwarded and what
+    // it found committed in its cache shard (common/results/shard_files.h).
+    ForwardRecord record;
+    record.shard = config_.shard.index;
+    record.shards = config_.shard.count;
+    if (const char* restart = std::getenv("SLURM_RESTART_COUNT"))
+      record.restart = std::strtoll(restart, nullptr, 10);
+    record.images = static_cast<int64_t>(eos.images);
+    record.forward_images = static_cast<int64_t>(eos.forward_images);
+    record.images_from_cache = record.images - std::min(record.images, record.forward_images);
+    const std::string path = ForwardRecordPath(config_.shard.dir, config_.shard.index);
+    ND_RETURN_IF_ERROR(WriteForwardRecord(path, record));
+    LogInfo("shard " + std::to_string(record.shard) + ": " + std::to_string(record.images) +
+            " images, " + std::to_string(record.forward_images) + " forwarded, " +
+            std::to_string(record.images_from_cache) + " from the cache shard (restart " +
+            std::to_string(record.restart) + ")");
+    on_result(path);
+    return Totals{};
+  }
+  // (An empty slice of a sharded run counts zeros: the merge needs every shard's file.)
+  if (rows_.empty() && config_.shard.count == 0)
+    return FailedPrecondition("score: no usable images");
   Totals totals;
   for (const LayerId& layer : layers_) {
     for (double q : config_.threshold.quantiles) {
@@ -108,15 +133,33 @@ StatusOr<ScoreReport> ScoreStage::ScoreOne(const LayerId& layer, double q, const
   auto fetch = [&](size_t row, ActivationMap* out) {
     return cache_->GetActivation(ActivationKey(prefix, digest_of_.at(row)), out);
   };
-  std::string record;
-  ND_RETURN_IF_ERROR(cache_->Get(ImageSetThresholdKey(layer, q, digests), &record)
-                         .WithContext("score: thresholds of " + layer.layer));
+  const bool several = c.threshold.quantiles.size() > 1;
   std::vector<double> thresholds;
-  ND_RETURN_IF_ERROR(DecodeThresholdValues(record, &thresholds));
+  if (c.shard.count > 0) {  // a sharded run's score task: the merge job's exact thresholds
+    ND_ASSIGN_OR_RETURN(
+        thresholds, ReadThresholdsFile(MergedThresholdsPath(c.shard.dir, layer.layer, q, several)));
+  } else {
+    std::string record;
+    ND_RETURN_IF_ERROR(cache_->Get(ImageSetThresholdKey(layer, q, digests), &record)
+                           .WithContext("score: thresholds of " + layer.layer));
+    ND_RETURN_IF_ERROR(DecodeThresholdValues(record, &thresholds));
+  }
   auto started = std::chrono::steady_clock::now();
   ND_ASSIGN_OR_RETURN(ScoreReport report, dissector_->Run(rows_, thresholds, fetch));
   const double score_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (c.shard.count > 0) {  // counts for the final merge, no results (shard_files.h)
+    const std::string path = CountsFilePath(c.shard.dir, c.shard.index, layer.layer, q, several);
+    ND_RETURN_IF_ERROR(
+        WriteCountsFile(path, CountsFromReport(report, layer.layer, q, c.shard.index, c.shard.count,
+                                               static_cast<int64_t>(rows_.size()),
+                                               static_cast<int64_t>(forwarded_), skipped_)));
+    LogInfo(layer.layer + " (q=" + std::to_string(q) + "): shard " + std::to_string(c.shard.index) +
+            " counted " + std::to_string(report.images_scored) + " images in " +
+            std::to_string(score_s) + " s -> " + path);
+    *dir = path;
+    return report;
+  }
   RunFacts facts;
   facts.model_path = c.model.path;
   facts.dataset_path = c.dataset.path;

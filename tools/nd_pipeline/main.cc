@@ -30,6 +30,7 @@
 #include "common/base/status.h"
 #include "tools/nd_pipeline/cache_command.h"
 #include "tools/nd_pipeline/monitor_commands.h"
+#include "tools/nd_pipeline/slurm_backend.h"
 #include "tools/nd_pipeline/supervisor.h"
 #include "tools/rate/answers_file.h"
 #include "tools/rate/rate_server.h"
@@ -45,6 +46,10 @@ constexpr char kUsageHead[] =
     "  up         run the pipeline: decode -> extract -> calibrate -> score, as processes,\n"
     "             then write the HTML report (--no-report to skip it)\n"
     "  rescore    the same as up: only what the cache lacks runs through the network\n"
+    "  up|rescore --slurm [--wait]   a sharded run as Slurm jobs ([slurm] keys; the same as\n"
+    "             run.backend = \"slurm\"); rescore submits no forward phase. --wait blocks\n"
+    "             until the final merge job ends\n"
+    "  shard-merge thresholds|results   the sharded run's reductions (run by its jobs)\n"
     "  cache stats|verify  inspect the activation cache (safe while a pipeline runs)\n"
     "  cache gc [--keep-model FILE]... [--older-than AGE]   drop other models' layers, or\n"
     "             layers not used for AGE (30d, 12h, 90m, 3600s)\n"
@@ -65,6 +70,10 @@ struct CommonArgs {
   std::vector<std::string> overrides;
   bool help = false;
   bool no_report = false;      // up/rescore/rate --summary: skip the HTML report
+  bool slurm = false;          // up/rescore: run.backend = "slurm"
+  bool wait = false;           // up/rescore --slurm: wait for the merge job
+  bool with_forward = false;   // shard-merge results: the run had a forward phase
+  std::string merge;           // shard-merge: "thresholds" | "results"
   nd::CacheCommandArgs cache;  // cache: the subcommand and gc's options
   std::string layer;           // rate: the layer to rate ("" = the first of model.layers)
   int port = -1;               // rate: overrides rate.port when >= 0
@@ -80,11 +89,15 @@ nd::StatusOr<CommonArgs> ParseArgs(const std::string& command, int argc, char** 
   if (command == "up" || command == "rescore" || command == "rate") {
     parser.Flag("--no-report", &args.no_report);
   }
+  if (command == "up" || command == "rescore")
+    parser.Flag("--slurm", &args.slurm).Flag("--wait", &args.wait);
   if (command == "rate") {
     parser.String("--layer", &args.layer)
         .Int("--port", &args.port, 0, 65535)
         .Flag("--summary", &args.summary);
   }
+  if (command == "shard-merge")
+    parser.Flag("--with-forward", &args.with_forward).Positionals(&positionals);
   if (command == "cache") {
     parser.Strings("--keep-model", &args.cache.keep_models)
         .String("--older-than", &args.cache.older_than)
@@ -97,6 +110,11 @@ nd::StatusOr<CommonArgs> ParseArgs(const std::string& command, int argc, char** 
       return nd::InvalidArgument("usage: nd-pipeline cache stats|verify|gc (see --help)");
     }
     args.cache.subcommand = positionals[0];
+  }
+  if (command == "shard-merge" && !args.help) {
+    if (positionals.size() != 1 || (positionals[0] != "thresholds" && positionals[0] != "results"))
+      return nd::InvalidArgument("usage: nd-pipeline shard-merge thresholds|results (see --help)");
+    args.merge = positionals[0];
   }
   return args;
 }
@@ -134,10 +152,19 @@ void WriteReport(const nd::PipelineConfig& config, const std::string& what) {
   }
 }
 
-int Up(const CommonArgs& args) {
+int Up(const CommonArgs& args, bool rescore) {
   auto config = nd::LoadConfig(args.config, args.overrides);
   if (!config.ok()) return Fail(config.status());
   nd::SetLogComponent("nd-pipeline");
+  if (args.slurm || config->run.backend == "slurm") {
+    nd::SlurmSubmitOptions slurm;
+    slurm.bin_dir = BinDir();
+    slurm.rescore = rescore;
+    slurm.wait = args.wait;
+    nd::Status submitted = nd::SubmitSlurmRun(*config, slurm);
+    return submitted.ok() ? 0 : Fail(submitted);
+  }
+  if (args.wait) return Fail(nd::InvalidArgument("--wait applies to a sharded run (--slurm)"));
   nd::SupervisorOptions options;
   options.bin_dir = BinDir();
   nd::Supervisor supervisor(*config, options);
@@ -252,7 +279,12 @@ int main(int argc, char** argv) {
   }
   std::string command = argv[1];
   if (command == "status" || command == "top" || command == "down")
-    return nd::RunMonitorCommand(command, argc, argv, 2);
+    return nd::RunMonitorCommand(command, argc, argv, 2, [](const nd::PipelineConfig& config) {
+      // A sharded run (jobs.txt in slurm.dir) is shown from Slurm and its shards' files.
+      nd::Status shown = nd::PrintSlurmStatus(config, std::cout);
+      if (shown.code() == nd::StatusCode::kNotFound) return -1;
+      return shown.ok() ? 0 : Fail(shown);
+    });
   auto args = ParseArgs(command, argc, argv, 2);
   if (!args.ok()) return Fail(args.status());
   if (args->help) {
@@ -262,8 +294,19 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (command == "validate") return Validate(*args);
-  if (command == "up" || command == "rescore") return Up(*args);
+  if (command == "up" || command == "rescore") return Up(*args, command == "rescore");
   if (command == "rate") return Rate(*args);
+  if (command == "shard-merge") {
+    auto config = nd::LoadConfig(args->config, args->overrides);
+    if (!config.ok()) return Fail(config.status());
+    if (config->shard.count == 0)
+      return Fail(nd::InvalidArgument("shard-merge: shard.count and shard.dir are required"));
+    nd::SetLogComponent("nd-pipeline");
+    nd::Status merged = args->merge == "thresholds"
+                            ? nd::MergeShardThresholds(*config)
+                            : nd::MergeShardResults(*config, args->with_forward);
+    return merged.ok() ? 0 : Fail(merged);
+  }
   if (command == "cache") {
     auto config = nd::LoadConfig(args->config, args->overrides);
     if (!config.ok()) return Fail(config.status());

@@ -201,7 +201,8 @@ int Down(const MonitorArgs& args, const PipelineConfig& config) {
 
 }  // namespace
 
-int RunMonitorCommand(const std::string& command, int argc, char** argv, int first) {
+int RunMonitorCommand(const std::string& command, int argc, char** argv, int first,
+                      const std::function<int(const PipelineConfig&)>& sharded_status) {
   auto args = ParseMonitorArgs(command, argc, argv, first);
   if (!args.ok()) return Fail(args.status());
   if (args->help) {
@@ -215,6 +216,10 @@ int RunMonitorCommand(const std::string& command, int argc, char** argv, int fir
   }
   auto config = LoadConfig(args->config, args->overrides);
   if (!config.ok()) return Fail(config.status());
+  if (command == "status" && !args->json && sharded_status) {
+    const int shown = sharded_status(*config);
+    if (shown >= 0) return shown;
+  }
   if (command == "status") return ShowStatus(*args, *config);
   if (command == "top") return Top(*args, *config);
   if (command == "down") return Down(*args, *config);

@@ -14,12 +14,18 @@
 // 2 for bad arguments.
 #pragma once
 
+#include <functional>
 #include <string>
+
+#include "common/base/config.h"
 
 namespace nd {
 
 // Runs `command` ("status", "top" or "down") with argv[first..argc) as its arguments.
-int RunMonitorCommand(const std::string& command, int argc, char** argv, int first);
+// `sharded_status`, when set, is asked first by `status` (without --json): it returns the exit
+// code after showing a sharded run, or -1 when the configuration has none.
+int RunMonitorCommand(const std::string& command, int argc, char** argv, int first,
+                      const std::function<int(const PipelineConfig&)>& sharded_status = {});
 
 // The usage lines of the three commands, for nd-pipeline's --help.
 extern const char kMonitorUsage[];

@@ -138,6 +138,10 @@ BatchStartTimeout=10
 ReturnToService=2
 MailProg=/bin/true
 JobRequeue=1
+# A batch job that exits 99 is requeued: nd-pipeline's sharded run scripts exit 99
+# on SIGTERM (slurm.requeue_exit), so `scancel --signal=TERM --batch` or a preemption requeues a
+# shard task, which then redoes only its uncommitted batches.
+RequeueExit=99
 NodeName=$kNodeName NodeHostname=localhost NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem
 PartitionName=$kPartition Nodes=$kNodeName Default=YES MaxTime=INFINITE State=UP
 EOF
