@@ -242,7 +242,7 @@ TEST(RateStudyTest, HumanLabelsAreTheFirstNameAndNotJudgedByTheirAuthor) {
   EXPECT_EQ(s.Check(own).status().code(), nd::StatusCode::kFailedPrecondition);
   // Names are validated: empty, too long, control characters, broken UTF-8.
   for (const std::string& bad : {std::string(""), std::string(81, 'x'), std::string("a\nb"),
-                                std::string("\xc3"), std::string(" lead")}) {
+                                 std::string("\xc3"), std::string(" lead")}) {
     nd::Trial tn = s.Next("bob", nd::RateMode::kName);
     nd::Submission sub{"bob", nd::RateMode::kName, tn.unit, tn.trial, bad, "named"};
     EXPECT_EQ(s.Check(sub).status().code(), nd::StatusCode::kInvalidArgument) << bad;

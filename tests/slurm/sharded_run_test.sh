@@ -121,6 +121,15 @@ nd up -c "$dir/pipeline.toml" --slurm --wait $(sets sharded) >"$dir/sharded.log"
 }
 sharded_s=$((SECONDS - t0))
 same_results sharded
+# The merge job's HTML report, read from the three cache shards, shows the same top images as a
+# report of the single-machine run (images.csv: unit, rank, row, image, max activation).
+"$bin/nd-report" -c "$dir/pipeline.toml" >"$dir/local_report.log" 2>&1 ||
+  fail "nd-report of the single-machine run"
+for layer in layer3 layer4; do
+  cmp "$dir/local/results/report/img/$layer/images.csv" \
+    "$dir/sharded/results/report/img/$layer/images.csv" ||
+    fail "sharded report: $layer's top images differ from the single-machine report's"
+done
 forwarded=0
 for i in 0 1 2; do
   n="$(sed -n 's/^forward_images //p' "$dir/sharded/slurm/shard-$i/forward.txt")"

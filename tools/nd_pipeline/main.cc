@@ -86,7 +86,7 @@ nd::StatusOr<CommonArgs> ParseArgs(const std::string& command, int argc, char** 
   nd::ArgParser parser;
   nd::AddConfigOptions(&parser, &args.config, &args.overrides);
   std::vector<std::string> positionals;
-  if (command == "up" || command == "rescore" || command == "rate") {
+  if (command == "up" || command == "rescore" || command == "rate" || command == "shard-merge") {
     parser.Flag("--no-report", &args.no_report);
   }
   if (command == "up" || command == "rescore")
@@ -141,9 +141,10 @@ std::string BinDir() {
 // Renders the HTML report from the cache and the result files (no forward pass), in this process
 // (no shell: any path is safe), and prints where it is, followed by `what`. The results are
 // complete already: a report failure is a warning, not a failed command.
-void WriteReport(const nd::PipelineConfig& config, const std::string& what) {
+void WriteReport(const nd::PipelineConfig& config, const std::string& what,
+                 const nd::ReportOptions& options = nd::ReportOptions{}) {
   nd::SetLogComponent("report");
-  auto built = nd::BuildReport(config, nd::ReportOptions{});
+  auto built = nd::BuildReport(config, options);
   if (built.ok()) {
     std::printf("report: %s%s\n", built->index_path.c_str(), what.c_str());
   } else {
@@ -305,7 +306,13 @@ int main(int argc, char** argv) {
     nd::Status merged = args->merge == "thresholds"
                             ? nd::MergeShardThresholds(*config)
                             : nd::MergeShardResults(*config, args->with_forward);
-    return merged.ok() ? 0 : Fail(merged);
+    if (!merged.ok()) return Fail(merged);
+    if (args->merge == "results" && !args->no_report) {
+      nd::ReportOptions from_shards;
+      from_shards.cache_dirs = nd::ShardCacheDirs(*config);
+      WriteReport(*config, "", from_shards);
+    }
+    return 0;
   }
   if (command == "cache") {
     auto config = nd::LoadConfig(args->config, args->overrides);

@@ -480,4 +480,13 @@ Status PrintSlurmStatus(const PipelineConfig& c, std::ostream& out) {
   return Status::Ok();
 }
 
+std::vector<std::string> ShardCacheDirs(const PipelineConfig& c) {
+  std::vector<std::string> dirs;
+  for (int i = 0; i < c.shard.count; ++i) {
+    dirs.push_back(c.cache.dir + "/shard-" + std::to_string(i) + "-of-" +
+                   std::to_string(c.shard.count));
+  }
+  return dirs;
+}
+
 }  // namespace nd

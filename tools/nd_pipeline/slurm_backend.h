@@ -40,7 +40,8 @@
 // The tails of the last forward phase serve any quantile up to its largest.
 //
 // Not supported sharded (refused at submission): [explain] and [stats] analyses (they need every
-// image's masks in one process), and the HTML report (it reads activations from one cache).
+// image's masks in one process). The merge job writes the HTML report from the cache shards
+// (ShardCacheDirs; ReportOptions::cache_dirs).
 //
 // jobs.txt (text): "nd-slurm-jobs 1", then `shards N`, `rescore 0|1`, and one `<phase> <job id>`
 // line per submitted phase in order, then "end". Written by Submit, read by status and --wait.
@@ -88,5 +89,9 @@ std::string FormatSlurmJobs(const SlurmJobs& jobs);
 // shard's progress from its status.json, forward record and counts. NotFound when there is no
 // jobs.txt (not a sharded run).
 [[nodiscard]] Status PrintSlurmStatus(const PipelineConfig& config, std::ostream& out);
+
+// The cache shards of a sharded run, <cache.dir>/shard-<i>-of-<N> for i < shard.count (the forward
+// tasks' cache.dir; ShardSets writes the same path into the job scripts).
+std::vector<std::string> ShardCacheDirs(const PipelineConfig& c);
 
 }  // namespace nd

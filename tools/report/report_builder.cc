@@ -111,8 +111,8 @@ void Summarise(const TallyFile& tally, const std::vector<std::string>& categorie
 
 }  // namespace
 
-StatusOr<LayerScan> ScanLayer(const ActivationCache& cache, const std::string& prefix,
-                              const std::string& layer_name,
+StatusOr<LayerScan> ScanLayer(const std::vector<const ActivationCache*>& caches,
+                              const std::string& prefix, const std::string& layer_name,
                               const std::vector<std::string>& digests, int expected_units, int k,
                               int workers) {
   const size_t n = digests.size();
@@ -146,7 +146,11 @@ StatusOr<LayerScan> ScanLayer(const ActivationCache& cache, const std::string& p
         continue;
       }
       const std::string key = ActivationKey(prefix, digests[row]);
-      Status s = cache.GetActivation(key, &map);
+      Status s = NotFound(key);
+      for (const ActivationCache* cache : caches) {
+        s = cache->GetActivation(key, &map);
+        if (s.code() != StatusCode::kNotFound) break;
+      }
       if (!s.ok()) {
         ++sh.missing;
         if (s.code() == StatusCode::kNotFound) continue;
@@ -207,10 +211,13 @@ StatusOr<LayerScan> ScanLayer(const ActivationCache& cache, const std::string& p
     for (int u = 0; u < sh.units; ++u) base->top[u].Merge(std::move(sh.top[u]));
   }
   if (!base)
-    return NotFound("layer '" + layer_name +
-                    "': no image of the dataset has a cached "
-                    "activation in " +
-                    cache.dir() + "; run nd-pipeline up first");
+    return NotFound(
+        "layer '" + layer_name +
+        "': no image of the dataset has a cached "
+        "activation in " +
+        (caches.empty() ? std::string("no cache") : caches.front()->dir()) +
+        (caches.size() > 1 ? " or " + std::to_string(caches.size() - 1) + " more" : "") +
+        "; run nd-pipeline up first");
   out.units = base->units;
   out.h = base->h;
   out.w = base->w;
@@ -541,8 +548,20 @@ StatusOr<ReportStats> BuildReport(const PipelineConfig& config, const ReportOpti
   ND_ASSIGN_OR_RETURN(std::vector<SectionInput> inputs, ReadSectionInputs(config, layers));
 
   ND_ASSIGN_OR_RETURN(std::vector<std::string> digests, ImageDigests(dataset, o.workers));
-  ND_ASSIGN_OR_RETURN(ActivationCache cache,
-                      ActivationCache::Open(CacheOptionsFor(config, /*read_only=*/true)));
+  std::vector<ActivationCache> opened;
+  if (o.cache_dirs.empty()) {
+    ND_ASSIGN_OR_RETURN(ActivationCache one,
+                        ActivationCache::Open(CacheOptionsFor(config, /*read_only=*/true)));
+    opened.push_back(std::move(one));
+  }
+  for (const std::string& dir : o.cache_dirs) {
+    CacheOptions co = CacheOptionsFor(config, /*read_only=*/true);
+    co.dir = dir;
+    ND_ASSIGN_OR_RETURN(ActivationCache one, ActivationCache::Open(co));
+    opened.push_back(std::move(one));
+  }
+  std::vector<const ActivationCache*> caches;
+  for (const ActivationCache& one : opened) caches.push_back(&one);
 
   std::error_code ec;
   const fs::path img_root = out_dir / "img";
@@ -558,7 +577,7 @@ StatusOr<ReportStats> BuildReport(const PipelineConfig& config, const ReportOpti
     const LayerId& layer = layers[l];
     const int expected = static_cast<int>(inputs[l * quantiles.size()].thresholds.size());
     const auto scan_started = std::chrono::steady_clock::now();
-    ND_ASSIGN_OR_RETURN(LayerScan scan, ScanLayer(cache, LayerKeyPrefix(layer), layer.layer,
+    ND_ASSIGN_OR_RETURN(LayerScan scan, ScanLayer(caches, LayerKeyPrefix(layer), layer.layer,
                                                   digests, expected, o.top_images, o.workers));
     stats.images_scanned += scan.scanned;
     stats.images_missing += scan.missing;

@@ -56,6 +56,9 @@ struct ReportOptions {
   int jpeg_quality = 85;  // 1..100
   int workers = 0;        // threads for the cache scan and the tiles; 0 = number of cores
   std::string out_dir;    // "" = <output.dir>/report
+  // The caches holding the activations, read in this order (an image's record is taken from the
+  // first that has it): a sharded run's cache shards. Empty = cache.dir.
+  std::vector<std::string> cache_dirs;
 };
 
 struct ReportStats {
@@ -131,11 +134,21 @@ struct LayerScan {
 // Scans the cached activations of one layer (`prefix` = LayerKeyPrefix of it) for the images
 // `digests` names and keeps each unit's top `k` (UnitTopImages). Errors: DataLoss when a record's
 // shape disagrees with another's or its unit count with `expected_units`; NotFound when no image
-// has a record. Uses `workers` threads.
-[[nodiscard]] StatusOr<LayerScan> ScanLayer(const ActivationCache& cache, const std::string& prefix,
+// has a record. Uses `workers` threads. With several caches (a sharded run's), an image's record
+// is taken from the first cache that has it.
+[[nodiscard]] StatusOr<LayerScan> ScanLayer(const std::vector<const ActivationCache*>& caches,
+                                            const std::string& prefix,
                                             const std::string& layer_name,
                                             const std::vector<std::string>& digests,
                                             int expected_units, int k, int workers);
+[[nodiscard]] inline StatusOr<LayerScan> ScanLayer(const ActivationCache& cache,
+                                                   const std::string& prefix,
+                                                   const std::string& layer_name,
+                                                   const std::vector<std::string>& digests,
+                                                   int expected_units, int k, int workers) {
+  return ScanLayer(std::vector<const ActivationCache*>{&cache}, prefix, layer_name, digests,
+                   expected_units, k, workers);
+}
 
 // The max of n floats ignoring NaN (-inf when all are NaN or n == 0).
 float MaxIgnoringNan(const float* v, size_t n);
