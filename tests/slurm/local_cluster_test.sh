@@ -31,25 +31,7 @@ finish() {
 }
 trap finish EXIT
 
-fail() {
-  echo "FAIL: $*"
-  exit 1
-}
-
-# wait_until SECONDS WHAT COMMAND...: polls every 0.5 s; fails the test when time is up.
-wait_until() {
-  local seconds="$1" what="$2" deadline
-  shift 2
-  deadline=$((SECONDS + seconds))
-  until "$@"; do
-    ((SECONDS < deadline)) || fail "timed out after ${seconds}s waiting for $what"
-    sleep 0.5
-  done
-}
-
-field() {  # field JOBID KEY: one field of `scontrol show job`
-  scontrol -o show job "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"
-}
+source "$(dirname "${BASH_SOURCE[0]}")/testing.sh"
 state_is() { [ "$(field "$1" JobState)" = "$2" ]; }
 queue_empty() { [ -z "$(squeue -h -j "$1" -o %i 2>/dev/null)" ]; }
 

@@ -39,21 +39,7 @@ finish() {
   fi
 }
 trap finish EXIT
-fail() {
-  echo "FAIL: $*"
-  exit 1
-}
-# wait_until SECONDS WHAT COMMAND...: polls every 0.2 s; fails the test when time is up.
-wait_until() {
-  local seconds="$1" what="$2" deadline
-  shift 2
-  deadline=$((SECONDS + seconds))
-  until "$@"; do
-    ((SECONDS < deadline)) || fail "timed out after ${seconds}s waiting for $what"
-    sleep 0.2
-  done
-}
-field() { scontrol -o show job "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/testing.sh"
 
 mkdir -p "$dir/cluster"
 ND_SLURM_OWNER_PID=$$ "$cluster" start "$dir/cluster" >/dev/null
