@@ -215,6 +215,9 @@ TEST_F(RescoreTest, UnchangedImageFilesAreNotReadOrHashedAgain) {
   ASSERT_EQ(second.code, 0) << second.output;
   const std::string all = "(" + std::to_string(kImages) + " known unchanged, not read)";
   EXPECT_NE(second.output.find(all), std::string::npos) << second.output;
+  // Every image known unchanged and cached: extract's LibTorch-free relay stands in for it.
+  const std::string relay = "every image is cached: relaying them to calibrate without the network";
+  EXPECT_NE(second.output.find(relay), std::string::npos) << second.output;
   ExpectSameResults(Out("memo2"), Out("base"));
   // One photo touched: its identity changed, so it is read and hashed again (same bytes: cached).
   const std::string photo = ReadCsv(root_ / "broden" / "index.csv").at(3).at("image");
@@ -225,10 +228,14 @@ TEST_F(RescoreTest, UnchangedImageFilesAreNotReadOrHashedAgain) {
             std::string::npos)
       << touched.output;
   EXPECT_EQ(JsonNumber(Summary("memo3"), "forward_images"), 0);
+  // One image not known unchanged: the supervisor cannot tell it is cached, so the real extract.
+  EXPECT_EQ(touched.output.find(relay), std::string::npos) << touched.output;
+  ExpectSameResults(Out("memo3"), Out("base"));
   Result forced = Pipeline("rescore", "memo4", "broden", cache, "--set decode.rehash=true");
   ASSERT_EQ(forced.code, 0) << forced.output;
   EXPECT_NE(forced.output.find("(0 known unchanged, not read)"), std::string::npos)
       << forced.output;
+  EXPECT_EQ(forced.output.find(relay), std::string::npos) << forced.output;
   ExpectSameResults(Out("memo4"), Out("base"));
 }
 

@@ -5,8 +5,10 @@
 // Two threads own one socket each: a receiving thread (images from decode -> ExtractPool::Submit,
 // which blocks when the pool is full, so back-pressure reaches decode) and this one (Next ->
 // READY to calibrate, then END_OF_STREAM once the pool has drained).
+#ifndef ND_EXTRACT_RELAY
 #include <torch/cuda.h>
 #include <torch/torch.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -17,18 +19,30 @@
 #include "common/broden/broden_dataset.h"
 #include "common/runtime/stage_process.h"
 #include "common/runtime/stage_release.h"
+#ifdef ND_EXTRACT_RELAY
+#include "stages/extract/relay_pool.h"
+#else
 #include "common/torch/reusing_cpu_allocator.h"
 #include "stages/extract/extract_pool.h"
+#endif
 
 namespace nd {
 namespace {
 
 constexpr int kPollMs = 100;  // how often each thread looks at stop requests
 
+// nd-stage-extract-relay (every image already cached: no network, no LibTorch) is this file
+// built with RelayPool; nd-stage-extract with ExtractPool (stages/extract/relay_pool.h).
+#ifdef ND_EXTRACT_RELAY
+using Pool = RelayPool;
+#else
+using Pool = ExtractPool;
+#endif
+
 // The receiving thread: submits batches until END_OF_STREAM (stored in *eos, then Close), an
 // error, `stop`, or a signal. Decode's silence for run.timeout_s is an error.
-Status ReceiveBatches(StageProcess& p, Channel& in, ExtractPool& pool,
-                      const std::atomic<bool>& stop, EndOfStream* eos) {
+Status ReceiveBatches(StageProcess& p, Channel& in, Pool& pool, const std::atomic<bool>& stop,
+                      EndOfStream* eos) {
   StageCounters& counters = p.counters();
   auto heard = std::chrono::steady_clock::now();
   for (;;) {
@@ -63,7 +77,7 @@ Status ReceiveBatches(StageProcess& p, Channel& in, ExtractPool& pool,
 
 Status Run(StageProcess& p) {
   // The models are loaded before any socket is opened: an unknown layer fails at startup.
-  ND_ASSIGN_OR_RETURN(std::unique_ptr<ExtractPool> pool, ExtractPool::Open(p.config()));
+  ND_ASSIGN_OR_RETURN(std::unique_ptr<Pool> pool, Pool::Open(p.config()));
   ND_ASSIGN_OR_RETURN(Channel in,
                       p.OpenChannel(zmq::socket_type::pull, p.endpoints().images, /*bind=*/false));
   ND_ASSIGN_OR_RETURN(Channel out,
@@ -78,7 +92,7 @@ Status Run(StageProcess& p) {
   // Whatever happens below, the receiver is stopped (also out of a Submit blocked on a full
   // pool: Abort wakes it) and joined before `in` and `pool` go. Aborting a drained pool is a no-op.
   struct JoinReceiver {
-    ExtractPool& pool;
+    Pool& pool;
     std::atomic<bool>& stop;
     std::thread& thread;
     ~JoinReceiver() {
@@ -102,9 +116,9 @@ Status Run(StageProcess& p) {
   for (;;) {
     if (StageProcess::stop_requested()) return Cancelled("extract: stopped by signal");
     ReadyBatch ready;
-    ND_ASSIGN_OR_RETURN(ExtractPool::Event event, pool->Next(kPollMs, &ready));
-    if (event == ExtractPool::Event::kTimeout) continue;
-    if (event == ExtractPool::Event::kDrained) break;
+    ND_ASSIGN_OR_RETURN(Pool::Event event, pool->Next(kPollMs, &ready));
+    if (event == Pool::Event::kTimeout) continue;
+    if (event == Pool::Event::kDrained) break;
     images += ready.images.size() + ready.skipped.size();
     Status sent;
     {
@@ -127,6 +141,7 @@ Status Run(StageProcess& p) {
   return Status::Ok();
 }
 
+#ifndef ND_EXTRACT_RELAY
 // LibTorch's intra-op threads are shared by the process: each CPU worker gets an equal share of
 // the cores, so that two CPU workers do not each start a thread per core.
 void SetIntraOpThreads(const PipelineConfig& config) {
@@ -137,6 +152,7 @@ void SetIntraOpThreads(const PipelineConfig& config) {
   }
   torch::set_num_threads(std::max(1, cores / std::max(1, cpu_workers)));
 }
+#endif
 
 }  // namespace
 }  // namespace nd
@@ -144,7 +160,11 @@ void SetIntraOpThreads(const PipelineConfig& config) {
 int main(int argc, char** argv) {
   auto process = nd::StageProcess::Start("extract", argc, argv);
   if (!process.ok()) return nd::StageProcess::ExitCode(process.status());
+#ifndef ND_EXTRACT_RELAY
   nd::SetIntraOpThreads((*process)->config());
   nd::InstallReusingCpuAllocator();  // forward passes reuse their large blocks: no page faults
+#else
+  nd::LogInfo("every image is cached: relaying them to calibrate without the network");
+#endif
   return (*process)->Finish(nd::Run(**process));
 }

@@ -16,10 +16,12 @@
 #include <thread>
 
 #include "cache/activation_cache.h"
+#include "cache/file_digest_memo.h"
 #include "cache/pipeline_keys.h"
 #include "common/base/atomic_file.h"
 #include "common/base/descriptors.h"
 #include "common/base/digest.h"
+#include "common/base/file_identity.h"
 #include "common/base/log.h"
 #include "common/broden/broden_dataset.h"
 #include "common/runtime/http_server.h"
@@ -265,14 +267,15 @@ void StopGeneration(std::vector<Child>& children, MetricsBoard& board, int grace
 
 // Starts one process per stage of `options` on the run's config file.
 Status SpawnStages(const PipelineConfig& config, const SupervisorOptions& options,
-                   const std::string& config_path, double now_s, MetricsBoard& board,
-                   std::vector<Child>* children) {
+                   const std::string& config_path, bool relay_extract, double now_s,
+                   MetricsBoard& board, std::vector<Child>* children) {
   for (const std::string& stage : options.stages) {
     // score.device other than "cpu" needs the tensor engine, in its own executable: the CPU
-    // scorer never loads LibTorch.
-    const std::string exe = stage == "score" && config.score.device != "cpu"
-                                ? "nd-stage-score-tensor"
-                                : "nd-stage-" + stage;
+    // scorer never loads LibTorch. Neither does extract's relay, started when every image is
+    // cached already (stages/extract/relay_pool.h).
+    std::string exe = "nd-stage-" + stage;
+    if (stage == "score" && config.score.device != "cpu") exe = "nd-stage-score-tensor";
+    if (stage == "extract" && relay_extract) exe = "nd-stage-extract-relay";
     auto pid = Spawn((fs::path(options.bin_dir) / exe).string(), config_path, RunPlanPath(config));
     if (!pid.ok()) {
       StopAll(*children, 2000);
@@ -306,13 +309,39 @@ void FinishBoard(Channel& metrics, MetricsBoard& board, std::vector<Child>& chil
   }
 }
 
+// Whether every image of `dataset` is known to the digest memo as unchanged and has a current
+// activation record of every configured layer: then no image needs the network (a rescore), and
+// extract's LibTorch-free relay can stand in for it. Reads only stat identities and the cache,
+// as decode will; false on the first image that does not qualify, or with decode.rehash.
+StatusOr<bool> EveryImageCached(const PipelineConfig& config, const BrodenDataset& dataset) {
+  if (config.decode.rehash || dataset.images().empty()) return false;
+  ND_ASSIGN_OR_RETURN(const std::vector<LayerId> layers, ConfiguredLayers(config));
+  ND_ASSIGN_OR_RETURN(ActivationCache cache, ActivationCache::Open(CacheOptionsFor(config)));
+  FileDigestMemo memo(&cache);
+  std::vector<std::string> prefixes;
+  for (const LayerId& id : layers) prefixes.push_back(LayerKeyPrefix(id));
+  for (const BrodenImage& image : dataset.images()) {
+    auto path = dataset.ResolveImagePath(image.image);
+    FileIdentity id;
+    if (!path.ok() || !ReadFileIdentity(*path, &id)) return false;
+    const std::string digest = memo.Lookup(*path, id);
+    if (digest.empty()) return false;
+    for (const std::string& prefix : prefixes) {
+      auto current = cache.ContainsCurrentActivation(ActivationKey(prefix, digest));
+      if (!current.ok() || !*current) return false;
+    }
+  }
+  return true;
+}
+
 // The run's plan: the model digest (hashed once, above), the dataset's usable rows and index.csv's
-// digest, the endpoints, the layers' cache identities.
-StatusOr<RunPlan> MakeRunPlan(const PipelineConfig& config) {
+// digest, the endpoints, the layers' cache identities. *every_image_cached: EveryImageCached.
+StatusOr<RunPlan> MakeRunPlan(const PipelineConfig& config, bool* every_image_cached) {
   RunPlan plan;
   plan.model_digest = config.run.model_digest;
   ND_ASSIGN_OR_RETURN(const BrodenDataset dataset,
                       BrodenDataset::Open(config.dataset.path, BrodenOptionsFor(config.dataset)));
+  ND_ASSIGN_OR_RETURN(*every_image_cached, EveryImageCached(config, dataset));
   plan.images = dataset.images().size();
   ND_ASSIGN_OR_RETURN(plan.index_digest,
                       Sha256File((fs::path(config.dataset.path) / "index.csv").string()));
@@ -405,7 +434,9 @@ StatusOr<RunReport> Supervisor::Run() {
       config_path, "# written by nd-pipeline up: the effective configuration of this run\n" +
                        ConfigToToml(config_)));
   // The run plan: the facts every stage checks its own view against (run_plan.h).
-  ND_ASSIGN_OR_RETURN(RunPlan plan, MakeRunPlan(config_));
+  // The cache handles it opens are closed again before any stage forks.
+  bool every_image_cached = false;
+  ND_ASSIGN_OR_RETURN(RunPlan plan, MakeRunPlan(config_, &every_image_cached));
   plan.curve_keys = channels.curve_path;
   ND_RETURN_IF_ERROR(WriteFileAtomically(RunPlanPath(config_), FormatRunPlan(plan)));
   g_interrupts = 0;
@@ -426,7 +457,8 @@ StatusOr<RunReport> Supervisor::Run() {
     RemoveStaleStageSockets(config_, endpoints);
     children.clear();
     report.results.clear();  // only the generation that completes reports its results
-    ND_RETURN_IF_ERROR(SpawnStages(config_, options_, config_path, seconds(), board, &children));
+    ND_RETURN_IF_ERROR(SpawnStages(config_, options_, config_path, every_image_cached, seconds(),
+                                   board, &children));
     write_status();
 
     std::string crash;  // why a stage died, when it may be restarted
