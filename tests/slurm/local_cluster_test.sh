@@ -9,16 +9,8 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cluster="$repo/tools/slurm/local_cluster.sh"
 
-for tool in munged mungekey slurmctld slurmd sbatch squeue scontrol scancel sinfo ss; do
-  if ! command -v "$tool" >/dev/null; then
-    echo "SKIP: '$tool' not found (apt-get install slurm-wlm munge)"
-    exit 77
-  fi
-done
-if [ "$(id -u)" -ne 0 ]; then
-  echo "SKIP: slurmd must run as root"
-  exit 77
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/testing.sh"
+require_cluster_tools
 
 dir="$(mktemp -d /tmp/nd-slurm-test.XXXXXX)"
 ok=0
@@ -31,7 +23,6 @@ finish() {
 }
 trap finish EXIT
 
-source "$(dirname "${BASH_SOURCE[0]}")/testing.sh"
 state_is() { [ "$(field "$1" JobState)" = "$2" ]; }
 queue_empty() { [ -z "$(squeue -h -j "$1" -o %i 2>/dev/null)" ]; }
 

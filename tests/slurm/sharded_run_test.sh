@@ -17,16 +17,8 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 bin="${1:?usage: sharded_run_test.sh BUILD_BIN_DIR}"
 cluster="$repo/tools/slurm/local_cluster.sh"
 
-for tool in munged mungekey slurmctld slurmd sbatch squeue scontrol scancel sinfo ss python3; do
-  if ! command -v "$tool" >/dev/null; then
-    echo "SKIP: '$tool' not found (apt-get install slurm-wlm munge)"
-    exit 77
-  fi
-done
-if [ "$(id -u)" -ne 0 ]; then
-  echo "SKIP: slurmd must run as root"
-  exit 77
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/testing.sh"
+require_cluster_tools python3
 
 dir="$(mktemp -d /tmp/nd-shard-test.XXXXXX)"
 chmod 755 "$dir"  # munged needs every folder above its socket executable by all
@@ -39,7 +31,6 @@ finish() {
   fi
 }
 trap finish EXIT
-source "$(dirname "${BASH_SOURCE[0]}")/testing.sh"
 
 mkdir -p "$dir/cluster"
 ND_SLURM_OWNER_PID=$$ "$cluster" start "$dir/cluster" >/dev/null

@@ -1,4 +1,21 @@
-# Shared by the Slurm tests (sourced): fail, bounded polling, and job fields from scontrol.
+# Shared by the Slurm tests (sourced): the skip rule, fail, bounded polling, and job fields from
+# scontrol.
+
+# require_cluster_tools [MORE_TOOLS...]: exits 77 (ctest: skipped) without Slurm's and munge's
+# tools, ss, or root (slurmd must run as root).
+require_cluster_tools() {
+  local tool
+  for tool in munged mungekey slurmctld slurmd sbatch squeue scontrol scancel sinfo ss "$@"; do
+    if ! command -v "$tool" >/dev/null; then
+      echo "SKIP: '$tool' not found (apt-get install slurm-wlm munge iproute2)"
+      exit 77
+    fi
+  done
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "SKIP: slurmd must run as root"
+    exit 77
+  fi
+}
 
 fail() {
   echo "FAIL: $*"
