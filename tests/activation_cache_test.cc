@@ -121,8 +121,8 @@ TEST(ActivationRecordTest, Float16KeepsTinyAndHugeUnitsToHalfPrecision) {
   EXPECT_GT(out.data[2], out.data[1]);
 }
 
-// A record as format version 1 wrote it (FORMAT.md before per-unit scaling): no scale table, byte
-// 7 one scale for the record. Built here byte by byte, independently of the encoder.
+// A record as format version 1 wrote it (cache/FORMAT.md before per-unit scaling): no scale table,
+// byte 7 one scale for the record. Built here byte by byte, independently of the encoder.
 std::string VersionOneRecord(DType dtype, const std::vector<uint16_t>& halves,
                              const std::vector<float>& floats) {
   const bool f16 = dtype == DType::kFloat16;
@@ -508,7 +508,7 @@ TEST(ActivationCacheTest, StatsAndVerify) {
 
   auto report = cache->Verify();
   ND_ASSERT_OK(report);
-  // Activations and manifests are decoded; threshold values carry no checksum (FORMAT.md).
+  // Activations and manifests are decoded; threshold values carry no checksum (cache/FORMAT.md).
   EXPECT_EQ(report->records_checked, 4u);  // 3 activations, 1 manifest
   EXPECT_EQ(report->bad_records, 1u);
   ASSERT_EQ(report->bad.size(), 1u);

@@ -18,6 +18,13 @@
 namespace nd {
 namespace {
 
+HttpRequest Request(const std::string& method, const std::string& path) {
+  HttpRequest r;
+  r.method = method;
+  r.path = path;
+  return r;
+}
+
 namespace fs = std::filesystem;
 
 StageMetrics Metrics(const std::string& stage, uint64_t seq, double uptime, uint64_t out,
@@ -253,10 +260,10 @@ TEST(ProgressLineTest, MarksTheBottleneckAndShowsProgressAndEta) {
 
 TEST(ServeBoardTest, RoutesAndMethods) {
   BoardSnapshot b = KnownBoard();
-  EXPECT_EQ(ServeBoard(b, {"GET", "/metrics"}).status, 200);
-  EXPECT_EQ(ServeBoard(b, {"GET", "/status"}).content_type, "application/json");
-  EXPECT_EQ(ServeBoard(b, {"GET", "/"}).status, 404);
-  EXPECT_EQ(ServeBoard(b, {"POST", "/metrics"}).status, 405);
+  EXPECT_EQ(ServeBoard(b, Request("GET", "/metrics")).status, 200);
+  EXPECT_EQ(ServeBoard(b, Request("GET", "/status")).content_type, "application/json");
+  EXPECT_EQ(ServeBoard(b, Request("GET", "/")).status, 404);
+  EXPECT_EQ(ServeBoard(b, Request("POST", "/metrics")).status, 405);
 }
 
 TEST(HttpServerTest, AnswersMetricsStatusAnd404OnAnEphemeralPort) {

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 namespace nd {
 
@@ -30,6 +31,15 @@ Status WriteFileAtomically(const std::string& path, std::string_view bytes) {
     return IoError(path + ": cannot rename " + tmp + " into place: " + ec.message());
   }
   return Status::Ok();
+}
+
+StatusOr<std::string> ReadFileText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound(path + ": cannot open file");
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  if (in.bad()) return IoError(path + ": read error");
+  return buffer.str();
 }
 
 }  // namespace nd

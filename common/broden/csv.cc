@@ -7,6 +7,8 @@
 #include <sstream>
 #include <unordered_set>
 
+#include "common/base/atomic_file.h"
+
 namespace nd {
 namespace {
 
@@ -57,12 +59,8 @@ bool ParseInt64(std::string_view text, int64_t* value) {
 }
 
 StatusOr<CsvTable> CsvTable::ReadFile(const std::string& path, CsvBadRowPolicy policy) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFound(path + ": cannot open file");
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  if (in.bad()) return IoError(path + ": read error");
-  return Parse(buffer.str(), path, policy);
+  ND_ASSIGN_OR_RETURN(const std::string text, ReadFileText(path));
+  return Parse(text, path, policy);
 }
 
 StatusOr<CsvTable> CsvTable::Parse(std::string_view text, const std::string& name,

@@ -25,15 +25,6 @@ namespace fs = std::filesystem;
 constexpr char kTailsMagic[4] = {'N', 'D', 'T', 'L'};
 constexpr uint32_t kTailsVersion = 1;
 
-StatusOr<std::string> ReadWhole(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFound(path + ": cannot open");
-  std::ostringstream s;
-  s << in.rdbuf();
-  if (in.bad()) return IoError(path + ": read failed");
-  return s.str();
-}
-
 Status WriteMakingDirs(const std::string& path, const std::string& bytes) {
   std::error_code ec;
   fs::create_directories(fs::path(path).parent_path(), ec);
@@ -287,7 +278,7 @@ Status WriteTailsFile(const std::string& path, const UnitTails& tails) {
 }
 
 StatusOr<UnitTails> ReadTailsFile(const std::string& path) {
-  ND_ASSIGN_OR_RETURN(std::string bytes, ReadWhole(path));
+  ND_ASSIGN_OR_RETURN(std::string bytes, ReadFileText(path));
   return DecodeTails(bytes, path);
 }
 
@@ -516,7 +507,7 @@ Status WriteCountsFile(const std::string& path, const ShardCounts& counts) {
 }
 
 StatusOr<ShardCounts> ReadCountsFile(const std::string& path) {
-  ND_ASSIGN_OR_RETURN(std::string text, ReadWhole(path));
+  ND_ASSIGN_OR_RETURN(std::string text, ReadFileText(path));
   return ParseCounts(text, path);
 }
 
@@ -614,7 +605,7 @@ Status WriteForwardRecord(const std::string& path, const ForwardRecord& record) 
 }
 
 StatusOr<ForwardRecord> ReadForwardRecord(const std::string& path) {
-  ND_ASSIGN_OR_RETURN(std::string text, ReadWhole(path));
+  ND_ASSIGN_OR_RETURN(std::string text, ReadFileText(path));
   return ParseForwardRecord(text, path);
 }
 

@@ -12,7 +12,8 @@
 //   curve_keys = "<path>" | ""         the run's CURVE keys (curve.h), "" = no CURVE
 //   [endpoints] events/images/ready/scored/metrics = "ipc://…" | "tcp://…"
 //   [[layers]] name = "layer4", hash = "<32 hex>"   one per configured layer, in config order;
-//                                                    hash = the cache's layer hash (FORMAT.md)
+//                                                    hash = the cache's layer hash
+//                                                    (cache/FORMAT.md)
 #pragma once
 
 #include <cstdint>

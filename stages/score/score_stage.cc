@@ -127,8 +127,6 @@ StatusOr<ScoreStage::Totals> ScoreStage::Finish(
 StatusOr<ScoreReport> ScoreStage::ScoreOne(const LayerId& layer, double q, const EndOfStream& eos,
                                            std::string* dir) {
   const PipelineConfig& c = config_;
-  std::vector<std::string> digests;
-  for (const auto& [row, digest] : digest_of_) digests.push_back(digest);
   const std::string prefix = LayerKeyPrefix(layer);
   auto fetch = [&](size_t row, ActivationMap* out) {
     return cache_->GetActivation(ActivationKey(prefix, digest_of_.at(row)), out);
@@ -138,7 +136,9 @@ StatusOr<ScoreReport> ScoreStage::ScoreOne(const LayerId& layer, double q, const
   if (c.shard.count > 0) {  // a sharded run's score task: the merge job's exact thresholds
     ND_ASSIGN_OR_RETURN(
         thresholds, ReadThresholdsFile(MergedThresholdsPath(c.shard.dir, layer.layer, q, several)));
-  } else {
+  } else {  // calibrate's, for exactly the images seen
+    std::vector<std::string> digests;
+    for (const auto& [row, digest] : digest_of_) digests.push_back(digest);
     std::string record;
     ND_RETURN_IF_ERROR(cache_->Get(ImageSetThresholdKey(layer, q, digests), &record)
                            .WithContext("score: thresholds of " + layer.layer));

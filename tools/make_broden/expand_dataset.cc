@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/base/atomic_file.h"
 #include "common/base/parallel.h"
 #include "common/base/text_format.h"
 #include "common/broden/broden_dataset.h"
@@ -46,15 +47,6 @@ struct ImageExpansion {
 struct RowNames {
   std::string part, edge1, edge2;
 };
-
-Status ReadText(const std::string& path, std::string* out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return IoError("cannot read '" + path + "'");
-  std::stringstream s;
-  s << in.rdbuf();
-  *out = s.str();
-  return Status::Ok();
-}
 
 Status WriteText(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -281,16 +273,17 @@ Status CheckOutput(const ExpandOptions& o, ExpandPlan* plan) {
   return Status::Ok();
 }
 
-// The source CSVs as text (rows are re-emitted or appended to) and as tables.
+// The source CSVs as text (rows are re-emitted or appended to) and as tables, each read once.
 Status ReadSourceCsvs(const ExpandOptions& o, ExpandPlan* plan) {
   const std::string& root = plan->root;
-  ND_ASSIGN_OR_RETURN(plan->index, CsvTable::ReadFile(root + "/index.csv"));
-  ND_ASSIGN_OR_RETURN(plan->category_table, CsvTable::ReadFile(root + "/category.csv"));
-  ND_RETURN_IF_ERROR(ReadText(root + "/index.csv", &plan->index_text));
-  ND_RETURN_IF_ERROR(ReadText(root + "/category.csv", &plan->category_text));
-  ND_RETURN_IF_ERROR(ReadText(root + "/label.csv", &plan->label_text));
+  ND_ASSIGN_OR_RETURN(plan->index_text, ReadFileText(root + "/index.csv"));
+  ND_ASSIGN_OR_RETURN(plan->index, CsvTable::Parse(plan->index_text, root + "/index.csv"));
+  ND_ASSIGN_OR_RETURN(plan->category_text, ReadFileText(root + "/category.csv"));
+  ND_ASSIGN_OR_RETURN(plan->category_table,
+                      CsvTable::Parse(plan->category_text, root + "/category.csv"));
+  ND_ASSIGN_OR_RETURN(plan->label_text, ReadFileText(root + "/label.csv"));
   plan->part_csv = "c_" + o.part_category + ".csv";
-  ND_RETURN_IF_ERROR(ReadText(root + "/" + plan->part_csv, &plan->part_text));
+  ND_ASSIGN_OR_RETURN(plan->part_text, ReadFileText(root + "/" + plan->part_csv));
   ND_ASSIGN_OR_RETURN(plan->label_table, CsvTable::Parse(plan->label_text, root + "/label.csv"));
   ND_ASSIGN_OR_RETURN(plan->part_table,
                       CsvTable::Parse(plan->part_text, root + "/" + plan->part_csv));

@@ -337,12 +337,14 @@ std::string BoardToPrometheus(const BoardSnapshot& b) {
 
 HttpResponse ServeBoard(const BoardSnapshot& board, const HttpRequest& request) {
   if (request.method != "GET" && request.method != "HEAD")
-    return {405, "text/plain; charset=utf-8", "only GET and HEAD\n"};
+    return {405, "text/plain; charset=utf-8", "only GET and HEAD\n", {}};
   if (request.path == "/metrics")
-    return {200, "text/plain; version=0.0.4; charset=utf-8", BoardToPrometheus(board)};
-  if (request.path == "/status") return {200, "application/json", BoardToJson(board)};
-  return {404, "text/plain; charset=utf-8",
-          "not found: " + request.path + " (try /metrics or /status)\n"};
+    return {200, "text/plain; version=0.0.4; charset=utf-8", BoardToPrometheus(board), {}};
+  if (request.path == "/status") return {200, "application/json", BoardToJson(board), {}};
+  return {404,
+          "text/plain; charset=utf-8",
+          "not found: " + request.path + " (try /metrics or /status)\n",
+          {}};
 }
 
 std::string FormatDuration(double seconds) {

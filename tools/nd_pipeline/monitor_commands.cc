@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/base/args.h"
+#include "common/base/atomic_file.h"
 #include "common/base/config.h"
 #include "common/base/status.h"
 #include "tools/nd_pipeline/metrics_board.h"
@@ -80,13 +81,11 @@ Status NotRunning(const std::string& config) {
 
 // Reads and parses status.json; nullopt when the file is absent.
 StatusOr<std::optional<std::pair<BoardSnapshot, std::string>>> ReadBoard(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::optional<std::pair<BoardSnapshot, std::string>>();
-  std::stringstream text;
-  text << in.rdbuf();
-  ND_ASSIGN_OR_RETURN(BoardSnapshot board, BoardFromJson(text.str(), path));
+  StatusOr<std::string> text = ReadFileText(path);
+  if (!text.ok()) return std::optional<std::pair<BoardSnapshot, std::string>>();
+  ND_ASSIGN_OR_RETURN(BoardSnapshot board, BoardFromJson(*text, path));
   return std::optional<std::pair<BoardSnapshot, std::string>>(
-      std::make_pair(std::move(board), text.str()));
+      std::make_pair(std::move(board), std::move(*text)));
 }
 
 int ShowStatus(const MonitorArgs& args, const PipelineConfig& config) {

@@ -53,14 +53,6 @@ std::string Trim(std::string s) {
   return s;
 }
 
-StatusOr<std::string> ReadText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFound(path + ": cannot open");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 Status WriteText(const std::string& path, const std::string& text, bool executable = false) {
   std::error_code ec;
   fs::create_directories(fs::path(path).parent_path(), ec);
@@ -415,7 +407,7 @@ Status MergeShardResults(const PipelineConfig& c, bool with_forward) {
 
 Status PrintSlurmStatus(const PipelineConfig& c, std::ostream& out) {
   const std::string path = SlurmJobsPath(c);
-  auto text = ReadText(path);
+  auto text = ReadFileText(path);
   if (!text.ok()) return NotFound(path + ": no sharded run");
   ND_ASSIGN_OR_RETURN(SlurmJobs jobs, ParseSlurmJobs(*text, path));
   const std::string dir = SlurmDirectory(c);
@@ -453,7 +445,7 @@ Status PrintSlurmStatus(const PipelineConfig& c, std::ostream& out) {
   const bool several = c.threshold.quantiles.size() > 1;
   for (int i = 0; i < jobs.shards; ++i) {
     std::string progress = "-";
-    if (auto board_text = ReadText(ShardFolder(dir, i) + "/run/status.json"); board_text.ok()) {
+    if (auto board_text = ReadFileText(ShardFolder(dir, i) + "/run/status.json"); board_text.ok()) {
       if (auto board = BoardFromJson(*board_text, "status.json"); board.ok()) {
         progress = board->state;
         for (const StageBoardRow& s : board->stages)

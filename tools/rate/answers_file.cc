@@ -15,6 +15,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/base/atomic_file.h"
 #include "common/base/log.h"
 #include "common/base/text_format.h"
 
@@ -117,15 +118,10 @@ StatusOr<AnswerRecord> ParseAnswerLine(const std::string& line, const std::strin
 }
 
 StatusOr<std::vector<AnswerRecord>> ReadAnswersFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    std::error_code ec;
-    if (!fs::exists(path, ec)) return std::vector<AnswerRecord>{};
-    return IoError(path + ": cannot read");
-  }
-  std::stringstream s;
-  s << in.rdbuf();
-  return ParseLines(s.str(), path);
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return std::vector<AnswerRecord>{};
+  ND_ASSIGN_OR_RETURN(const std::string text, ReadFileText(path));
+  return ParseLines(text, path);
 }
 
 std::string AnswerTimeNow() {

@@ -13,8 +13,8 @@
 //  - names: how many were written, for how many units.
 // Catch trials never count as answers on their unit.
 //
-// Files (rate/FORMAT.md): summary.csv (one row per layer) and raters.csv (one row per rater and
-// layer); reals with 6 significant digits, an undefined value (no data, NaN) as an empty cell.
+// Files (tools/rate/FORMAT.md): summary.csv (one row per layer) and raters.csv (one row per rater
+// and layer); reals with 6 significant digits, an undefined value (no data, NaN) as an empty cell.
 //
 // Thread-safety: pure functions.
 #pragma once
