@@ -1,6 +1,7 @@
 #include "cache/pipeline_keys.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 #include <optional>
 
@@ -41,6 +42,48 @@ StatusOr<std::vector<LayerId>> ConfiguredLayers(const PipelineConfig& config) {
   for (const std::string& layer : config.model.layers)
     ids.push_back(LayerId{*digest, config.model.preprocess, config.model.input_size, layer, dtype});
   return ids;
+}
+
+StatusOr<std::vector<UnitSet>> ConfiguredUnitSets(const PipelineConfig& config) {
+  ND_ASSIGN_OR_RETURN(std::vector<LayerId> layers, ConfiguredLayers(config));
+  std::vector<UnitSet> sets;
+  for (size_t l = 0; l < layers.size(); ++l) {
+    UnitSet set;
+    set.name = layers[l].layer;
+    set.source = l;
+    set.id = layers[l];
+    sets.push_back(std::move(set));
+  }
+  for (size_t v = 0; v < config.views.size(); ++v) {
+    const ViewConfig& view = config.views[v];
+    size_t source = 0;
+    while (source < layers.size() && layers[source].layer != view.layer) ++source;
+    if (source == layers.size())
+      return InvalidArgument("[[view]] \"" + view.name + "\" .layer: \"" + view.layer +
+                             "\" is not one of model.layers");
+    std::string spec;
+    if (view.basis == "file") {
+      auto digest = Sha256File(view.path);
+      if (!digest.ok()) return digest.status().WithContext("[[view]] \"" + view.name + "\" .path");
+      spec = "file:sha256=" + *digest;
+    }
+    for (double alpha : view.alpha) {
+      UnitSet set;
+      set.name = ViewResultName(view, alpha);
+      set.source = source;
+      set.id = layers[source];
+      char buffer[64];
+      char* end = std::to_chars(buffer, buffer + sizeof buffer, alpha).ptr;
+      set.id.layer +=
+          "|view|" + (view.basis == "file" ? spec
+                                           : "rotation:seed=" + std::to_string(view.seed) +
+                                                 ":alpha=" + std::string(buffer, end));
+      set.view = static_cast<int>(v);
+      set.alpha = alpha;
+      sets.push_back(std::move(set));
+    }
+  }
+  return sets;
 }
 
 CacheOptions CacheOptionsFor(const PipelineConfig& config, bool read_only) {

@@ -24,6 +24,26 @@ StatusOr<std::string> ModelDigest(const PipelineConfig& config,
 // from the run's configuration).
 StatusOr<std::vector<LayerId>> ConfiguredLayers(const PipelineConfig& config);
 
+// What calibrate, score and the report score, in this order: every configured layer, then every
+// [[view]] at every alpha (config order). A layer's values are its cached activations; a view's
+// are its source layer's, transformed by the view's basis (common/maths/view_basis.h) when read.
+struct UnitSet {
+  std::string name;   // result folder under output.dir: the layer, or ViewResultName()
+  size_t source = 0;  // index into ConfiguredLayers(config): where the activations are read
+  // The identity of the set's thresholds in the cache (ImageSetThresholdKey): the layer's own
+  // LayerId, or for a view the source's with `layer` = "<layer>|view|<spec>", spec =
+  // "rotation:seed=<seed>:alpha=<alpha, shortest exact form>" or "file:sha256=<of the .npy bytes>"
+  // (so a changed matrix file never reuses old thresholds).
+  LayerId id;
+  int view = -1;  // index into config.views; -1 for a layer
+  double alpha = 1;
+  bool is_view() const { return view >= 0; }
+};
+
+// The sets of `config`. Errors: ConfiguredLayers'; a view's .npy file that cannot be read
+// ("[[view]] \"name\" .path: ...").
+StatusOr<std::vector<UnitSet>> ConfiguredUnitSets(const PipelineConfig& config);
+
 CacheOptions CacheOptionsFor(const PipelineConfig& config, bool read_only = false);
 
 // Stamps last_used_unix = now_unix into the manifest of every configured layer the cache holds a

@@ -7,26 +7,12 @@
 #include <functional>
 #include <sstream>
 
+#include "common/base/config_internal.h"
+
 namespace nd {
-namespace {
+namespace config_internal {
 
 namespace fs = std::filesystem;
-
-// Where a value came from: used in error messages and to resolve relative paths.
-struct Origin {
-  std::string name;  // "pipeline.toml" or "--set"
-  fs::path base;     // directory that relative paths are resolved against
-};
-
-using Setter = std::function<Status(const toml::node&, const Origin&, PipelineConfig*)>;
-using Printer = std::function<std::string(const PipelineConfig&)>;
-
-struct Key {
-  const char* section;
-  const char* name;
-  Setter set;
-  Printer print;
-};
 
 std::string Quote(const std::string& s) {
   std::ostringstream out;
@@ -53,8 +39,7 @@ Status ReadString(const toml::node& n, std::string* out) {
   return Status::Ok();
 }
 
-Status ReadPath(const toml::node& n, const Origin& origin, std::string* out,
-                bool allow_empty = false) {
+Status ReadPath(const toml::node& n, const Origin& origin, std::string* out, bool allow_empty) {
   ND_RETURN_IF_ERROR(ReadString(n, out));
   if (out->empty())
     return allow_empty ? Status::Ok() : InvalidArgument("expected a non-empty path");
@@ -113,6 +98,23 @@ Status OneOf(const std::string& value, std::initializer_list<const char*> allowe
   }
   return InvalidArgument("\"" + value + "\" is not one of " + list);
 }
+
+}  // namespace config_internal
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace config_internal;
+
+using Setter = std::function<Status(const toml::node&, const Origin&, PipelineConfig*)>;
+using Printer = std::function<std::string(const PipelineConfig&)>;
+
+struct Key {
+  const char* section;
+  const char* name;
+  Setter set;
+  Printer print;
+};
 
 bool IsDevice(const std::string& d, bool allow_auto) {
   if (d == "cpu" || d == "cuda" || (allow_auto && d == "auto")) return true;
@@ -651,6 +653,10 @@ std::string Where(const Origin& o, const std::string& section, const std::string
 Status ApplyTable(const toml::table& root, const Origin& origin, PipelineConfig* config) {
   for (const auto& [section_key, section_node] : root) {
     std::string section(section_key.str());
+    if (section == "view") {  // [[view]]: an array of tables (config_tables.cc)
+      ND_RETURN_IF_ERROR(ApplyViewTables(section_node, origin, config));
+      continue;
+    }
     const toml::table* table = section_node.as_table();
     if (!IsSection(section)) {
       std::string known;
@@ -658,7 +664,7 @@ Status ApplyTable(const toml::table& root, const Origin& origin, PipelineConfig*
         if (known.find(k.section) == std::string::npos)
           known += std::string(known.empty() ? "" : ", ") + k.section;
       return InvalidArgument(Where(origin, section, "") + ": unknown section; sections are " +
-                             known);
+                             known + " and the tables [[view]]");
     }
     if (!table) return InvalidArgument(Where(origin, section, "") + ": expected a table");
     for (const auto& [key, node] : *table) {
@@ -711,6 +717,7 @@ Status CheckRequired(const PipelineConfig& c, const std::string& name) {
       if (c.model.layers[i] == c.model.layers[j])
         return InvalidArgument(Where(o, "model", "layers") + ": \"" + c.model.layers[i] +
                                "\" is listed twice");
+  ND_RETURN_IF_ERROR(CheckViews(c, name));
   if (c.run.curve == "on" && c.run.transport != "tcp")
     return InvalidArgument(Where(o, "run", "curve") +
                            ": \"on\" needs run.transport = \"tcp\" (ipc sockets are local files)");
@@ -760,7 +767,7 @@ std::string ConfigToToml(const PipelineConfig& config) {
     }
     out += std::string(k.name) + " = " + k.print(config) + "\n";
   }
-  return out;
+  return out + PrintViewTables(config);
 }
 
 std::string RateAnswersPath(const PipelineConfig& config) {

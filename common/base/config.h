@@ -147,6 +147,20 @@ struct RateConfig {
   int tile_size = 168;               // px, square tiles
 };
 
+// [[view]]: a layer seen through another basis, scored like a layer from the cached activations
+// (SPEC.md §5 "Views"; the bases are defined in common/maths/view_basis.h). Direction i of the
+// view has the value v_i(p) = sum_c W[i,c] a_c(p) at every position p of every image.
+struct ViewConfig {
+  std::string name;   // results in <output.dir>/<name>/ (one alpha) or <name>-a<alpha>/ (a sweep)
+  std::string layer;  // one of model.layers
+  std::string basis;  // "rotation" (a Haar-random rotation, then R^alpha) | "file" (W from `path`)
+  int64_t seed = 1;   // rotation: which random rotation
+  // rotation: 0 = identity, 1 = the full rotation; each in [0, 1]; several = a sweep, one result
+  // set each. basis "file" takes exactly one value, 1 (the matrix as given).
+  std::vector<double> alpha{1.0};
+  std::string path;  // file: .npy, float32 or float64, C order, shape (M, K), K = the layer's units
+};
+
 struct PipelineConfig {
   std::string source;  // the file it came from ("" for defaults only)
   DatasetConfig dataset;
@@ -162,7 +176,16 @@ struct PipelineConfig {
   RateConfig rate;
   SlurmConfig slurm;
   ShardConfig shard;
+  std::vector<ViewConfig> views;  // [[view]] tables, in file order
 };
+
+// The result name of a view at one alpha: `name` for a view with one alpha, else
+// "<name>-a<alpha>" with alpha in the shortest form that reads back exactly ("layer4-rot-a0.25").
+std::string ViewResultName(const ViewConfig& view, double alpha);
+
+// The result names of everything scored, in scoring order: model.layers, then every view at every
+// alpha (cache/pipeline_keys.h ConfiguredUnitSets has the same order).
+std::vector<std::string> ResultSetNames(const PipelineConfig& config);
 
 // Loads `path` (may be empty: defaults + overrides only), then applies `overrides`, each
 // "section.key=value" where value is TOML ("0.01", "[\"layer3\", \"layer4\"]") or a bare string.

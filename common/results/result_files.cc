@@ -186,6 +186,15 @@ std::string FormatSummaryJson(const LayerSummary& s) {
   std::ostringstream j;
   j << "{\n";
   j << "  \"layer\": " << JsonString(s.layer) << ",\n";
+  if (s.view.present()) {
+    j << "  \"view\": {\"layer\": " << JsonString(s.view.layer)
+      << ", \"basis\": " << JsonString(s.view.basis);
+    if (s.view.basis == "file")
+      j << ", \"path\": " << JsonString(s.view.path);
+    else
+      j << ", \"seed\": " << s.view.seed << ", \"alpha\": " << FormatG17(s.view.alpha);
+    j << "},\n";
+  }
   j << "  \"model\": " << JsonString(s.model) << ",\n";
   j << "  \"dataset\": " << JsonString(s.dataset) << ",\n";
   j << "  \"preprocess\": " << JsonString(s.preprocess) << ",\n";
@@ -238,6 +247,13 @@ StatusOr<LayerSummary> ReadSummaryFile(const std::string& path) {
     pt::read_json(path, t);
     s.layer = t.get<std::string>("layer", "");
     s.model = t.get<std::string>("model", "");
+    if (auto view = t.get_child_optional("view")) {
+      s.view.layer = view->get<std::string>("layer", "");
+      s.view.basis = view->get<std::string>("basis", "");
+      s.view.seed = view->get<int64_t>("seed", 0);
+      s.view.alpha = view->get<double>("alpha", 1);
+      s.view.path = view->get<std::string>("path", "");
+    }
     s.dataset = t.get<std::string>("dataset", "");
     s.preprocess = t.get<std::string>("preprocess", "");
     s.cache_dtype = t.get<std::string>("cache_dtype", "");
@@ -306,6 +322,7 @@ LayerSummary SummarizeLayer(const BrodenDataset& dataset, const ScoreReport& rep
   const LayerResults& r = report.results;
   LayerSummary s;
   s.layer = facts.layer;
+  s.view = facts.view;
   s.model = facts.model_path;
   s.dataset = facts.dataset_path;
   s.preprocess = facts.preprocess;

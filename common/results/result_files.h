@@ -92,8 +92,20 @@ struct SkippedNote {
   std::string reason;
 };
 
+// A view's definition in summary.json ("view": {...}, present for views only; config.h
+// ViewConfig): the layer it is read from, the basis and its parameters.
+struct ViewFacts {
+  std::string layer;  // "" = not a view
+  std::string basis;  // "rotation" | "file"
+  int64_t seed = 0;   // rotation
+  double alpha = 1;   // rotation
+  std::string path;   // file
+  bool present() const { return !layer.empty(); }
+};
+
 struct LayerSummary {
-  std::string layer, model, dataset, preprocess, cache_dtype;
+  std::string layer, model, dataset, preprocess, cache_dtype;  // layer: the result name
+  ViewFacts view;
   double quantile = 0;
   std::string union_rule;  // "union": "paper" or "lite"
   double iou_threshold = 0;
@@ -125,6 +137,7 @@ std::string FormatSummaryJson(const LayerSummary& s);
 // What the score process knows about the run beyond the scoring itself.
 struct RunFacts {
   std::string model_path, dataset_path, layer, preprocess, cache_dtype;
+  ViewFacts view;
   double quantile = 0;
   uint64_t images_total = 0;    // rows of index.csv
   uint64_t forward_images = 0;  // run through the network in this invocation

@@ -4,6 +4,7 @@
 #include "cache/pipeline_keys.h"
 #include "common/base/log.h"
 #include "common/broden/broden_dataset.h"
+#include "common/maths/view_basis.h"
 #include "common/results/shard_files.h"
 #include "common/runtime/stage_process.h"
 #include "common/runtime/stage_release.h"
@@ -15,12 +16,12 @@ namespace {
 // A sharded run's task at the end of its slice (config.h ShardConfig): the forward phase writes
 // each layer's exact top tails (common/results/shard_files.h) for the merge job instead of
 // thresholds; the score phase has nothing to write.
-Status FinishShard(const PipelineConfig& c, const std::vector<LayerId>& layers,
+Status FinishShard(const PipelineConfig& c, const std::vector<UnitSet>& sets,
                    std::vector<CalibrateStage>& stages, uint64_t seen) {
   if (c.shard.phase == "score") return Status::Ok();
-  for (size_t l = 0; l < layers.size(); ++l) {
+  for (size_t l = 0; l < sets.size(); ++l) {
     UnitTails tails;
-    tails.layer = layers[l].layer;
+    tails.layer = sets[l].name;
     tails.images = seen;
     tails.max_images = static_cast<uint64_t>(stages[l].options().max_images);
     if (seen > 0) {
@@ -30,9 +31,9 @@ Status FinishShard(const PipelineConfig& c, const std::vector<LayerId>& layers,
       tails.w = stages[l].w();
       tails.keep = static_cast<uint64_t>(stages[l].keep());
     }
-    const std::string path = TailsFilePath(c.shard.dir, c.shard.index, layers[l].layer);
+    const std::string path = TailsFilePath(c.shard.dir, c.shard.index, sets[l].name);
     ND_RETURN_IF_ERROR(WriteTailsFile(path, tails));
-    LogInfo("tails of " + layers[l].layer + " (" + std::to_string(seen) + " images, keep " +
+    LogInfo("tails of " + sets[l].name + " (" + std::to_string(seen) + " images, keep " +
             std::to_string(tails.keep) + " per unit) -> " + path);
   }
   return Status::Ok();
@@ -41,17 +42,23 @@ Status FinishShard(const PipelineConfig& c, const std::vector<LayerId>& layers,
 Status Run(StageProcess& p) {
   const PipelineConfig& c = p.config();
   ND_ASSIGN_OR_RETURN(std::vector<LayerId> layers, ConfiguredLayers(c));
+  // Thresholds are computed for every unit set: the layers, then the views of them.
+  ND_ASSIGN_OR_RETURN(std::vector<UnitSet> sets, ConfiguredUnitSets(c));
   ND_ASSIGN_OR_RETURN(BrodenDataset dataset,
                       BrodenDataset::Open(c.dataset.path, BrodenOptionsFor(c.dataset)));
   ND_RETURN_IF_ERROR(p.CheckDataset(dataset.images().size()));
   ND_ASSIGN_OR_RETURN(ActivationCache cache, ActivationCache::Open(CacheOptionsFor(c)));
   std::vector<std::string> prefixes;
   std::vector<CalibrateStage> stages;
-  for (const LayerId& id : layers) {
-    prefixes.push_back(LayerKeyPrefix(id));
+  for (const LayerId& id : layers) prefixes.push_back(LayerKeyPrefix(id));
+  std::vector<std::unique_ptr<LinearView>> views;  // per set; null for a layer
+  for (const UnitSet& set : sets) {
     stages.emplace_back(
         CalibrateOptions{c.threshold.quantiles, static_cast<int64_t>(dataset.images().size())});
+    views.push_back(set.is_view() ? std::make_unique<LinearView>(c.views[set.view], set.alpha)
+                                  : nullptr);
   }
+  ActivationMap viewed;  // one image's values in a view
   ND_ASSIGN_OR_RETURN(Channel in,
                       p.OpenChannel(zmq::socket_type::pull, p.endpoints().ready, /*bind=*/false));
   ND_ASSIGN_OR_RETURN(Channel out,
@@ -75,27 +82,27 @@ Status Run(StageProcess& p) {
       ND_RETURN_IF_ERROR(Decode(msg, &eos));
       std::vector<std::pair<std::string, std::string>> records;
       if (c.shard.count > 0) {
-        ND_RETURN_IF_ERROR(FinishShard(c, layers, stages, seen));
+        ND_RETURN_IF_ERROR(FinishShard(c, sets, stages, seen));
         eos.stage_seconds.push_back({"calibrate", p.elapsed_s()});
         ScopedMicros waiting(counters.waiting_us);
         ND_RETURN_IF_ERROR(out.Send(Encode(eos), p.timeout_ms()));
         AwaitSupervisorRelease(p.timeout_ms());
         return Status::Ok();
       }
-      for (size_t l = 0; l < layers.size(); ++l) {
+      for (size_t l = 0; l < sets.size(); ++l) {
         if (stages[l].images() == 0) return FailedPrecondition("calibrate: no usable images");
         auto thresholds = stages[l].Finish();
-        if (!thresholds.ok()) return thresholds.status().WithContext(layers[l].layer);
+        if (!thresholds.ok()) return thresholds.status().WithContext(sets[l].name);
         if (stages[l].nan_values() + stages[l].inf_values())  // (only if a check above failed)
-          LogWarning(layers[l].layer + ": " + std::to_string(stages[l].nan_values()) + " NaN and " +
+          LogWarning(sets[l].name + ": " + std::to_string(stages[l].nan_values()) + " NaN and " +
                      std::to_string(stages[l].inf_values()) +
                      " infinite activation values excluded from the thresholds");
         for (const UnitThresholds& t : *thresholds)
-          records.emplace_back(ImageSetThresholdKey(layers[l], t.quantile, digests),
+          records.emplace_back(ImageSetThresholdKey(sets[l].id, t.quantile, digests),
                                EncodeThresholdValues(t.values));
       }
       ND_RETURN_IF_ERROR(cache.PutBatch(records));
-      LogInfo("thresholds for " + std::to_string(layers.size()) + " layer(s) from " +
+      LogInfo("thresholds for " + std::to_string(sets.size()) + " layer(s) and view(s) from " +
               std::to_string(seen) + " images" +
               (non_finite_images
                    ? "; " + std::to_string(non_finite_images) + " skipped for NaN/Inf activations"
@@ -139,8 +146,14 @@ Status Run(StageProcess& p) {
       }
       // A sharded run's score task counts with the merged thresholds: no tails to keep.
       if (!score_phase)
-        for (size_t l = 0; l < layers.size(); ++l)
-          ND_RETURN_IF_ERROR(stages[l].Consume(maps[l]).WithContext(layers[l].layer));
+        for (size_t l = 0; l < sets.size(); ++l) {
+          const ActivationMap* values = &maps[sets[l].source];
+          if (views[l]) {
+            ND_RETURN_IF_ERROR(views[l]->Apply(*values, &viewed).WithContext(sets[l].name));
+            values = &viewed;
+          }
+          ND_RETURN_IF_ERROR(stages[l].Consume(*values).WithContext(sets[l].name));
+        }
       digests.push_back(image.digest);
       ++seen;
       usable.push_back(std::move(image));

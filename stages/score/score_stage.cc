@@ -50,19 +50,25 @@ StatusOr<std::unique_ptr<ScoreStage>> ScoreStage::Create(const PipelineConfig& c
                                                          ActivationCache* cache,
                                                          const ScoreOptions& options) {
   ND_ASSIGN_OR_RETURN(std::vector<LayerId> layers, ConfiguredLayers(config));
+  ND_ASSIGN_OR_RETURN(std::vector<UnitSet> sets, ConfiguredUnitSets(config));
   ND_ASSIGN_OR_RETURN(std::unique_ptr<Dissector> dissector, Dissector::Create(dataset, options));
-  return std::unique_ptr<ScoreStage>(
-      new ScoreStage(config, dataset, cache, std::move(layers), std::move(dissector)));
+  return std::unique_ptr<ScoreStage>(new ScoreStage(config, dataset, cache, std::move(layers),
+                                                    std::move(sets), std::move(dissector)));
 }
 
 ScoreStage::ScoreStage(const PipelineConfig& config, const BrodenDataset* dataset,
                        ActivationCache* cache, std::vector<LayerId> layers,
-                       std::unique_ptr<Dissector> dissector)
+                       std::vector<UnitSet> sets, std::unique_ptr<Dissector> dissector)
     : config_(config),
       dataset_(dataset),
       cache_(cache),
       layers_(std::move(layers)),
-      dissector_(std::move(dissector)) {}
+      sets_(std::move(sets)),
+      dissector_(std::move(dissector)) {
+  for (const UnitSet& set : sets_)
+    views_.push_back(
+        set.is_view() ? std::make_unique<LinearView>(config_.views[set.view], set.alpha) : nullptr);
+}
 
 StatusOr<size_t> ScoreStage::Add(const ReadyBatch& ready) {
   std::vector<size_t> fresh;
@@ -107,11 +113,11 @@ StatusOr<ScoreStage::Totals> ScoreStage::Finish(
   if (rows_.empty() && config_.shard.count == 0)
     return FailedPrecondition("score: no usable images");
   Totals totals;
-  for (const LayerId& layer : layers_) {
+  for (size_t set = 0; set < sets_.size(); ++set) {
     for (double q : config_.threshold.quantiles) {
       std::string dir;
-      ND_ASSIGN_OR_RETURN(ScoreReport report, ScoreOne(layer, q, eos, &dir));
-      if (&layer == &layers_.front() && q == config_.threshold.quantiles.front()) {
+      ND_ASSIGN_OR_RETURN(ScoreReport report, ScoreOne(set, q, eos, &dir));
+      if (set == 0 && q == config_.threshold.quantiles.front()) {
         totals.images_scored = report.images_scored;
         totals.images_skipped = report.images_skipped;
         // One line per image score could not use (its label layers or activations), naming it.
@@ -124,24 +130,30 @@ StatusOr<ScoreStage::Totals> ScoreStage::Finish(
   return totals;
 }
 
-StatusOr<ScoreReport> ScoreStage::ScoreOne(const LayerId& layer, double q, const EndOfStream& eos,
+StatusOr<ScoreReport> ScoreStage::ScoreOne(size_t set, double q, const EndOfStream& eos,
                                            std::string* dir) {
   const PipelineConfig& c = config_;
-  const std::string prefix = LayerKeyPrefix(layer);
+  const UnitSet& unit_set = sets_[set];
+  const std::string prefix = LayerKeyPrefix(layers_[unit_set.source]);
+  LinearView* view = views_[set].get();
   auto fetch = [&](size_t row, ActivationMap* out) {
-    return cache_->GetActivation(ActivationKey(prefix, digest_of_.at(row)), out);
+    if (!view) return cache_->GetActivation(ActivationKey(prefix, digest_of_.at(row)), out);
+    thread_local ActivationMap source;  // the layer's values, before the view's basis
+    ND_RETURN_IF_ERROR(cache_->GetActivation(ActivationKey(prefix, digest_of_.at(row)), &source));
+    return view->Apply(source, out);
   };
+  const std::string& name = unit_set.name;
   const bool several = c.threshold.quantiles.size() > 1;
   std::vector<double> thresholds;
   if (c.shard.count > 0) {  // a sharded run's score task: the merge job's exact thresholds
-    ND_ASSIGN_OR_RETURN(
-        thresholds, ReadThresholdsFile(MergedThresholdsPath(c.shard.dir, layer.layer, q, several)));
+    ND_ASSIGN_OR_RETURN(thresholds,
+                        ReadThresholdsFile(MergedThresholdsPath(c.shard.dir, name, q, several)));
   } else {  // calibrate's, for exactly the images seen
     std::vector<std::string> digests;
     for (const auto& [row, digest] : digest_of_) digests.push_back(digest);
     std::string record;
-    ND_RETURN_IF_ERROR(cache_->Get(ImageSetThresholdKey(layer, q, digests), &record)
-                           .WithContext("score: thresholds of " + layer.layer));
+    ND_RETURN_IF_ERROR(cache_->Get(ImageSetThresholdKey(unit_set.id, q, digests), &record)
+                           .WithContext("score: thresholds of " + name));
     ND_RETURN_IF_ERROR(DecodeThresholdValues(record, &thresholds));
   }
   auto started = std::chrono::steady_clock::now();
@@ -149,12 +161,12 @@ StatusOr<ScoreReport> ScoreStage::ScoreOne(const LayerId& layer, double q, const
   const double score_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (c.shard.count > 0) {  // counts for the final merge, no results (shard_files.h)
-    const std::string path = CountsFilePath(c.shard.dir, c.shard.index, layer.layer, q, several);
+    const std::string path = CountsFilePath(c.shard.dir, c.shard.index, name, q, several);
     ND_RETURN_IF_ERROR(
-        WriteCountsFile(path, CountsFromReport(report, layer.layer, q, c.shard.index, c.shard.count,
+        WriteCountsFile(path, CountsFromReport(report, name, q, c.shard.index, c.shard.count,
                                                static_cast<int64_t>(rows_.size()),
                                                static_cast<int64_t>(forwarded_), skipped_)));
-    LogInfo(layer.layer + " (q=" + std::to_string(q) + "): shard " + std::to_string(c.shard.index) +
+    LogInfo(name + " (q=" + std::to_string(q) + "): shard " + std::to_string(c.shard.index) +
             " counted " + std::to_string(report.images_scored) + " images in " +
             std::to_string(score_s) + " s -> " + path);
     *dir = path;
@@ -163,7 +175,13 @@ StatusOr<ScoreReport> ScoreStage::ScoreOne(const LayerId& layer, double q, const
   RunFacts facts;
   facts.model_path = c.model.path;
   facts.dataset_path = c.dataset.path;
-  facts.layer = layer.layer;
+  facts.layer = name;
+  if (unit_set.is_view()) {
+    const ViewConfig& v = c.views[unit_set.view];
+    facts.view =
+        ViewFacts{v.layer, v.basis, v.basis == "file" ? 0 : v.seed,
+                  v.basis == "file" ? 1.0 : unit_set.alpha, v.basis == "file" ? v.path : ""};
+  }
   facts.preprocess = c.model.preprocess;
   facts.cache_dtype = c.cache.dtype;
   facts.quantile = q;
@@ -174,7 +192,7 @@ StatusOr<ScoreReport> ScoreStage::ScoreOne(const LayerId& layer, double q, const
   for (const StageSeconds& t : eos.stage_seconds)
     facts.stage_seconds.emplace_back(t.stage, t.seconds);
   facts.stage_seconds.emplace_back("score", score_s);
-  *dir = LayerResultDir(c.output.dir, layer.layer, q, c.threshold.quantiles.size() > 1);
+  *dir = LayerResultDir(c.output.dir, name, q, c.threshold.quantiles.size() > 1);
   // Compositional explanations and label statistics ([explain], [stats]), from the cache.
   const AnalysisRequest analysis = AnalysisRequestFor(c);
   std::optional<AnalysisOutcome> analyzed;
@@ -184,7 +202,7 @@ StatusOr<ScoreReport> ScoreStage::ScoreOne(const LayerId& layer, double q, const
     for (size_t row : analyzed->skipped_rows)
       LogWarning("analysis skipped: row " + std::to_string(row));
     facts.analysis = SummarizeAnalyses(*analyzed, analysis);
-    LogInfo(layer.layer + ": analyses from the cache in " +
+    LogInfo(name + ": analyses from the cache in " +
             std::to_string(analyzed->tables_seconds + analyzed->explain_seconds +
                            analyzed->stats_seconds) +
             " s (tables " + std::to_string(analyzed->tables_seconds) + " s, explain " +
@@ -194,7 +212,7 @@ StatusOr<ScoreReport> ScoreStage::ScoreOne(const LayerId& layer, double q, const
   ND_RETURN_IF_ERROR(WriteLayerResultFiles(*dir, *dataset_, report, thresholds, facts));
   if (analyzed) ND_RETURN_IF_ERROR(WriteAnalysisFiles(*dir, *dataset_, *analyzed));
   const LayerResults& r = report.results;
-  LogInfo(layer.layer + " (q=" + std::to_string(q) + "): " + std::to_string(r.detectors) + "/" +
+  LogInfo(name + " (q=" + std::to_string(q) + "): " + std::to_string(r.detectors) + "/" +
           std::to_string(r.units) + " detectors, " + std::to_string(r.unique_detectors_paper) +
           " unique (paper rule), " + std::to_string(r.unique_detectors_top_label) +
           " unique (top label); " + std::to_string(report.images_scored) + " images");

@@ -1,5 +1,6 @@
 // ScoreStage: the score process's work, without its sockets. main.cc hands it every READY batch
-// calibrate passes on, then the end of the stream; it scores every configured layer and quantile
+// calibrate passes on, then the end of the stream; it scores every configured layer and view
+// (cache/pipeline_keys.h UnitSet) and quantile
 // from the cached activations (common/maths/dissector.h), runs the analyses the configuration asks
 // for, and writes the result files (common/results). Policy lives here: which thresholds apply
 // (the cache's record for exactly the images seen), what counts as a skipped image, which
@@ -17,10 +18,12 @@
 #include <vector>
 
 #include "cache/activation_cache.h"
+#include "cache/pipeline_keys.h"
 #include "common/base/config.h"
 #include "common/base/status.h"
 #include "common/broden/broden_dataset.h"
 #include "common/maths/dissector.h"
+#include "common/maths/view_basis.h"
 #include "common/runtime/wire.h"
 
 namespace nd {
@@ -60,15 +63,17 @@ class ScoreStage {
 
  private:
   ScoreStage(const PipelineConfig& config, const BrodenDataset* dataset, ActivationCache* cache,
-             std::vector<LayerId> layers, std::unique_ptr<Dissector> dissector);
-  // Scores one (layer, quantile) and writes its folder; returns the Dissector's report.
-  StatusOr<ScoreReport> ScoreOne(const LayerId& layer, double q, const EndOfStream& eos,
-                                 std::string* dir);
+             std::vector<LayerId> layers, std::vector<UnitSet> sets,
+             std::unique_ptr<Dissector> dissector);
+  // Scores one (unit set, quantile) and writes its folder; returns the Dissector's report.
+  StatusOr<ScoreReport> ScoreOne(size_t set, double q, const EndOfStream& eos, std::string* dir);
 
   const PipelineConfig& config_;
   const BrodenDataset* dataset_;
   ActivationCache* cache_;
-  std::vector<LayerId> layers_;
+  std::vector<LayerId> layers_;  // where activations are read
+  std::vector<UnitSet> sets_;    // what is scored: layers, then views (pipeline_keys.h)
+  std::vector<std::unique_ptr<LinearView>> views_;  // per set; null for a layer
   std::unique_ptr<Dissector> dissector_;
   std::vector<size_t> rows_;                 // usable rows, arrival order until Finish sorts them
   std::map<size_t, std::string> digest_of_;  // row -> image digest (the cache key)

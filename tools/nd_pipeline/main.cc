@@ -203,7 +203,7 @@ int RateSummary(const CommonArgs& args) {
   auto records = nd::ReadAnswersFile(path);
   if (!records.ok()) return Fail(records.status());
   std::map<std::string, int64_t> study;
-  for (const std::string& layer : config->model.layers) {
+  for (const std::string& layer : nd::ResultSetNames(*config)) {
     auto tally = nd::ReadTallyFile(nd::RatedResultDir(*config, layer) + "/tally.csv");
     if (!tally.ok()) continue;
     study[layer] = nd::StudySize(*tally, config->rate, config->score.iou_threshold);

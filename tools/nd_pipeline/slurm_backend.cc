@@ -236,7 +236,7 @@ Status SubmitSlurmRun(const PipelineConfig& config, const SlurmSubmitOptions& op
   if (ec) return IoError(dir + ": " + ec.message());
   if (options.rescore) {
     for (int i = 0; i < c.slurm.shards; ++i)
-      for (const std::string& layer : c.model.layers)
+      for (const std::string& layer : ResultSetNames(c))
         if (!fs::exists(TailsFilePath(dir, i, layer)))
           return FailedPrecondition(TailsFilePath(dir, i, layer) +
                                     ": missing; a sharded rescore needs the tails of a sharded "
@@ -306,7 +306,7 @@ Status SubmitSlurmRun(const PipelineConfig& config, const SlurmSubmitOptions& op
   ND_RETURN_IF_ERROR(WaitForJob(jobs.phases.back().second));
   std::printf("nd-pipeline: sharded run done in %.1f s\n",
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  for (const std::string& layer : c.model.layers)
+  for (const std::string& layer : ResultSetNames(c))
     for (double q : c.threshold.quantiles)
       std::printf("results: %s\n",
                   LayerResultDir(c.output.dir, layer, q, c.threshold.quantiles.size() > 1).c_str());
@@ -316,7 +316,7 @@ Status SubmitSlurmRun(const PipelineConfig& config, const SlurmSubmitOptions& op
 Status MergeShardThresholds(const PipelineConfig& c) {
   const std::string& dir = c.shard.dir;
   const bool several = c.threshold.quantiles.size() > 1;
-  for (const std::string& layer : c.model.layers) {
+  for (const std::string& layer : ResultSetNames(c)) {
     std::vector<UnitTails> parts;
     for (int i = 0; i < c.shard.count; ++i) {
       auto t = ReadTailsFile(TailsFilePath(dir, i, layer));
@@ -357,7 +357,7 @@ Status MergeShardResults(const PipelineConfig& c, bool with_forward) {
       forwarded += r->forward_images;
     }
   }
-  for (const std::string& layer : c.model.layers) {
+  for (const std::string& layer : ResultSetNames(c)) {
     for (double q : c.threshold.quantiles) {
       std::vector<ShardCounts> parts;
       for (int i = 0; i < c.shard.count; ++i) {
@@ -459,7 +459,7 @@ Status PrintSlurmStatus(const PipelineConfig& c, std::ostream& out) {
                 std::to_string(rec->images_from_cache) + " cached, restart " +
                 std::to_string(rec->restart);
     int counted = 0, expected = 0;
-    for (const std::string& layer : c.model.layers)
+    for (const std::string& layer : ResultSetNames(c))
       for (double q : c.threshold.quantiles) {
         ++expected;
         counted += fs::exists(CountsFilePath(dir, i, layer, q, several));

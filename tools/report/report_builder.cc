@@ -27,6 +27,7 @@
 #include "common/broden/csv.h"
 #include "common/maths/unit_mask.h"
 #include "common/maths/upsample.h"
+#include "common/maths/view_basis.h"
 #include "tools/rate/answers_file.h"
 #include "tools/rate/rate_study.h"
 #include "tools/rate/rate_summary.h"
@@ -114,7 +115,7 @@ void Summarise(const TallyFile& tally, const std::vector<std::string>& categorie
 StatusOr<LayerScan> ScanLayer(const std::vector<const ActivationCache*>& caches,
                               const std::string& prefix, const std::string& layer_name,
                               const std::vector<std::string>& digests, int expected_units, int k,
-                              int workers) {
+                              int workers, LinearView* view) {
   const size_t n = digests.size();
   const int shards = std::max(1, std::min<int>(workers, static_cast<int>(n)));
   struct Shard {
@@ -136,7 +137,8 @@ StatusOr<LayerScan> ScanLayer(const std::vector<const ActivationCache*>& caches,
   };
   auto body = [&](int id) {
     Shard& sh = shard[id];
-    ActivationMap map;
+    ActivationMap record, viewed;
+    ActivationMap& map = view ? viewed : record;
     for (;;) {
       if (stop.load(std::memory_order_relaxed)) return;
       const size_t row = next.fetch_add(1);
@@ -148,8 +150,15 @@ StatusOr<LayerScan> ScanLayer(const std::vector<const ActivationCache*>& caches,
       const std::string key = ActivationKey(prefix, digests[row]);
       Status s = NotFound(key);
       for (const ActivationCache* cache : caches) {
-        s = cache->GetActivation(key, &map);
+        s = cache->GetActivation(key, &record);
         if (s.code() != StatusCode::kNotFound) break;
+      }
+      if (s.ok() && view) {
+        s = view->Apply(record, &viewed);
+        if (!s.ok()) {
+          fail(s.WithContext("view '" + layer_name + "'"));
+          return;
+        }
       }
       if (!s.ok()) {
         ++sh.missing;
@@ -440,15 +449,15 @@ namespace {
 // Every section's result files (tally.csv, thresholds.csv, optional summary.json and analysis
 // files), layer-major then quantile; the first missing or inconsistent file is the error.
 StatusOr<std::vector<SectionInput>> ReadSectionInputs(const PipelineConfig& config,
-                                                      const std::vector<LayerId>& layers) {
+                                                      const std::vector<UnitSet>& sets) {
   const auto& quantiles = config.threshold.quantiles;
   std::vector<SectionInput> inputs;
-  for (size_t l = 0; l < layers.size(); ++l) {
+  for (size_t l = 0; l < sets.size(); ++l) {
     for (double q : quantiles) {
       SectionInput in;
       in.layer = l;
       in.quantile = q;
-      in.dir = LayerResultDir(config.output.dir, layers[l].layer, q, quantiles.size() > 1);
+      in.dir = LayerResultDir(config.output.dir, sets[l].name, q, quantiles.size() > 1);
       ND_ASSIGN_OR_RETURN(in.tally, ReadTallyFile((in.dir / "tally.csv").string()));
       ND_ASSIGN_OR_RETURN(in.thresholds, ReadThresholdsFile((in.dir / "thresholds.csv").string()));
       if (in.thresholds.size() != in.tally.units.size())
@@ -531,6 +540,8 @@ StatusOr<ReportStats> BuildReport(const PipelineConfig& config, const ReportOpti
   ND_ASSIGN_OR_RETURN(BrodenDataset dataset,
                       BrodenDataset::Open(config.dataset.path, BrodenOptionsFor(config.dataset)));
   ND_ASSIGN_OR_RETURN(std::vector<LayerId> layers, ConfiguredLayers(config));
+  // Sections: every layer, then every view (shown like a layer).
+  ND_ASSIGN_OR_RETURN(std::vector<UnitSet> sets, ConfiguredUnitSets(config));
 
   ReportPage page;
   page.model = config.model.path;
@@ -545,7 +556,7 @@ StatusOr<ReportStats> BuildReport(const PipelineConfig& config, const ReportOpti
 
   // Read every section's files first, so that a missing one fails before any work.
   const auto& quantiles = config.threshold.quantiles;
-  ND_ASSIGN_OR_RETURN(std::vector<SectionInput> inputs, ReadSectionInputs(config, layers));
+  ND_ASSIGN_OR_RETURN(std::vector<SectionInput> inputs, ReadSectionInputs(config, sets));
 
   ND_ASSIGN_OR_RETURN(std::vector<std::string> digests, ImageDigests(dataset, o.workers));
   std::vector<ActivationCache> opened;
@@ -573,12 +584,15 @@ StatusOr<ReportStats> BuildReport(const PipelineConfig& config, const ReportOpti
 
   ReportStats stats;
   StripCounters counters;
-  for (size_t l = 0; l < layers.size(); ++l) {
-    const LayerId& layer = layers[l];
+  for (size_t l = 0; l < sets.size(); ++l) {
+    const UnitSet& set = sets[l];
+    std::unique_ptr<LinearView> view;
+    if (set.is_view()) view = std::make_unique<LinearView>(config.views[set.view], set.alpha);
     const int expected = static_cast<int>(inputs[l * quantiles.size()].thresholds.size());
     const auto scan_started = std::chrono::steady_clock::now();
-    ND_ASSIGN_OR_RETURN(LayerScan scan, ScanLayer(caches, LayerKeyPrefix(layer), layer.layer,
-                                                  digests, expected, o.top_images, o.workers));
+    ND_ASSIGN_OR_RETURN(LayerScan scan,
+                        ScanLayer(caches, LayerKeyPrefix(layers[set.source]), set.name, digests,
+                                  expected, o.top_images, o.workers, view.get()));
     stats.images_scanned += scan.scanned;
     stats.images_missing += scan.missing;
     const double scan_s =
@@ -590,12 +604,12 @@ StatusOr<ReportStats> BuildReport(const PipelineConfig& config, const ReportOpti
                         std::to_string(in.thresholds.size()) + " units, the cache has " +
                         std::to_string(scan.units));
       ReportSection s;
-      s.layer = layer.layer;
+      s.layer = set.name;
       s.quantile = in.quantile;
       s.images = in.images;
-      s.id = quantiles.size() > 1 ? layer.layer + "-q" + FormatG(in.quantile, 6) : layer.layer;
-      s.title = quantiles.size() > 1 ? layer.layer + " (q = " + FormatG(in.quantile, 6) + ")"
-                                     : layer.layer;
+      s.id = quantiles.size() > 1 ? set.name + "-q" + FormatG(in.quantile, 6) : set.name;
+      s.title =
+          quantiles.size() > 1 ? set.name + " (q = " + FormatG(in.quantile, 6) + ")" : set.name;
       Summarise(in.tally, page.categories, config.score.iou_threshold, &s);
       s.significant_detectors = static_cast<int>(in.significant_detectors);
 
@@ -635,7 +649,7 @@ StatusOr<ReportStats> BuildReport(const PipelineConfig& config, const ReportOpti
       std::map<std::string, int64_t> study;
       for (const SectionInput& in : inputs) {
         if (in.quantile != quantiles.front()) continue;
-        const std::string& layer = layers[in.layer].layer;
+        const std::string& layer = sets[in.layer].name;
         study[layer] = StudySize(in.tally, config.rate, config.score.iou_threshold);
       }
       for (LayerHumanEval& h : SummarizeAnswers(*records, config.rate.min_catch_accuracy, study)) {

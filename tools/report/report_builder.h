@@ -118,6 +118,7 @@ class UnitTopImages {
 
 class ActivationCache;
 class BrodenDataset;
+class LinearView;
 
 // Per-unit top images of one layer, from one scan of the cache.
 struct LayerScan {
@@ -135,12 +136,14 @@ struct LayerScan {
 // `digests` names and keeps each unit's top `k` (UnitTopImages). Errors: DataLoss when a record's
 // shape disagrees with another's or its unit count with `expected_units`; NotFound when no image
 // has a record. Uses `workers` threads. With several caches (a sharded run's), an image's record
-// is taken from the first cache that has it.
+// is taken from the first cache that has it. With `view`, the records are the view's source layer
+// and every map is transformed by the view's basis before its maxima are taken.
 [[nodiscard]] StatusOr<LayerScan> ScanLayer(const std::vector<const ActivationCache*>& caches,
                                             const std::string& prefix,
                                             const std::string& layer_name,
                                             const std::vector<std::string>& digests,
-                                            int expected_units, int k, int workers);
+                                            int expected_units, int k, int workers,
+                                            LinearView* view = nullptr);
 [[nodiscard]] inline StatusOr<LayerScan> ScanLayer(const ActivationCache& cache,
                                                    const std::string& prefix,
                                                    const std::string& layer_name,
