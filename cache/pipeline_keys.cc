@@ -11,22 +11,25 @@
 
 namespace nd {
 
-StatusOr<std::string> ModelDigest(const PipelineConfig& config, ActivationCache* memo_cache) {
-  if (!config.run.model_digest.empty()) return config.run.model_digest;
+StatusOr<std::string> ModelEntryDigest(const PipelineConfig& config, const ModelEntry& model,
+                                       ActivationCache* memo_cache) {
+  if (!model.digest.empty()) return model.digest;
   std::optional<FileDigestMemo> memo;
   FileDigestEntry entry;
   entry.stat_time_ns = WallClockNs();
   const bool have_identity = memo_cache != nullptr && !config.decode.rehash &&
-                             ReadFileIdentity(config.model.path, &entry.identity);
+                             ReadFileIdentity(model.path, &entry.identity);
   if (have_identity) {
     memo.emplace(memo_cache);
-    std::string known = memo->Lookup(config.model.path, entry.identity);
+    std::string known = memo->Lookup(model.path, entry.identity);
     if (!known.empty()) return known;
   }
-  auto digest = Sha256File(config.model.path);
-  if (!digest.ok()) return digest.status().WithContext("[model].path");
+  auto digest = Sha256File(model.path);
+  if (!digest.ok())
+    return digest.status().WithContext(
+        model.name.empty() ? "[model].path" : "[[models]] \"" + model.name + "\" .path");
   if (have_identity) {
-    entry.path = config.model.path;
+    entry.path = model.path;
     entry.digest = *digest;
     // Only saves work next time: a failure to remember is not an error.
     (void)memo->Record({entry});
@@ -34,53 +37,69 @@ StatusOr<std::string> ModelDigest(const PipelineConfig& config, ActivationCache*
   return *digest;
 }
 
+StatusOr<std::string> ModelDigest(const PipelineConfig& config, ActivationCache* memo_cache) {
+  return ModelEntryDigest(config, ConfiguredModels(config).front(), memo_cache);
+}
+
 StatusOr<std::vector<LayerId>> ConfiguredLayers(const PipelineConfig& config) {
-  auto digest = ModelDigest(config);
-  if (!digest.ok()) return digest.status();
   ND_ASSIGN_OR_RETURN(DType dtype, ParseDType(config.cache.dtype));
   std::vector<LayerId> ids;
-  for (const std::string& layer : config.model.layers)
-    ids.push_back(LayerId{*digest, config.model.preprocess, config.model.input_size, layer, dtype});
+  for (const ModelEntry& model : ConfiguredModels(config)) {
+    ND_ASSIGN_OR_RETURN(std::string digest, ModelEntryDigest(config, model));
+    for (const std::string& layer : config.model.layers)
+      ids.push_back(
+          LayerId{digest, config.model.preprocess, config.model.input_size, layer, dtype});
+  }
   return ids;
 }
 
 StatusOr<std::vector<UnitSet>> ConfiguredUnitSets(const PipelineConfig& config) {
   ND_ASSIGN_OR_RETURN(std::vector<LayerId> layers, ConfiguredLayers(config));
-  std::vector<UnitSet> sets;
-  for (size_t l = 0; l < layers.size(); ++l) {
-    UnitSet set;
-    set.name = layers[l].layer;
-    set.source = l;
-    set.id = layers[l];
-    sets.push_back(std::move(set));
-  }
+  const std::vector<ModelEntry> models = ConfiguredModels(config);
+  const size_t per_model = config.model.layers.size();
+  // A file basis's identity: the digest of its bytes, hashed once for every model.
+  std::vector<std::string> file_specs(config.views.size());
   for (size_t v = 0; v < config.views.size(); ++v) {
     const ViewConfig& view = config.views[v];
-    size_t source = 0;
-    while (source < layers.size() && layers[source].layer != view.layer) ++source;
-    if (source == layers.size())
-      return InvalidArgument("[[view]] \"" + view.name + "\" .layer: \"" + view.layer +
-                             "\" is not one of model.layers");
-    std::string spec;
-    if (view.basis == "file") {
-      auto digest = Sha256File(view.path);
-      if (!digest.ok()) return digest.status().WithContext("[[view]] \"" + view.name + "\" .path");
-      spec = "file:sha256=" + *digest;
-    }
-    for (double alpha : view.alpha) {
+    if (view.basis != "file") continue;
+    auto digest = Sha256File(view.path);
+    if (!digest.ok()) return digest.status().WithContext("[[view]] \"" + view.name + "\" .path");
+    file_specs[v] = "file:sha256=" + *digest;
+  }
+  std::vector<UnitSet> sets;
+  for (size_t m = 0; m < models.size(); ++m) {
+    const std::string prefix = ModelResultPrefix(models[m]);
+    for (size_t l = 0; l < per_model; ++l) {
       UnitSet set;
-      set.name = ViewResultName(view, alpha);
-      set.source = source;
-      set.id = layers[source];
-      char buffer[64];
-      char* end = std::to_chars(buffer, buffer + sizeof buffer, alpha).ptr;
-      set.id.layer +=
-          "|view|" + (view.basis == "file" ? spec
-                                           : "rotation:seed=" + std::to_string(view.seed) +
-                                                 ":alpha=" + std::string(buffer, end));
-      set.view = static_cast<int>(v);
-      set.alpha = alpha;
+      set.name = prefix + config.model.layers[l];
+      set.model = m;
+      set.source = m * per_model + l;
+      set.id = layers[set.source];
       sets.push_back(std::move(set));
+    }
+    for (size_t v = 0; v < config.views.size(); ++v) {
+      const ViewConfig& view = config.views[v];
+      size_t l = 0;
+      while (l < per_model && config.model.layers[l] != view.layer) ++l;
+      if (l == per_model)
+        return InvalidArgument("[[view]] \"" + view.name + "\" .layer: \"" + view.layer +
+                               "\" is not one of model.layers");
+      for (double alpha : view.alpha) {
+        UnitSet set;
+        set.name = prefix + ViewResultName(view, alpha);
+        set.model = m;
+        set.source = m * per_model + l;
+        set.id = layers[set.source];
+        char buffer[64];
+        char* end = std::to_chars(buffer, buffer + sizeof buffer, alpha).ptr;
+        set.id.layer +=
+            "|view|" + (view.basis == "file" ? file_specs[v]
+                                             : "rotation:seed=" + std::to_string(view.seed) +
+                                                   ":alpha=" + std::string(buffer, end));
+        set.view = static_cast<int>(v);
+        set.alpha = alpha;
+        sets.push_back(std::move(set));
+      }
     }
   }
   return sets;

@@ -12,23 +12,31 @@
 
 namespace nd {
 
-// The model's identity: SHA-256 of the model file (64 lowercase hex), not its path.
-// config.run.model_digest when set (the supervisor hands its one computation to every stage);
-// else, with `memo_cache`, the digest remembered for the file's unchanged stat identity
+// A model's identity: SHA-256 of the model file (64 lowercase hex), not its path.
+// model.digest when set (the supervisor hands its one computation to every stage); else, with
+// `memo_cache`, the digest remembered for the file's unchanged stat identity
 // (cache/file_digest_memo.h; not with decode.rehash), else the file is read and hashed (and the
-// digest remembered in `memo_cache`). Errors: the file cannot be read ("[model].path: ...").
+// digest remembered in `memo_cache`). Errors: the file cannot be read ("[model].path: ..." or
+// "[[models]] \"name\" .path: ...").
+StatusOr<std::string> ModelEntryDigest(const PipelineConfig& config, const ModelEntry& model,
+                                       ActivationCache* memo_cache = nullptr);
+// ModelEntryDigest of the first (with [model].path: the only) model.
 StatusOr<std::string> ModelDigest(const PipelineConfig& config,
                                   ActivationCache* memo_cache = nullptr);
 
-// One LayerId per configured layer, with ModelDigest(config) (no memo: stages get the digest
-// from the run's configuration).
+// One LayerId per (model, layer): for every model of ConfiguredModels(config) in order, every
+// layer of model.layers in order (index = model * layers + layer), with ModelEntryDigest (no memo:
+// stages get the digests from the run's configuration).
 StatusOr<std::vector<LayerId>> ConfiguredLayers(const PipelineConfig& config);
 
-// What calibrate, score and the report score, in this order: every configured layer, then every
-// [[view]] at every alpha (config order). A layer's values are its cached activations; a view's
-// are its source layer's, transformed by the view's basis (common/maths/view_basis.h) when read.
+// What calibrate, score and the report score, in this order: for every model, every configured
+// layer, then every [[view]] at every alpha (config order). A layer's values are its cached
+// activations; a view's are its source layer's, transformed by the view's basis
+// (common/maths/view_basis.h) when read.
 struct UnitSet {
-  std::string name;   // result folder under output.dir: the layer, or ViewResultName()
+  std::string name;   // result folder under output.dir: ModelResultPrefix + the layer or the
+                      // ViewResultName() (config.h ResultSetNames has the same names and order)
+  size_t model = 0;   // index into ConfiguredModels(config)
   size_t source = 0;  // index into ConfiguredLayers(config): where the activations are read
   // The identity of the set's thresholds in the cache (ImageSetThresholdKey): the layer's own
   // LayerId, or for a view the source's with `layer` = "<layer>|view|<spec>", spec =

@@ -110,15 +110,17 @@ TEST(ChannelTest, SendWithoutPeerTimesOutAsUnavailable) {
 }
 
 TEST(WireTest, StageTimingsTravelTypedInEndOfStream) {
-  EndOfStream eos{3, 2, 1, {{"decode", 1.5}, {"extract", 0.25}}};
+  EndOfStream eos{3, 2, 1, {{"decode", 1.5}, {"extract", 0.25}}, {2, 0}};
   auto frames = Encode(eos).frames;
-  // Body by hand: 3 u64 totals, u32 count 2, then (u32 length, bytes, f64 bits) per stage.
+  // Body by hand: 3 u64 totals, u32 count 2, then (u32 length, bytes, f64 bits) per stage, then
+  // u32 count 2 and the per-model forward counts (u64).
   std::string expected;
   auto u32 = [&](uint32_t v) { expected.append(reinterpret_cast<const char*>(&v), 4); };
   auto u64 = [&](uint64_t v) { expected.append(reinterpret_cast<const char*>(&v), 8); };
   u64(3), u64(2), u64(1), u32(2);
   u32(6), expected += "decode", u64(0x3FF8000000000000ull);   // 1.5
   u32(7), expected += "extract", u64(0x3FD0000000000000ull);  // 0.25
+  u32(2), u64(2), u64(0);
   EXPECT_EQ(frames[1], expected);
   auto parsed = ParseHeader(frames);
   ND_ASSERT_OK(parsed);
@@ -127,6 +129,7 @@ TEST(WireTest, StageTimingsTravelTypedInEndOfStream) {
   ASSERT_EQ(out.stage_seconds.size(), 2u);
   EXPECT_EQ(out.stage_seconds[1].stage, "extract");
   EXPECT_EQ(out.stage_seconds[1].seconds, 0.25);
+  EXPECT_EQ(out.model_forward_images, (std::vector<uint64_t>{2, 0}));
   // A count larger than the body can hold is refused before reading.
   frames[1][24 + 3] = 0x7f;
   auto huge = ParseHeader(frames);

@@ -145,7 +145,7 @@ std::vector<Key> InputKeys() {
        [](const PipelineConfig& c) { return Quote(c.dataset.on_bad_row); }},
       {"model", "path",
        [](const toml::node& n, const Origin& o, PipelineConfig* c) {
-         return ReadPath(n, o, &c->model.path);
+         return ReadPath(n, o, &c->model.path, /*allow_empty=*/true);  // "" with [[models]]
        },
        [](const PipelineConfig& c) { return Quote(c.model.path); }},
       {"model", "layers",
@@ -657,6 +657,10 @@ Status ApplyTable(const toml::table& root, const Origin& origin, PipelineConfig*
       ND_RETURN_IF_ERROR(ApplyViewTables(section_node, origin, config));
       continue;
     }
+    if (section == "models") {  // [[models]]: an array of tables (config_tables.cc)
+      ND_RETURN_IF_ERROR(ApplyModelTables(section_node, origin, config));
+      continue;
+    }
     const toml::table* table = section_node.as_table();
     if (!IsSection(section)) {
       std::string known;
@@ -664,7 +668,7 @@ Status ApplyTable(const toml::table& root, const Origin& origin, PipelineConfig*
         if (known.find(k.section) == std::string::npos)
           known += std::string(known.empty() ? "" : ", ") + k.section;
       return InvalidArgument(Where(origin, section, "") + ": unknown section; sections are " +
-                             known + " and the tables [[view]]");
+                             known + " and the tables [[models]], [[view]]");
     }
     if (!table) return InvalidArgument(Where(origin, section, "") + ": expected a table");
     for (const auto& [key, node] : *table) {
@@ -709,7 +713,11 @@ Status ApplyOverride(const std::string& item, PipelineConfig* config) {
 Status CheckRequired(const PipelineConfig& c, const std::string& name) {
   Origin o{name, {}};
   if (c.dataset.path.empty()) return InvalidArgument(Where(o, "dataset", "path") + ": required");
-  if (c.model.path.empty()) return InvalidArgument(Where(o, "model", "path") + ": required");
+  if (c.model.path.empty() && c.models.empty())
+    return InvalidArgument(Where(o, "model", "path") + ": required (or [[models]] tables)");
+  if (!c.model.path.empty() && !c.models.empty())
+    return InvalidArgument(Where(o, "model", "path") +
+                           ": give either [model].path or [[models]] tables, not both");
   if (c.cache.dir.empty()) return InvalidArgument(Where(o, "cache", "dir") + ": required");
   if (c.output.dir.empty()) return InvalidArgument(Where(o, "output", "dir") + ": required");
   for (size_t i = 0; i < c.model.layers.size(); ++i)
@@ -717,6 +725,7 @@ Status CheckRequired(const PipelineConfig& c, const std::string& name) {
       if (c.model.layers[i] == c.model.layers[j])
         return InvalidArgument(Where(o, "model", "layers") + ": \"" + c.model.layers[i] +
                                "\" is listed twice");
+  ND_RETURN_IF_ERROR(CheckModels(c, name));
   ND_RETURN_IF_ERROR(CheckViews(c, name));
   if (c.run.curve == "on" && c.run.transport != "tcp")
     return InvalidArgument(Where(o, "run", "curve") +
@@ -767,7 +776,7 @@ std::string ConfigToToml(const PipelineConfig& config) {
     }
     out += std::string(k.name) + " = " + k.print(config) + "\n";
   }
-  return out + PrintViewTables(config);
+  return out + PrintModelTables(config) + PrintViewTables(config);
 }
 
 std::string RateAnswersPath(const PipelineConfig& config) {

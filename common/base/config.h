@@ -161,6 +161,25 @@ struct ViewConfig {
   std::string path;  // file: .npy, float32 or float64, C order, shape (M, K), K = the layer's units
 };
 
+// [[models]]: several models dissected in one run (a study: a series of checkpoints, seeds,
+// training conditions). They share [model]'s layers, input size, preprocessing, devices and batch
+// size, the dataset and the cache; each image is decoded once per run and run through every model
+// whose activations the cache lacks. Results go to <output.dir>/<name>/<layer>/ (views:
+// <output.dir>/<name>/<view>/). Without [[models]], [model].path is the one model and results go to
+// <output.dir>/<layer>/ as always.
+struct ModelEntry {
+  std::string name;  // a folder name, unique
+  std::string path;  // TorchScript file
+  // SHA-256 of the file (64 lowercase hex), the model's identity in cache keys; "" = hash the
+  // file. `up` fills it in the run's config once, as run.model_digest for the one model.
+  std::string digest;
+  // Free description, for the study report (tools/report/study_report.h): "" / -1 = not given.
+  std::string group;       // e.g. "baseline", "no-dropout", "batchnorm", "random"
+  int64_t seed = -1;       // training seed
+  int64_t iteration = -1;  // training iteration of a checkpoint
+  double accuracy = -1;    // validation accuracy in [0, 1]
+};
+
 struct PipelineConfig {
   std::string source;  // the file it came from ("" for defaults only)
   DatasetConfig dataset;
@@ -176,15 +195,24 @@ struct PipelineConfig {
   RateConfig rate;
   SlurmConfig slurm;
   ShardConfig shard;
-  std::vector<ViewConfig> views;  // [[view]] tables, in file order
+  std::vector<ViewConfig> views;   // [[view]] tables, in file order
+  std::vector<ModelEntry> models;  // [[models]] tables, in file order; empty = [model].path
 };
+
+// The models of a run: the [[models]] tables, or one unnamed entry for [model].path (digest
+// run.model_digest).
+std::vector<ModelEntry> ConfiguredModels(const PipelineConfig& config);
+
+// The result-name prefix of a model: "" for the unnamed one, else "<name>/".
+std::string ModelResultPrefix(const ModelEntry& model);
 
 // The result name of a view at one alpha: `name` for a view with one alpha, else
 // "<name>-a<alpha>" with alpha in the shortest form that reads back exactly ("layer4-rot-a0.25").
 std::string ViewResultName(const ViewConfig& view, double alpha);
 
-// The result names of everything scored, in scoring order: model.layers, then every view at every
-// alpha (cache/pipeline_keys.h ConfiguredUnitSets has the same order).
+// The result names of everything scored, in scoring order: for every model (ConfiguredModels),
+// model.layers, then every view at every alpha, each with the model's ModelResultPrefix
+// (cache/pipeline_keys.h ConfiguredUnitSets has the same order).
 std::vector<std::string> ResultSetNames(const PipelineConfig& config);
 
 // Loads `path` (may be empty: defaults + overrides only), then applies `overrides`, each

@@ -44,6 +44,10 @@ Status OneOf(const std::string& value, std::initializer_list<const char*> allowe
 Status ApplyViewTables(const toml::node& node, const Origin& origin, PipelineConfig* config);
 // The [[view]] tables of ConfigToToml (empty when there are none).
 std::string PrintViewTables(const PipelineConfig& config);
+// [[models]] likewise.
+Status ApplyModelTables(const toml::node& node, const Origin& origin, PipelineConfig* config);
+std::string PrintModelTables(const PipelineConfig& config);
+Status CheckModels(const PipelineConfig& config, const std::string& file);
 // Checks views against the rest of the configuration (layer names, unique result names).
 Status CheckViews(const PipelineConfig& config, const std::string& file);
 

@@ -1,4 +1,5 @@
-// The arrays of tables of pipeline.toml: [[view]] (config.h ViewConfig).
+// The arrays of tables of pipeline.toml: [[view]] (config.h ViewConfig) and [[models]]
+// (config.h ModelEntry).
 #include <charconv>
 #include <set>
 
@@ -14,10 +15,26 @@ std::string ViewResultName(const ViewConfig& view, double alpha) {
   return view.name + "-a" + std::string(buffer, end);
 }
 
+std::vector<ModelEntry> ConfiguredModels(const PipelineConfig& config) {
+  if (!config.models.empty()) return config.models;
+  ModelEntry one;
+  one.path = config.model.path;
+  one.digest = config.run.model_digest;
+  return {one};
+}
+
+std::string ModelResultPrefix(const ModelEntry& model) {
+  return model.name.empty() ? "" : model.name + "/";
+}
+
 std::vector<std::string> ResultSetNames(const PipelineConfig& config) {
-  std::vector<std::string> names = config.model.layers;
-  for (const ViewConfig& view : config.views)
-    for (double alpha : view.alpha) names.push_back(ViewResultName(view, alpha));
+  std::vector<std::string> names;
+  for (const ModelEntry& model : ConfiguredModels(config)) {
+    const std::string prefix = ModelResultPrefix(model);
+    for (const std::string& layer : config.model.layers) names.push_back(prefix + layer);
+    for (const ViewConfig& view : config.views)
+      for (double alpha : view.alpha) names.push_back(prefix + ViewResultName(view, alpha));
+  }
   return names;
 }
 
@@ -73,7 +90,79 @@ Status ApplyViewKey(const std::string& key, const toml::node& n, const Origin& o
   return InvalidArgument("unknown key; keys of [[view]] are " + std::string(kViewKeys));
 }
 
+constexpr const char* kModelKeys = "name, path, digest, group, seed, iteration, accuracy";
+
+Status ApplyModelKey(const std::string& key, const toml::node& n, const Origin& origin,
+                     ModelEntry* m) {
+  if (key == "name") return ReadString(n, &m->name);
+  if (key == "path") return ReadPath(n, origin, &m->path);
+  if (key == "digest") {
+    ND_RETURN_IF_ERROR(ReadString(n, &m->digest));
+    const bool hex =
+        m->digest.size() == 64 && m->digest.find_first_not_of("0123456789abcdef") == m->digest.npos;
+    if (!m->digest.empty() && !hex) return InvalidArgument("expected 64 lowercase hex digits");
+    return Status::Ok();
+  }
+  if (key == "group") return ReadString(n, &m->group);
+  if (key == "seed") return ReadInt(n, -1, INT64_MAX, &m->seed);
+  if (key == "iteration") return ReadInt(n, -1, INT64_MAX, &m->iteration);
+  if (key == "accuracy") {
+    ND_RETURN_IF_ERROR(ReadDouble(n, &m->accuracy));
+    if (m->accuracy != -1 && !(m->accuracy >= 0 && m->accuracy <= 1))
+      return InvalidArgument("must be in [0, 1] (or -1 = not given), got " + Number(m->accuracy));
+    return Status::Ok();
+  }
+  return InvalidArgument("unknown key; keys of [[models]] are " + std::string(kModelKeys));
+}
+
 }  // namespace
+
+Status ApplyModelTables(const toml::node& node, const Origin& origin, PipelineConfig* config) {
+  const toml::array* tables = node.as_array();
+  if (!tables || !tables->is_array_of_tables())
+    return InvalidArgument(origin.name + ": [[models]]: expected an array of tables ([[models]])");
+  config->models.clear();
+  for (size_t i = 0; i < tables->size(); ++i) {
+    const toml::table& table = *tables->get(i)->as_table();
+    const std::string where = origin.name + ": [[models]] #" + std::to_string(i + 1);
+    ModelEntry model;
+    for (const auto& [key, value] : table) {
+      const std::string name(key.str());
+      Status s = ApplyModelKey(name, value, origin, &model);
+      if (!s.ok()) return InvalidArgument(where + " ." + name + ": " + s.message());
+    }
+    for (const char* required : {"name", "path"})
+      if (!table.contains(required)) return InvalidArgument(where + " ." + required + ": required");
+    config->models.push_back(std::move(model));
+  }
+  return Status::Ok();
+}
+
+std::string PrintModelTables(const PipelineConfig& config) {
+  std::string out;
+  for (const ModelEntry& m : config.models) {
+    out += "\n[[models]]\nname = " + Quote(m.name) + "\npath = " + Quote(m.path) +
+           "\ndigest = " + Quote(m.digest) + "\ngroup = " + Quote(m.group) +
+           "\nseed = " + std::to_string(m.seed) + "\niteration = " + std::to_string(m.iteration) +
+           "\naccuracy = " + Number(m.accuracy) + "\n";
+  }
+  return out;
+}
+
+Status CheckModels(const PipelineConfig& c, const std::string& file) {
+  std::set<std::string> names;
+  for (size_t i = 0; i < c.models.size(); ++i) {
+    const std::string where = file + ": [[models]] #" + std::to_string(i + 1);
+    Status s = CheckResultName(c.models[i].name);
+    if (!s.ok()) return InvalidArgument(where + " .name: " + s.message());
+    if (!names.insert(c.models[i].name).second)
+      return InvalidArgument(where + " .name: \"" + c.models[i].name + "\" is listed twice");
+    for (const std::string& layer : c.model.layers)
+      if (layer == c.models[i].name)
+        return InvalidArgument(where + " .name: \"" + layer + "\" is also a layer's name");
+  }
+  return Status::Ok();
+}
 
 Status ApplyViewTables(const toml::node& node, const Origin& origin, PipelineConfig* config) {
   const toml::array* tables = node.as_array();

@@ -178,6 +178,8 @@ WireMessage Encode(const EndOfStream& m) {
     w.Str(t.stage);
     w.F64(t.seconds);
   }
+  w.U32(static_cast<uint32_t>(m.model_forward_images.size()));
+  for (uint64_t n : m.model_forward_images) w.U64(n);
   return {MessageType::kEndOfStream, {Header(MessageType::kEndOfStream), w.Take()}};
 }
 
@@ -267,6 +269,14 @@ Status Decode(const WireMessage& m, EndOfStream* out) {
     }
     out->stage_seconds.push_back(std::move(t));
   }
+  uint32_t models = 0;
+  if (!r.Count(&models, 8)) r.Fail();
+  out->model_forward_images.assign(models, 0);
+  for (uint32_t i = 0; i < models; ++i)
+    if (!r.U64(&out->model_forward_images[i])) {
+      r.Fail();
+      break;
+    }
   return r.Done();
 }
 

@@ -19,7 +19,8 @@
 
 namespace nd {
 
-inline constexpr uint16_t kProtocolVersion = 2;  // 2: typed stage timings in END_OF_STREAM
+// 2: typed stage timings in END_OF_STREAM; 3: per-model forward counts in END_OF_STREAM.
+inline constexpr uint16_t kProtocolVersion = 3;
 
 enum class MessageType : uint16_t {
   kImageBatch = 1,   // decode → extract
@@ -73,6 +74,8 @@ struct EndOfStream {
   uint64_t skipped = 0;
   // Wall seconds of each stage so far, in stream order: decode, extract, forward, calibrate.
   std::vector<StageSeconds> stage_seconds;
+  // Images run through each model of the run ([[models]] order; one entry for [model].path).
+  std::vector<uint64_t> model_forward_images;
 };
 
 // A stage's report to the supervisor.

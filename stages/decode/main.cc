@@ -91,10 +91,14 @@ Status Run(StageProcess& p) {
           " known unchanged, not read), " + std::to_string(eos.skipped) + " skipped");
   // Which model the cache was asked about: a changed model file is a new digest, hence 0 cached.
   std::string layer_names;
-  for (const LayerId& id : layers) layer_names += (layer_names.empty() ? "" : ", ") + id.layer;
+  for (const std::string& layer : c.model.layers)
+    layer_names += (layer_names.empty() ? "" : ", ") + layer;
+  const size_t models = ConfiguredModels(c).size();
   LogInfo(std::to_string(cached) + " of " + std::to_string(dataset.images().size()) +
-          " images cached for model " + layers.front().model_digest_hex.substr(0, 12) +
-          (layers.size() == 1 ? " (layer " : " (layers ") + layer_names + ")");
+          " images cached for " +
+          (models == 1 ? "model " + layers.front().model_digest_hex.substr(0, 12)
+                       : "all " + std::to_string(models) + " models") +
+          (c.model.layers.size() == 1 ? " (layer " : " (layers ") + layer_names + ")");
   eos.stage_seconds = {{"decode", p.elapsed_s()}};
   ScopedMicros waiting(counters.waiting_us);  // done: from here on the stage is idle
   Status sent = out.Send(Encode(eos), p.timeout_ms());

@@ -14,10 +14,24 @@ StatusOr<std::unique_ptr<ActivationWriter>> ActivationWriter::Open(const Pipelin
   ND_ASSIGN_OR_RETURN(w->layers_, ConfiguredLayers(config));
   ND_ASSIGN_OR_RETURN(w->dtype_, ParseDType(config.cache.dtype));
   for (const LayerId& id : w->layers_) w->prefixes_.push_back(LayerKeyPrefix(id));
+  w->per_model_ = config.model.layers.size();
+  for (const ModelEntry& model : ConfiguredModels(config))
+    for (size_t l = 0; l < w->per_model_; ++l) w->model_paths_.push_back(model.path);
   w->manifest_written_.assign(w->layers_.size(), false);
   ND_ASSIGN_OR_RETURN(ActivationCache cache, ActivationCache::Open(CacheOptionsFor(config)));
   w->cache_ = std::make_unique<ActivationCache>(std::move(cache));
   return w;
+}
+
+StatusOr<bool> ActivationWriter::HasAllRecords(size_t model,
+                                               const std::vector<ImageRef>& images) const {
+  for (size_t l = model * per_model_; l < (model + 1) * per_model_; ++l)
+    for (const ImageRef& image : images) {
+      ND_ASSIGN_OR_RETURN(bool current, cache_->ContainsCurrentActivation(
+                                            ActivationKey(prefixes_[l], image.digest)));
+      if (!current) return false;
+    }
+  return true;
 }
 
 StatusOr<EncodedBatch> ActivationWriter::Encode(ImageBatch batch,
@@ -36,6 +50,10 @@ StatusOr<EncodedBatch> ActivationWriter::Encode(ImageBatch batch,
   e.records.reserve(static_cast<size_t>(n) * layers_.size() + layers_.size());
   for (size_t l = 0; l < layers_.size(); ++l) {
     const torch::Tensor& out = outputs[l];
+    if (!out.defined()) {  // a model that did not run for this batch (already cached)
+      e.shapes.push_back({0, 0, 0});
+      continue;
+    }
     const bool half = out.scalar_type() == torch::kHalf;
     if (out.dim() != 4 || out.size(0) != n || !out.device().is_cpu() || !out.is_contiguous() ||
         (!half && out.scalar_type() != torch::kFloat)) {
@@ -79,9 +97,9 @@ Status ActivationWriter::Commit(EncodedBatch batch, ReadyBatch* ready) {
     std::lock_guard<std::mutex> lock(commit_mu_);
     std::vector<size_t> new_manifests;
     for (size_t l = 0; l < layers_.size() && l < batch.shapes.size(); ++l) {
-      if (manifest_written_[l]) continue;
+      if (manifest_written_[l] || batch.shapes[l][0] == 0) continue;
       LayerManifest m;
-      m.model_path = config_.model.path;
+      m.model_path = model_paths_[l];
       m.model_digest_hex = layers_[l].model_digest_hex;
       m.preprocess = layers_[l].preprocess;
       m.input_size = layers_[l].input_size;

@@ -58,13 +58,20 @@ class ActivationWriter {
 
   // The record dtype (cache.dtype).
   DType dtype() const { return dtype_; }
+  // model.layers.size(): outputs come model-major, this many per model.
+  size_t layers_per_model() const { return per_model_; }
+  // Whether the cache holds a current record of every layer of model `model` (ConfiguredModels
+  // order) for every image of `images`. Errors: the cache's.
+  [[nodiscard]] StatusOr<bool> HasAllRecords(size_t model,
+                                             const std::vector<ImageRef>& images) const;
 
-  // Encodes `outputs` (one tensor per configured layer, in model.layers order, each a contiguous
-  // CPU tensor of shape [batch.images.size(), units, h, w], float32 as ModelRunner::Run returns
-  // them; float16 is also accepted and widened exactly) as records keyed by the images' digests.
-  // Takes the batch's image lists; its tensor is
-  // not needed. Errors: InvalidArgument naming the layer and row for a shape or dtype mismatch.
-  // REQUIRES: outputs is empty when batch.images is empty.
+  // Encodes `outputs` (one tensor per configured layer (ConfiguredLayers order: model-major, then
+  // model.layers order); an undefined tensor for the layers of a model that did not run; each a
+  // contiguous CPU tensor of shape [batch.images.size(), units, h, w], float32 as ModelRunner::Run
+  // returns them; float16 is also accepted and widened exactly) as records keyed by the images'
+  // digests. Takes the batch's image lists; its tensor is not needed. Errors: InvalidArgument
+  // naming the layer and row for a shape or dtype mismatch. REQUIRES: outputs is empty when
+  // batch.images is empty.
   [[nodiscard]] StatusOr<EncodedBatch> Encode(ImageBatch batch,
                                               const std::vector<torch::Tensor>& outputs) const;
 
@@ -80,6 +87,8 @@ class ActivationWriter {
 
   PipelineConfig config_;
   std::vector<LayerId> layers_;
+  std::vector<std::string> model_paths_;  // per entry of layers_
+  size_t per_model_ = 1;
   std::vector<std::string> prefixes_;
   DType dtype_ = DType::kFloat16;
   std::unique_ptr<ActivationCache> cache_;

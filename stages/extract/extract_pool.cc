@@ -25,26 +25,35 @@ StatusOr<std::unique_ptr<ExtractPool>> ExtractPool::Open(const PipelineConfig& c
   const std::vector<std::string>& devices = config.model.devices;
   if (devices.empty()) return InvalidArgument("extract: model.device lists no device");
   ND_ASSIGN_OR_RETURN(pool->writer_, ActivationWriter::Open(config));
+  const std::vector<ModelEntry> models = ConfiguredModels(config);
+  pool->model_forward_images_.assign(models.size(), 0);
   for (size_t k = 0; k < devices.size(); ++k) {
-    ModelOptions mo;
-    mo.path = config.model.path;
-    mo.layers = config.model.layers;
-    mo.device = devices[k];
-    mo.precision = config.model.precision;
-    // "auto" is channels_last on every device: LibTorch's CPU (oneDNN) and CUDA (cuDNN)
-    // convolutions are faster on NHWC (ResNet-18 on the 2-core box: see README, Benchmarks).
-    mo.channels_last = config.model.memory_format != "contiguous";
-    StatusOr<ModelRunner> runner = ModelRunner::Load(mo);
-    if (!runner.ok()) {
-      if (devices.size() == 1) return runner.status();
-      return runner.status().WithContext(WorkerLabel(k, devices.size(), devices[k]));
+    pool->runners_.emplace_back();
+    for (const ModelEntry& model : models) {
+      ModelOptions mo;
+      mo.path = model.path;
+      mo.layers = config.model.layers;
+      mo.device = devices[k];
+      mo.precision = config.model.precision;
+      // "auto" is channels_last on every device: LibTorch's CPU (oneDNN) and CUDA (cuDNN)
+      // convolutions are faster on NHWC (ResNet-18 on the 2-core box: see README, Benchmarks).
+      mo.channels_last = config.model.memory_format != "contiguous";
+      StatusOr<ModelRunner> runner = ModelRunner::Load(mo);
+      if (!runner.ok()) {
+        Status s = model.name.empty() ? runner.status()
+                                      : runner.status().WithContext("model " + model.name);
+        if (devices.size() == 1) return s;
+        return s.WithContext(WorkerLabel(k, devices.size(), devices[k]));
+      }
+      pool->runners_.back().push_back(std::make_unique<ModelRunner>(std::move(runner).value()));
+      const ModelRunner& loaded = *pool->runners_.back().back();
+      LogInfo("model " + (model.name.empty() ? "" : model.name + " ") + model.path + " on " +
+              loaded.device() + ", " + loaded.precision() +
+              "; layers: " + JoinLayers(config.model.layers) +
+              (devices.size() > 1 ? " (worker " + std::to_string(k + 1) + " of " +
+                                        std::to_string(devices.size()) + ")"
+                                  : ""));
     }
-    pool->runners_.push_back(std::make_unique<ModelRunner>(std::move(runner).value()));
-    LogInfo("model " + config.model.path + " on " + pool->runners_.back()->device() + ", " +
-            pool->runners_.back()->precision() + "; layers: " + JoinLayers(config.model.layers) +
-            (devices.size() > 1 ? " (worker " + std::to_string(k + 1) + " of " +
-                                      std::to_string(devices.size()) + ")"
-                                : ""));
   }
   const size_t n = pool->runners_.size();
   pool->capacity_ = 3 * n;
@@ -131,7 +140,7 @@ size_t ExtractPool::in_flight() const {
 
 std::vector<std::string> ExtractPool::devices() const {
   std::vector<std::string> d;
-  for (const auto& r : runners_) d.push_back(r->device());
+  for (const auto& r : runners_) d.push_back(r.front()->device());
   return d;
 }
 
@@ -140,13 +149,41 @@ uint64_t ExtractPool::forward_images() const {
   return forward_images_;
 }
 
+std::vector<uint64_t> ExtractPool::model_forward_images() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return model_forward_images_;
+}
+
 double ExtractPool::forward_seconds() const {
   std::lock_guard<std::mutex> lock(mu_);
   return forward_seconds_;
 }
 
+Status ExtractPool::RunModels(const std::vector<std::unique_ptr<ModelRunner>>& runners,
+                              const torch::Tensor& input, const std::vector<ImageRef>& images,
+                              Forwarded* f) {
+  const size_t layers = writer_->layers_per_model();
+  for (size_t m = 0; m < runners.size(); ++m) {
+    // With one model, decode sent only images the cache lacks; with several, a model whose
+    // records of these images are all present is skipped.
+    bool cached = false;
+    if (runners.size() > 1) {
+      ND_ASSIGN_OR_RETURN(cached, writer_->HasAllRecords(m, images));
+    }
+    f->ran.push_back(!cached);
+    if (cached) {
+      f->outputs.resize(f->outputs.size() + layers);
+      continue;
+    }
+    ND_ASSIGN_OR_RETURN(std::vector<torch::Tensor> outputs, runners[m]->Run(input));
+    for (torch::Tensor& t : outputs) f->outputs.push_back(std::move(t));
+  }
+  return Status::Ok();
+}
+
 void ExtractPool::WorkerLoop(size_t k) {
-  ModelRunner& runner = *runners_[k];
+  const std::vector<std::unique_ptr<ModelRunner>>& runners = runners_[k];
+  const std::string device = runners.front()->device();
   for (;;) {
     ImageBatch batch;
     {
@@ -175,12 +212,7 @@ void ExtractPool::WorkerLoop(size_t k) {
         // from_blob wraps the batch's bytes without a copy; they live until Run returns.
         torch::Tensor input =
             torch::from_blob(const_cast<char*>(batch.tensor.data()), {n, 3, h, w}, torch::kFloat32);
-        StatusOr<std::vector<torch::Tensor>> outputs = runner.Run(input);
-        if (outputs.ok()) {
-          f.outputs = std::move(outputs).value();
-        } else {
-          status = outputs.status();
-        }
+        status = RunModels(runners, input, batch.images, &f);
       }
       std::lock_guard<std::mutex> lock(mu_);
       if (--forwards_active_ == 0) {
@@ -195,8 +227,7 @@ void ExtractPool::WorkerLoop(size_t k) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (!status.ok()) {
-        FailLocked(workers() == 1 ? status
-                                  : status.WithContext(WorkerLabel(k, workers(), runner.device())));
+        FailLocked(workers() == 1 ? status : status.WithContext(WorkerLabel(k, workers(), device)));
         break;
       }
       if (!failure_.ok()) break;
@@ -223,6 +254,7 @@ void ExtractPool::WriterLoop() {
       forwarded_.pop_front();
     }
     const size_t forwarded_images = f.batch.images.size();
+    const std::vector<bool> ran = std::move(f.ran);
     ReadyBatch ready;
     Status status = Status::Ok();
     StatusOr<EncodedBatch> encoded = writer_->Encode(std::move(f.batch), f.outputs);
@@ -240,6 +272,8 @@ void ExtractPool::WriterLoop() {
       }
       if (!failure_.ok()) return;
       forward_images_ += forwarded_images;
+      for (size_t m = 0; m < ran.size(); ++m)
+        if (ran[m]) model_forward_images_[m] += forwarded_images;
       ready_.push_back(std::move(ready));
     }
     ready_cv_.notify_one();

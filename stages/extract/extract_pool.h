@@ -65,8 +65,9 @@ class ExtractPool {
     kDrained,  // Close was called and every batch has been returned: the stream is done
   };
 
-  // Loads one ModelRunner per entry of config.model.devices (model.path, model.layers,
-  // model.precision), opens the cache, and starts the
+  // Loads one ModelRunner per entry of config.model.devices and model of the run
+  // (ConfiguredModels: [model].path or every [[models]] table; model.layers, model.precision),
+  // opens the cache, and starts the
   // worker and writer threads. Errors: those of ModelRunner::Load (bad file, unknown layer, bad or
   // missing device), with "extract worker k of n" context when n > 1, and of
   // ActivationWriter::Open.
@@ -94,31 +95,39 @@ class ExtractPool {
   [[nodiscard]] StatusOr<Event> Next(int timeout_ms, ReadyBatch* ready);
 
   size_t workers() const { return runners_.size(); }
+  size_t models() const { return runners_.front().size(); }
   size_t capacity() const { return capacity_; }
   // Batches submitted and not yet returned by Next.
   size_t in_flight() const;
   // The devices ("cpu", "cuda:0") and the precision the workers actually use.
   std::vector<std::string> devices() const;
-  std::string precision() const { return runners_.front()->precision(); }
-  // Images run through the network so far (committed batches only).
+  std::string precision() const { return runners_.front().front()->precision(); }
+  // Images run through the network so far (committed batches only): through any model, and per
+  // model. With several models, a batch skips every model whose records of all its images and
+  // layers the cache already holds (a checkpoint added to a series runs only the new one).
   uint64_t forward_images() const;
+  std::vector<uint64_t> model_forward_images() const;
   // Wall seconds during which at least one worker was in a forward pass (with one worker: the
   // sum of its forward passes).
   double forward_seconds() const;
 
  private:
   struct Forwarded {
-    ImageBatch batch;  // tensor released
-    std::vector<torch::Tensor> outputs;
+    ImageBatch batch;                    // tensor released
+    std::vector<torch::Tensor> outputs;  // model-major; undefined for the models skipped
+    std::vector<bool> ran;               // per model
     size_t worker = 0;
   };
 
   ExtractPool() = default;
   void WorkerLoop(size_t k);
+  // Runs `input` through every model of one worker that the cache lacks for `images` into *f.
+  Status RunModels(const std::vector<std::unique_ptr<ModelRunner>>& runners,
+                   const torch::Tensor& input, const std::vector<ImageRef>& images, Forwarded* f);
   void WriterLoop();
   void FailLocked(const Status& status);  // REQUIRES: mu_ held
 
-  std::vector<std::unique_ptr<ModelRunner>> runners_;
+  std::vector<std::vector<std::unique_ptr<ModelRunner>>> runners_;  // [worker][model]
   std::unique_ptr<ActivationWriter> writer_;
   size_t capacity_ = 0;
 
@@ -135,6 +144,7 @@ class ExtractPool {
   bool closed_ = false;
   Status failure_;  // OK until the pool fails
   uint64_t forward_images_ = 0;
+  std::vector<uint64_t> model_forward_images_;
   int forwards_active_ = 0;
   std::chrono::steady_clock::time_point forwards_since_;
   double forward_seconds_ = 0;

@@ -131,10 +131,16 @@ Status Run(StageProcess& p) {
   }
   // Drained: the receiver stored END_OF_STREAM before closing the pool.
   eos.forward_images = pool->forward_images();
+  eos.model_forward_images = pool->model_forward_images();
   eos.stage_seconds.push_back({"extract", p.elapsed_s()});
   eos.stage_seconds.push_back({"forward", pool->forward_seconds()});
+  std::string per_model;  // several models: how many images each ran (0 = all cached)
+  const std::vector<ModelEntry> models = ConfiguredModels(p.config());
+  for (size_t m = 0; models.size() > 1 && m < models.size(); ++m)
+    per_model += (per_model.empty() ? "; " : ", ") + models[m].name + " " +
+                 std::to_string(eos.model_forward_images[m]);
   LogInfo("ran " + std::to_string(pool->forward_images()) + " images through the network on " +
-          std::to_string(pool->workers()) + " worker(s)");
+          std::to_string(pool->workers()) + " worker(s)" + per_model);
   ScopedMicros waiting(counters.waiting_us);  // done: from here on the stage is idle
   ND_RETURN_IF_ERROR(out.Send(Encode(eos), p.timeout_ms()));
   AwaitSupervisorRelease(p.timeout_ms());

@@ -6,8 +6,10 @@
 
 namespace nd {
 
-StatusOr<std::unique_ptr<RelayPool>> RelayPool::Open(const PipelineConfig&) {
-  return std::unique_ptr<RelayPool>(new RelayPool());
+StatusOr<std::unique_ptr<RelayPool>> RelayPool::Open(const PipelineConfig& config) {
+  std::unique_ptr<RelayPool> pool(new RelayPool());
+  pool->models_ = ConfiguredModels(config).size();
+  return pool;
 }
 
 Status RelayPool::Submit(ImageBatch batch) {

@@ -38,11 +38,13 @@ class RelayPool {
   size_t in_flight() const;
   size_t workers() const { return 0; }
   uint64_t forward_images() const { return 0; }
+  std::vector<uint64_t> model_forward_images() const { return std::vector<uint64_t>(models_, 0); }
   double forward_seconds() const { return 0; }
 
  private:
   RelayPool() = default;
 
+  size_t models_ = 1;
   mutable std::mutex mu_;
   std::condition_variable ready_cv_;
   std::deque<ReadyBatch> ready_;

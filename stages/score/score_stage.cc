@@ -173,7 +173,8 @@ StatusOr<ScoreReport> ScoreStage::ScoreOne(size_t set, double q, const EndOfStre
     return report;
   }
   RunFacts facts;
-  facts.model_path = c.model.path;
+  const ModelEntry model = ConfiguredModels(c)[unit_set.model];
+  facts.model_path = model.path;
   facts.dataset_path = c.dataset.path;
   facts.layer = name;
   if (unit_set.is_view()) {
@@ -186,8 +187,15 @@ StatusOr<ScoreReport> ScoreStage::ScoreOne(size_t set, double q, const EndOfStre
   facts.cache_dtype = c.cache.dtype;
   facts.quantile = q;
   facts.images_total = dataset_->images().size();
-  facts.forward_images = eos.forward_images;
-  facts.images_from_cache = rows_.size() - std::min<uint64_t>(rows_.size(), forwarded_);
+  // Images run through this set's model (several models: each counts its own).
+  const uint64_t forwarded = eos.model_forward_images.size() > unit_set.model
+                                 ? eos.model_forward_images[unit_set.model]
+                                 : eos.forward_images;
+  facts.forward_images = forwarded;
+  facts.images_from_cache =
+      rows_.size() - std::min<uint64_t>(rows_.size(), eos.model_forward_images.size() > 1
+                                                          ? forwarded
+                                                          : forwarded_);
   facts.skipped = skipped_;
   for (const StageSeconds& t : eos.stage_seconds)
     facts.stage_seconds.emplace_back(t.stage, t.seconds);

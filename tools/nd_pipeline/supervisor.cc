@@ -424,10 +424,20 @@ StatusOr<RunReport> Supervisor::Run() {
   // the run and every restart (stages read it from the run's config instead of hashing the model
   // file each): a model file replaced mid-run cannot make two stages disagree about the cache key.
   // The cache handle is closed before any stage forks.
-  if (config_.run.model_digest.empty()) {
+  // With [[models]], every model's digest is written into its table the same way.
+  const bool need_digests = config_.models.empty()
+                                ? config_.run.model_digest.empty()
+                                : std::any_of(config_.models.begin(), config_.models.end(),
+                                              [](const ModelEntry& m) { return m.digest.empty(); });
+  if (need_digests) {
     ND_ASSIGN_OR_RETURN(ActivationCache memo_cache,
                         ActivationCache::Open(CacheOptionsFor(config_)));
-    ND_ASSIGN_OR_RETURN(config_.run.model_digest, ModelDigest(config_, &memo_cache));
+    if (config_.models.empty()) {
+      ND_ASSIGN_OR_RETURN(config_.run.model_digest, ModelDigest(config_, &memo_cache));
+    }
+    for (ModelEntry& model : config_.models) {
+      ND_ASSIGN_OR_RETURN(model.digest, ModelEntryDigest(config_, model, &memo_cache));
+    }
   }
   const std::string config_path = (fs::path(run_dir) / "config.toml").string();
   ND_RETURN_IF_ERROR(WriteFileAtomically(
