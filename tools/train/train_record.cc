@@ -110,7 +110,8 @@ std::string FormatModelDescription(const TrainOptions& o, const std::vector<std:
   std::ostringstream j;
   j << "{\"tool\": \"nd-train\", \"arch\": " << JsonString(o.model.arch)
     << ", \"width\": " << o.model.width << ", \"blocks\": " << o.model.blocks
-    << ", \"stem_pool\": " << Bool(o.model.stem_pool) << ", \"last_stride\": " << o.model.last_stride
+    << ", \"stem_pool\": " << Bool(o.model.stem_pool)
+    << ", \"last_stride\": " << o.model.last_stride
     << ", \"batchnorm\": " << Bool(o.model.batchnorm) << ", \"dropout\": " << Bool(o.model.dropout)
     << ", \"input_size\": " << o.input_size << ", \"preprocess\": " << JsonString(o.preprocess)
     << ", \"seed\": " << o.seed << ", \"epochs\": " << o.epochs
@@ -125,8 +126,7 @@ std::string FormatModelDescription(const TrainOptions& o, const std::vector<std:
   return j.str();
 }
 
-StatusOr<ModelDescription> ParseModelDescription(const std::string& json,
-                                                 const std::string& what) {
+StatusOr<ModelDescription> ParseModelDescription(const std::string& json, const std::string& what) {
   ND_ASSIGN_OR_RETURN(pt::ptree tree, ParseJson(json, what));
   try {
     if (tree.get<std::string>("tool", "") != "nd-train") {
@@ -273,8 +273,9 @@ StatusOr<std::vector<TrainRecord>> ListTrainRecords(const std::string& out) {
     ND_ASSIGN_OR_RETURN(TrainRecord r, ReadTrainRecord(FinalRecordPath(out)));
     records.push_back(std::move(r));
   }
-  if (records.empty()) return NotFound(out + ": no training records (" + out + ".json, " + prefix +
-                                       "<iteration>.json)");
+  if (records.empty())
+    return NotFound(out + ": no training records (" + out + ".json, " + prefix +
+                    "<iteration>.json)");
   return records;
 }
 

@@ -114,8 +114,8 @@ struct TrainRecord {
 };
 
 // Where the records of a run with --out `out` go.
-std::string FinalRecordPath(const std::string& out);                       // "<out>.json"
-std::string CheckpointPath(const std::string& out, int64_t iteration);     // "<out>.ckpt-I.pt"
+std::string FinalRecordPath(const std::string& out);                          // "<out>.json"
+std::string CheckpointPath(const std::string& out, int64_t iteration);        // "<out>.ckpt-I.pt"
 std::string CheckpointRecordPath(const std::string& out, int64_t iteration);  // "...-I.json"
 
 // The record as a file's bytes (one line of JSON and '\n'). record.path is not written.

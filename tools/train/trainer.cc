@@ -258,8 +258,8 @@ StatusOr<TrainOptions> ParseTrainArgs(const std::vector<std::string>& args, bool
     };
     for (const Field& f : fields) {
       if (parser.Seen(f.flag) && f.given != f.source) {
-        return InvalidArgument(std::string(f.flag) + ": " + f.given + context + (f.flag + 2) +
-                               " " + f.source + "); the architecture comes from the model");
+        return InvalidArgument(std::string(f.flag) + ": " + f.given + context + (f.flag + 2) + " " +
+                               f.source + "); the architecture comes from the model");
       }
     }
     const int num_classes = o.model.num_classes;
@@ -276,9 +276,9 @@ std::vector<int64_t> GeometricCheckpoints(int64_t total, int count) {
   const double ratio = std::pow(static_cast<double>(total), 1.0 / (count - 1));
   for (int k = 0; k < count; ++k) {
     // The ends are exact: 1 and total, whatever pow's last bit.
-    int64_t i = k == 0                ? 1
-                : k == count - 1      ? total
-                                      : static_cast<int64_t>(std::llround(std::pow(ratio, k)));
+    int64_t i = k == 0           ? 1
+                : k == count - 1 ? total
+                                 : static_cast<int64_t>(std::llround(std::pow(ratio, k)));
     i = std::clamp<int64_t>(i, 1, total);
     if (out.empty() || i > out.back()) out.push_back(i);
   }
@@ -371,12 +371,11 @@ StatusOr<TrainingImages> LoadTrainingImages(const TrainOptions& options) {
     data.class_labels.push_back(label.number);
   }
   if (data.class_names.size() < 2) {
-    return InvalidArgument(
-        "--data " + dir + ": " +
-        (task == "object" ? std::string("the images' object labels make ")
-                          : "c_" + task + ".csv names ") +
-        std::to_string(data.class_names.size()) + " " + task +
-        " class(es); need at least 2 classes");
+    return InvalidArgument("--data " + dir + ": " +
+                           (task == "object" ? std::string("the images' object labels make ")
+                                             : "c_" + task + ".csv names ") +
+                           std::to_string(data.class_names.size()) + " " + task +
+                           " class(es); need at least 2 classes");
   }
 
   // Rows to decode, in index.csv order, and their class.
@@ -460,8 +459,7 @@ Status CopyAllButClassifier(const torch::jit::Module& source, torch::jit::Module
     if (it == from.end()) return DataLoss("--init-from " + path + ": has no tensor '" + name + "'");
     if (!it->second.sizes().equals(to.sizes())) {
       return DataLoss("--init-from " + path + ": tensor '" + name + "' has shape " +
-                      c10::str(it->second.sizes()) + ", the network needs " +
-                      c10::str(to.sizes()));
+                      c10::str(it->second.sizes()) + ", the network needs " + c10::str(to.sizes()));
     }
     to.copy_(it->second);
     ++copied;
@@ -531,8 +529,8 @@ StatusOr<TrainReport> TrainOn(const TrainingImages& data, const TrainOptions& op
     ND_ASSIGN_OR_RETURN(report.init_from_sha256, Sha256File(options.init_from));
     source = std::move(loaded).value();
   }
-  const std::string json = FormatModelDescription(options, data.class_names, data.class_labels,
-                                                  report.init_from_sha256);
+  const std::string json =
+      FormatModelDescription(options, data.class_names, data.class_labels, report.init_from_sha256);
 
   torch::set_num_threads(options.threads > 0
                              ? options.threads
@@ -681,8 +679,8 @@ StatusOr<TrainReport> TrainOn(const TrainingImages& data, const TrainOptions& op
     for (torch::Tensor p : params) p.requires_grad_(false);
     report.final_train_accuracy = Accuracy(module, data.train_x, data.train_y, eval_batch);
     // After the last epoch the network is what that epoch's validation measured.
-    report.final_val_accuracy = report.epochs.empty() ? val_accuracy()
-                                                      : report.epochs.back().val_accuracy;
+    report.final_val_accuracy =
+        report.epochs.empty() ? val_accuracy() : report.epochs.back().val_accuracy;
     ND_RETURN_IF_ERROR(SaveModel(module, out, json));
     return WriteTrainRecord(FinalRecordPath(out),
                             record(iteration, report.final_train_accuracy,

@@ -76,10 +76,10 @@ struct TrainOptions {
   int input_size = 128;  // --input-size: images are resized to this square size, 32..1024
   int batch_size = 32;   // --batch-size, >= 2
   double lr = 0.05;      // --lr: peak learning rate, > 0
-  std::string optimizer = "sgd";           // --optimizer: "sgd" or "adam"
-  int64_t checkpoint_every = 0;            // --checkpoint-every K iterations; 0 = none
+  std::string optimizer = "sgd";              // --optimizer: "sgd" or "adam"
+  int64_t checkpoint_every = 0;               // --checkpoint-every K iterations; 0 = none
   std::string checkpoint_schedule = "every";  // --checkpoint-schedule: "every" or "geometric"
-  int checkpoints = 0;                     // --checkpoints N (geometric only, >= 2)
+  int checkpoints = 0;                        // --checkpoints N (geometric only, >= 2)
   int threads = 0;                         // --threads: LibTorch and decode threads; 0 = all cores
   std::string preprocess = "torchvision";  // --preprocess: "torchvision" or "netdissect"
   bool flip = true;                        // --flip: random horizontal flips
