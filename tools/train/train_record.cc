@@ -92,7 +92,7 @@ std::string FormatOptions(const TrainOptions& o) {
     << ", \"batchnorm\": " << Bool(o.model.batchnorm) << ", \"dropout\": " << Bool(o.model.dropout)
     << ", \"epochs\": " << o.epochs << ", \"seed\": " << o.seed
     << ", \"input_size\": " << o.input_size << ", \"batch_size\": " << o.batch_size
-    << ", \"lr\": " << FormatG(o.lr, 17) << ", \"optimizer\": " << JsonString(o.optimizer)
+    << ", \"lr\": " << PythonFloatRepr(o.lr) << ", \"optimizer\": " << JsonString(o.optimizer)
     << ", \"checkpoint_every\": " << o.checkpoint_every
     << ", \"checkpoint_schedule\": " << JsonString(o.checkpoint_schedule)
     << ", \"checkpoints\": " << o.checkpoints << ", \"threads\": " << o.threads
@@ -190,9 +190,10 @@ std::string FormatTrainRecord(const TrainRecord& r) {
   std::ostringstream j;
   j << "{\"format\": \"nd-train-record\", \"version\": 1, \"model\": " << JsonString(r.model)
     << ", \"final\": " << Bool(r.final) << ", \"iteration\": " << r.iteration
-    << ", \"total_iterations\": " << r.total_iterations << ", \"epoch\": " << FormatG(r.epoch, 17)
-    << ", \"train_accuracy\": " << FormatG(r.train_accuracy, 17)
-    << ", \"val_accuracy\": " << FormatG(r.val_accuracy, 17)
+    << ", \"total_iterations\": " << r.total_iterations
+    << ", \"epoch\": " << PythonFloatRepr(r.epoch)
+    << ", \"train_accuracy\": " << PythonFloatRepr(r.train_accuracy)
+    << ", \"val_accuracy\": " << PythonFloatRepr(r.val_accuracy)
     << ", \"train_images\": " << r.train_images << ", \"val_images\": " << r.val_images
     << ", \"skipped_images\": " << r.skipped_images << ", \"task\": " << JsonString(r.task)
     << ", \"classes\": " << JsonArray(r.classes)

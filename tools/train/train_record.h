@@ -29,9 +29,10 @@
 //   "final": bool                    true for <out>.json, false for checkpoints
 //   "iteration": I                   optimiser steps done when the model was saved, 0..total
 //   "total_iterations": T            steps of the whole run (batches per epoch x epochs)
-//   "epoch": X                       I / batches per epoch (fractional; 0 when nothing was trained)
+//   "epoch": X                       I / batches per epoch (fractional; 0.0 when nothing was
+//                                    trained)
 //   "train_accuracy": A              fraction of the training images the saved model classifies
-//                                    right, eval mode, no augmentation (17 significant digits)
+//                                    right, eval mode, no augmentation
 //   "val_accuracy": A                same on the validation images; 0 when there are none
 //   "train_images", "val_images": N  images of each split used
 //   "skipped_images": N              index.csv rows without a label for the task
@@ -44,10 +45,11 @@
 //                                    blocks, stem_pool, last_stride, batchnorm, dropout, epochs,
 //                                    seed, input_size, batch_size, lr, optimizer,
 //                                    checkpoint_every, checkpoint_schedule, checkpoints, threads,
-//                                    preprocess, flip, task, init_from (on/off flags as bools, lr
-//                                    with 17 significant digits)
-// Records are written atomically (WriteFileAtomically) after their model file, so a record never
-// names a model that is not there yet. Readers ignore unknown keys (new fields are additions).
+//                                    preprocess, flip, task, init_from (on/off flags as bools)
+// Reals (epoch, accuracies, lr) are written in the shortest form that reads back to the same
+// double (Python's repr: 0.05, 0.6875, 0.0). Records are written atomically (WriteFileAtomically)
+// after their model file, so a record never names a model that is not there yet. Readers ignore
+// unknown keys (new fields are additions).
 //
 // Thread-safety: pure functions over files; safe to call concurrently on different files.
 #pragma once
