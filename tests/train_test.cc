@@ -56,9 +56,9 @@ class TrainTest : public ::testing::Test {
     g.threads = 2;
     auto summary = BrodenGenerator(g).Run();
     ND_ASSERT_OK(summary);
-    auto data = LoadSceneImages(BaseOptions());
+    auto data = LoadTrainingImages(BaseOptions());
     ND_ASSERT_OK(data);
-    data_ = new SceneImages(std::move(data).value());
+    data_ = new TrainingImages(std::move(data).value());
   }
   static void TearDownTestSuite() {
     delete data_;
@@ -88,11 +88,11 @@ class TrainTest : public ::testing::Test {
   static std::string Out(const std::string& name) { return (*root_ / name).string(); }
 
   static fs::path* root_;
-  static SceneImages* data_;
+  static TrainingImages* data_;
 };
 
 fs::path* TrainTest::root_ = nullptr;
-SceneImages* TrainTest::data_ = nullptr;
+TrainingImages* TrainTest::data_ = nullptr;
 
 TEST_F(TrainTest, LoadsTheNineScenesAndSkipsUnlabelledRows) {
   ASSERT_EQ(data_->class_names.size(), 9u);
@@ -130,7 +130,7 @@ TEST_F(TrainTest, LossDecreasesOverIterations) {
 // An easy two-class subset (dark vs. bright images): one epoch must separate it.
 TEST_F(TrainTest, OneEpochLearnsAnEasySubsetWellAboveChance) {
   torch::manual_seed(11);
-  SceneImages easy;
+  TrainingImages easy;
   easy.class_names = {"dark", "bright"};
   easy.class_labels = {1, 2};
   const int64_t n = 64;

@@ -272,4 +272,10 @@ std::vector<int> ConvLayerUnits(const ModelSpec& spec) {
   return AlexNetWidths(spec.width);
 }
 
+std::string ClassifierName(const ModelSpec& spec) {
+  if (spec.arch == "resnet") return "fc";
+  // classifier: [dropout], linear, relu, [dropout], linear, relu, linear.
+  return spec.dropout ? "classifier.6" : "classifier.4";
+}
+
 }  // namespace nd

@@ -67,4 +67,9 @@ std::vector<std::string> ConvLayerNames(const ModelSpec& spec);
 // Channels of each entry of ConvLayerNames (the units a dissection of it reports).
 std::vector<int> ConvLayerUnits(const ModelSpec& spec);
 
+// Module path of the final classifier layer, the one sized by num_classes: "fc" for resnet; for
+// alexnet the last Linear of `classifier`: "classifier.6" with dropout (as torchvision),
+// "classifier.4" without.
+std::string ClassifierName(const ModelSpec& spec);
+
 }  // namespace nd

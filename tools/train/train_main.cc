@@ -1,6 +1,7 @@
-// nd-train: trains a small CNN on a Broden-format dataset's scene labels and saves it as a
-// TorchScript file (see trainer.h). Exit code 0 on success; 2 with one line "nd-train: <reason>"
-// for bad flags; 1 for failures while loading, training or saving.
+// nd-train: trains a small CNN on a Broden-format dataset's scene, object or texture labels and
+// saves it as a TorchScript file with a training record (see trainer.h, train_record.h). Exit code
+// 0 on success; 2 with one line "nd-train: <reason>" for bad flags; 1 for failures while loading,
+// training or saving.
 #include <cstdio>
 #include <string>
 #include <vector>
