@@ -196,6 +196,7 @@ std::string FormatSummaryJson(const LayerSummary& s) {
     j << "},\n";
   }
   j << "  \"model\": " << JsonString(s.model) << ",\n";
+  if (!s.model_name.empty()) j << "  \"model_name\": " << JsonString(s.model_name) << ",\n";
   j << "  \"dataset\": " << JsonString(s.dataset) << ",\n";
   j << "  \"preprocess\": " << JsonString(s.preprocess) << ",\n";
   j << "  \"cache_dtype\": " << JsonString(s.cache_dtype) << ",\n";
@@ -247,6 +248,7 @@ StatusOr<LayerSummary> ReadSummaryFile(const std::string& path) {
     pt::read_json(path, t);
     s.layer = t.get<std::string>("layer", "");
     s.model = t.get<std::string>("model", "");
+    s.model_name = t.get<std::string>("model_name", "");
     if (auto view = t.get_child_optional("view")) {
       s.view.layer = view->get<std::string>("layer", "");
       s.view.basis = view->get<std::string>("basis", "");
@@ -323,6 +325,7 @@ LayerSummary SummarizeLayer(const BrodenDataset& dataset, const ScoreReport& rep
   LayerSummary s;
   s.layer = facts.layer;
   s.view = facts.view;
+  s.model_name = facts.model_name;
   s.model = facts.model_path;
   s.dataset = facts.dataset_path;
   s.preprocess = facts.preprocess;

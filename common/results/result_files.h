@@ -104,7 +104,10 @@ struct ViewFacts {
 };
 
 struct LayerSummary {
-  std::string layer, model, dataset, preprocess, cache_dtype;  // layer: the result name
+  // layer: the layer's or view's name (the result folder's last component); model: the model file;
+  // model_name: its [[models]] name ("" for [model].path, then absent from summary.json).
+  std::string layer, model, dataset, preprocess, cache_dtype;
+  std::string model_name;
   ViewFacts view;
   double quantile = 0;
   std::string union_rule;  // "union": "paper" or "lite"
@@ -137,6 +140,7 @@ std::string FormatSummaryJson(const LayerSummary& s);
 // What the score process knows about the run beyond the scoring itself.
 struct RunFacts {
   std::string model_path, dataset_path, layer, preprocess, cache_dtype;
+  std::string model_name;  // [[models]] name; "" for [model].path
   ViewFacts view;
   double quantile = 0;
   uint64_t images_total = 0;    // rows of index.csv

@@ -176,7 +176,8 @@ StatusOr<ScoreReport> ScoreStage::ScoreOne(size_t set, double q, const EndOfStre
   const ModelEntry model = ConfiguredModels(c)[unit_set.model];
   facts.model_path = model.path;
   facts.dataset_path = c.dataset.path;
-  facts.layer = name;
+  facts.layer = name.substr(ModelResultPrefix(model).size());
+  facts.model_name = model.name;
   if (unit_set.is_view()) {
     const ViewConfig& v = c.views[unit_set.view];
     facts.view =

@@ -228,6 +228,10 @@ Status SubmitSlurmRun(const PipelineConfig& config, const SlurmSubmitOptions& op
         "run.backend = \"slurm\": [explain] and [stats] analyses are not supported sharded (they "
         "need every image's masks in one process); run them with `nd-pipeline rescore` on one "
         "machine");
+  if (!c.models.empty())
+    return InvalidArgument(
+        "run.backend = \"slurm\": [[models]] runs are not sharded yet (the merge writes one "
+        "model's results); run the series on one machine or one [model].path per sharded run");
   if (c.score.device != "cpu" && c.slurm.gpus_per_task == 0)
     LogWarning("score.device = \"" + c.score.device + "\" but slurm.gpus_per_task = 0");
   const std::string dir = fs::absolute(SlurmDirectory(c)).lexically_normal().string();
