@@ -545,6 +545,8 @@ StatusOr<ReportStats> BuildReport(const PipelineConfig& config, const ReportOpti
 
   ReportPage page;
   page.model = config.model.path;
+  for (const ModelEntry& m : config.models)  // a series: every model, by name
+    page.model += (page.model.empty() ? "" : ", ") + m.name + " (" + m.path + ")";
   page.dataset = config.dataset.path;
   page.union_rule = config.score.union_rule;
   page.cache_dtype = config.cache.dtype;
