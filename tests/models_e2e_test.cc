@@ -13,6 +13,7 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/base/config.h"
@@ -35,17 +36,13 @@ class ModelsE2eTest : public ::testing::Test {
   static void SetUpTestSuite() {
     root_ = fs::temp_directory_path() / ("nd_models_e2e_" + std::to_string(::getpid()));
     fs::create_directories(root_);
-    Result gen =
-        Sh(std::string(ND_BIN_DIR) + "/nd-make-broden --out " + (root_ / "broden").string() +
-           " --images " + std::to_string(kImages) + " --seed 11 --size 128 --threads 2");
+    Result gen = nd_e2e::MakeBroden(root_ / "broden", kImages, 11);
     ASSERT_EQ(gen.code, 0) << gen.output;
-    const std::string fixtures = std::string(ND_SOURCE_DIR) + "/tests/fixtures/";
-    for (const std::string& command :
-         {fixtures + "make_planted_model.py " + (root_ / "planted.pt").string(),
-          fixtures + "make_random_conv_model.py " + (root_ / "rand.pt").string(),
-          fixtures + "make_random_conv_model.py " + (root_ / "rand2.pt").string() +
-              " 2,1,1,1,1,3"}) {
-      Result r = Sh("/usr/bin/python3 " + command);
+    for (const auto& [script, args] : std::vector<std::pair<std::string, std::string>>{
+             {"make_planted_model.py", (root_ / "planted.pt").string()},
+             {"make_random_conv_model.py", (root_ / "rand.pt").string()},
+             {"make_random_conv_model.py", (root_ / "rand2.pt").string() + " 2,1,1,1,1,3"}}) {
+      Result r = nd_e2e::RunFixture(script, args);
       ASSERT_EQ(r.code, 0) << r.output;
     }
   }

@@ -46,12 +46,9 @@ class ViewE2eTest : public ::testing::Test {
   static void SetUpTestSuite() {
     root_ = fs::temp_directory_path() / ("nd_view_e2e_" + std::to_string(::getpid()));
     fs::create_directories(root_);
-    Result gen =
-        Sh(std::string(ND_BIN_DIR) + "/nd-make-broden --out " + (root_ / "broden").string() +
-           " --images " + std::to_string(kImages) + " --seed 11 --size 128 --threads 2");
+    Result gen = nd_e2e::MakeBroden(root_ / "broden", kImages, 11);
     ASSERT_EQ(gen.code, 0) << gen.output;
-    Result model = Sh("/usr/bin/python3 " + std::string(ND_SOURCE_DIR) +
-                      "/tests/fixtures/make_planted_model.py " + (root_ / "planted.pt").string());
+    Result model = nd_e2e::RunFixture("make_planted_model.py", (root_ / "planted.pt").string());
     ASSERT_EQ(model.code, 0) << model.output;
     // NumPy writes the matrices (.npy) and the random one's values as text for the reference.
     Result np =

@@ -59,6 +59,19 @@ inline std::vector<std::string> Split(const std::string& line, char sep) {
   return out;
 }
 
+// nd-make-broden --out OUT --images N --seed S --size SIZE --threads 2 (ND_BIN_DIR).
+inline Result MakeBroden(const std::filesystem::path& out, int images, int seed, int size = 128) {
+  return Sh(std::string(ND_BIN_DIR) + "/nd-make-broden --out " + out.string() + " --images " +
+            std::to_string(images) + " --seed " + std::to_string(seed) + " --size " +
+            std::to_string(size) + " --threads 2");
+}
+
+// Debian's python3 running tests/fixtures/<script> with `args` (the scripts export test models).
+inline Result RunFixture(const std::string& script, const std::string& args) {
+  return Sh("/usr/bin/python3 " + std::string(ND_SOURCE_DIR) + "/tests/fixtures/" + script + " " +
+            args);
+}
+
 // A number from summary.json: the text after "\"key\": "; -1 when the key is absent.
 inline double JsonNumber(const std::string& json, const std::string& key) {
   size_t at = json.find("\"" + key + "\": ");
