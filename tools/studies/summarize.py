@@ -2,7 +2,7 @@
 """Prints a Markdown table of every dissection result under a study's output folder: one row per
 summary.json (model, layer or view), with the model's [[models]] metadata from the run's
 config.toml (<output>/.run/config.toml) and validation accuracy from the nd-train record beside the
-model file (tools/train/train_record.h: <model>.json, or <out>.ckpt-<I>.json for a checkpoint).
+model file (tools/train/train_record_file.h: <model>.json, or <out>.ckpt-<I>.json for a checkpoint).
 
 Usage: summarize.py OUTPUT_DIR [--by-alpha]
 --by-alpha: instead, unique detectors (paper rule) of rotation views by alpha: mean, min and max

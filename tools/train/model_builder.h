@@ -38,19 +38,9 @@
 #include <vector>
 
 #include "common/base/status.h"
+#include "tools/train/train_options.h"
 
 namespace nd {
-
-struct ModelSpec {
-  std::string arch = "resnet";  // "resnet" or "alexnet"
-  int width = 32;               // W above; 1..512
-  int blocks = 1;               // resnet only: BasicBlocks per stage, 1 or 2
-  bool stem_pool = true;        // resnet only: the maxpool after conv1
-  int last_stride = 2;          // resnet only: stride of layer4, 2 or 1
-  bool batchnorm = true;
-  bool dropout = false;  // p = 0.5 before the classifier's linear layers
-  int num_classes = 9;   // >= 2
-};
 
 // Checks the spec's values; errors name the flag ("--width: must be in 1..512, got 0").
 [[nodiscard]] Status ValidateModelSpec(const ModelSpec& spec);

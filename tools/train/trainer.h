@@ -64,28 +64,9 @@
 
 #include "common/base/status.h"
 #include "tools/train/model_builder.h"
+#include "tools/train/train_options.h"
 
 namespace nd {
-
-struct TrainOptions {
-  std::string data_dir;  // --data: a Broden-format directory (required)
-  std::string out_path;  // --out: the TorchScript file to write (required)
-  ModelSpec model;       // --arch --width --blocks --stem-pool --last-stride --batchnorm --dropout
-  int epochs = 10;       // --epochs, >= 0 (0: save the initialisation, untrained)
-  uint64_t seed = 1;     // --seed
-  int input_size = 128;  // --input-size: images are resized to this square size, 32..1024
-  int batch_size = 32;   // --batch-size, >= 2
-  double lr = 0.05;      // --lr: peak learning rate, > 0
-  std::string optimizer = "sgd";              // --optimizer: "sgd" or "adam"
-  int64_t checkpoint_every = 0;               // --checkpoint-every K iterations; 0 = none
-  std::string checkpoint_schedule = "every";  // --checkpoint-schedule: "every" or "geometric"
-  int checkpoints = 0;                        // --checkpoints N (geometric only, >= 2)
-  int threads = 0;                         // --threads: LibTorch and decode threads; 0 = all cores
-  std::string preprocess = "torchvision";  // --preprocess: "torchvision" or "netdissect"
-  bool flip = true;                        // --flip: random horizontal flips
-  std::string task = "scene";              // --task: "scene", "object" or "texture"
-  std::string init_from;                   // --init-from: a model nd-train saved; "" = scratch
-};
 
 // Checks every option and the model spec; errors name the flag.
 [[nodiscard]] Status ValidateTrainOptions(const TrainOptions& options);
