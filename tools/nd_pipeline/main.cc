@@ -36,6 +36,7 @@
 #include "tools/rate/rate_server.h"
 #include "tools/rate/rate_summary.h"
 #include "tools/report/report_builder.h"
+#include "tools/report/study_report.h"
 
 namespace {
 
@@ -44,7 +45,8 @@ constexpr char kUsageHead[] =
     "\n"
     "commands:\n"
     "  up         run the pipeline: decode -> extract -> calibrate -> score, as processes,\n"
-    "             then write the HTML report (--no-report to skip it)\n"
+    "             then write the HTML report (--no-report to skip it); with [[models]] or\n"
+    "             [[view]] tables also the study report (report/study.html, study_*.csv)\n"
     "  rescore    the same as up: only what the cache lacks runs through the network\n"
     "  up|rescore --slurm [--wait]   a sharded run as Slurm jobs ([slurm] keys; the same as\n"
     "             run.backend = \"slurm\"); rescore submits no forward phase. --wait blocks\n"
@@ -142,7 +144,7 @@ std::string BinDir() {
 // (no shell: any path is safe), and prints where it is, followed by `what`. The results are
 // complete already: a report failure is a warning, not a failed command.
 void WriteReport(const nd::PipelineConfig& config, const std::string& what,
-                 const nd::ReportOptions& options = nd::ReportOptions{}) {
+                 const nd::ReportOptions& options = nd::ReportOptions{}, bool study = false) {
   nd::SetLogComponent("report");
   auto built = nd::BuildReport(config, options);
   if (built.ok()) {
@@ -150,6 +152,19 @@ void WriteReport(const nd::PipelineConfig& config, const std::string& what,
   } else {
     std::fprintf(stderr, "nd-pipeline: warning: the HTML report was not written: %s\n",
                  built.status().message().c_str());
+  }
+  // up/rescore of several models or views also write the study page (study_report.h), linking
+  // the strips just written.
+  if (!study || !nd::WantsStudyReport(config)) return;
+  nd::StudyOptions study_options;
+  study_options.out_dir = options.out_dir;
+  study_options.link_strips = built.ok();
+  auto written = nd::BuildStudyReport(config, study_options);
+  if (written.ok()) {
+    std::printf("study: %s\n", written->study_path.c_str());
+  } else {
+    std::fprintf(stderr, "nd-pipeline: warning: the study report was not written: %s\n",
+                 written.status().message().c_str());
   }
 }
 
@@ -190,7 +205,7 @@ int Up(const CommonArgs& args, bool rescore) {
   std::printf("\n");
   for (const std::string& r : report->results) std::printf("results: %s\n", r.c_str());
   if (!args.no_report) {
-    WriteReport(*config, "");
+    WriteReport(*config, "", nd::ReportOptions{}, /*study=*/true);
   }
   return 0;
 }

@@ -112,6 +112,10 @@ void Summarise(const TallyFile& tally, const std::vector<std::string>& categorie
 
 }  // namespace
 
+std::string StripPath(const std::string& section_id, int unit) {
+  return "img/" + SafeComponent(section_id) + "/unit" + std::to_string(unit) + ".jpg";
+}
+
 StatusOr<LayerScan> ScanLayer(const std::vector<const ActivationCache*>& caches,
                               const std::string& prefix, const std::string& layer_name,
                               const std::vector<std::string>& digests, int expected_units, int k,
@@ -301,7 +305,7 @@ Status WriteStrips(const BrodenDataset& dataset, const LayerScan& scan,
         [&](size_t i) -> Status {
           const int u = start + static_cast<int>(i);
           if (strips[i].empty()) return Status::Ok();
-          const std::string name = "unit" + std::to_string(u + 1) + ".jpg";
+          const std::string name = "unit" + std::to_string(u + 1) + ".jpg";  // as StripPath
           std::vector<uchar> bytes;
           try {
             if (!cv::imencode(".jpg", strips[i], bytes, params))

@@ -79,6 +79,11 @@ struct ReportStats {
 [[nodiscard]] StatusOr<ReportStats> BuildReport(const PipelineConfig& config,
                                                 const ReportOptions& options);
 
+// The URL of a unit's strip relative to the report directory: "img/<section>/unit<N>.jpg", the
+// section id made safe as a file name (characters other than [A-Za-z0-9._-] become '_'), N 1-based.
+// The study report (study_report.h) links the strips through it.
+std::string StripPath(const std::string& section_id, int unit);
+
 // ---- The pieces, exposed for tests. ----
 
 // One image among a unit's top images.

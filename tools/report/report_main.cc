@@ -1,7 +1,8 @@
 // nd-report: writes <output.dir>/report/index.html for a finished dissection, from the result
 // files and the activation cache (no forward pass). See report_builder.h for what it reads and
-// writes. Exit code 0 on success; 2 with one line "nd-report: <reason>" for bad flags or
-// configuration; 1 for other failures (missing results, unreadable cache, unwritable output).
+// writes; with --study also study.html and the study CSV files (study_report.h). Exit code 0 on
+// success; 2 with one line "nd-report: <reason>" for bad flags or configuration; 1 for other
+// failures (missing results, unreadable cache, unwritable output).
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "common/base/log.h"
 #include "common/base/status.h"
 #include "tools/report/report_builder.h"
+#include "tools/report/study_report.h"
 
 namespace {
 
@@ -30,12 +32,21 @@ constexpr char kUsage[] =
     "  --jpeg-quality Q     1..100 (default 85)\n"
     "  --workers N          threads (default: all cores)\n"
     "  --out DIR            report directory (default: <output.dir>/report)\n"
+    "  --study              also write study.html and study_*.csv: the models and views compared\n"
+    "                       (unique detectors per category, over training iterations, over the\n"
+    "                       alpha of rotation views, unit label transitions, every run)\n"
+    "  --study-only         only the study (reads no cache; no example strips)\n"
+    "  --compare A,B        a model pair (before, after) for the unit transitions; repeatable;\n"
+    "                       pairs whose nd-train record names the other model (init_from) are\n"
+    "                       found without it\n"
     "  -h, --help           this help\n";
 
 struct Args {
   std::string config = "pipeline.toml";
   std::vector<std::string> overrides;
   nd::ReportOptions options;
+  bool study = false, study_only = false;
+  nd::StudyOptions study_options;
   bool help = false;
 };
 
@@ -48,8 +59,20 @@ nd::StatusOr<Args> ParseArgs(int argc, char** argv) {
       .Int("--tile", &args.options.tile_size, 16, 512)
       .Int("--jpeg-quality", &args.options.jpeg_quality, 1, 100)
       .Int("--workers", &args.options.workers, 0, 1024)
-      .String("--out", &args.options.out_dir);
+      .String("--out", &args.options.out_dir)
+      .Flag("--study", &args.study)
+      .Flag("--study-only", &args.study_only)
+      .Custom("--compare", [&args](const std::string& v) -> nd::Status {
+        ND_ASSIGN_OR_RETURN(auto pair, nd::ParseComparePair(v));
+        args.study_options.compare.push_back(pair);
+        return nd::Status::Ok();
+      });
   ND_RETURN_IF_ERROR(parser.Parse(argc, argv));
+  if (args.study && args.study_only)
+    return nd::InvalidArgument("--study and --study-only: give one");
+  if (!args.study_options.compare.empty() && !args.study && !args.study_only)
+    return nd::InvalidArgument("--compare applies to the study (--study or --study-only)");
+  args.study_options.out_dir = args.options.out_dir;
   args.help = parser.help();
   return args;
 }
@@ -57,6 +80,16 @@ nd::StatusOr<Args> ParseArgs(int argc, char** argv) {
 int Fail(const nd::Status& s) {
   std::fprintf(stderr, "nd-report: %s\n", s.message().c_str());
   return s.code() == nd::StatusCode::kInvalidArgument ? 2 : 1;
+}
+
+int WriteStudy(const nd::PipelineConfig& config, const nd::StudyOptions& options) {
+  auto study = nd::BuildStudyReport(config, options);
+  if (!study.ok()) return Fail(study.status());
+  std::printf("nd-report: wrote %s: %d result set(s), %d model pair(s)", study->study_path.c_str(),
+              study->runs, study->pairs);
+  if (!study->notes.empty()) std::printf("; %zu note(s) on the page", study->notes.size());
+  std::printf("\n");
+  return 0;
 }
 
 }  // namespace
@@ -71,6 +104,7 @@ int main(int argc, char** argv) {
   }
   auto config = nd::LoadConfig(args->config, args->overrides);
   if (!config.ok()) return Fail(config.status());
+  if (args->study_only) return WriteStudy(*config, args->study_options);
   auto stats = nd::BuildReport(*config, args->options);
   if (!stats.ok()) return Fail(stats.status());
   std::printf("nd-report: wrote %s: %d section(s), %lld units, %lld strips, %.1f s",
@@ -83,5 +117,9 @@ int main(int argc, char** argv) {
     std::printf("; %lld tile(s) of unreadable photos left grey",
                 static_cast<long long>(stats->photos_unreadable));
   std::printf("\n");
+  if (args->study) {
+    args->study_options.link_strips = true;
+    return WriteStudy(*config, args->study_options);
+  }
   return 0;
 }
