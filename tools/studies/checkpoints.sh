@@ -19,6 +19,6 @@ done
 config "$STUDY_DIR/pipeline.toml" "$STUDY_DIR/out" "${tables[@]}"
 timed "dissect ${#tables[@]} checkpoints" "$bin/nd-pipeline" up -c "$STUDY_DIR/pipeline.toml" >"$STUDY_DIR/up.log" 2>&1
 echo "## Checkpoint series: ${#tables[@]} checkpoints, $dissect_images images"
-table "$STUDY_DIR/out"
+table "$STUDY_DIR/out" runs
 echo
 awk -F'\t' 'BEGIN {print "| step | wall s |\n|---|---|"} {print "| " $1 " | " $2 " |"}' "$STUDY_DIR/times.tsv"

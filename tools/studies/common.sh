@@ -86,9 +86,19 @@ timed() {
   printf '%s\t%.1f\n' "$label" "$(echo "$t1 - $t0" | bc)" >> "$STUDY_DIR/times.tsv"
 }
 
-# table OUTPUT: a Markdown table of every result set under OUTPUT (summary.json): model, group,
-# seed, iteration, validation accuracy (the nd-train record beside the model, when there is one),
-# set, units, detectors, unique detectors (paper rule, top-label rule).
+# table OUTPUT KIND: a Markdown table from the study report of OUTPUT (<OUTPUT>/report/study_*.csv,
+# written by `nd-pipeline up` for a run with [[models]] or [[view]], or `nd-report --study-only`):
+# KIND runs (every model and layer), rotation, categories or transitions.
 table() {
-  "$py" "$repo/tools/studies/summarize.py" "$@"
+  local csv="$1/report/study_$2.csv"
+  case "$2" in
+    runs) "$py" "$repo/tools/studies/csv_table.py" "$csv" model group seed iteration val_accuracy \
+            set units detectors unique_detectors_paper unique_detectors_top_label ;;
+    rotation) "$py" "$repo/tools/studies/csv_table.py" "$csv" model layer alpha seeds unique_mean \
+                unique_min unique_max detectors_mean ;;
+    categories) "$py" "$repo/tools/studies/csv_table.py" "$csv" model layer category detectors \
+                  unique_detectors_paper --where view= ;;
+    transitions) "$py" "$repo/tools/studies/csv_table.py" "$csv" model_a model_b layer from_label \
+                   to_label units detector_units --top 12 ;;
+  esac
 }

@@ -14,8 +14,8 @@ config "$STUDY_DIR/pipeline.toml" "$STUDY_DIR/out" \
   "$(model_table scene-to-object "$models/scene-to-object-s1.pt" after 1)"
 timed "dissect both" "$bin/nd-pipeline" up -c "$STUDY_DIR/pipeline.toml" >"$STUDY_DIR/up.log" 2>&1
 echo "## Fine-tuning: scene -> object, $dissect_images images"
-table "$STUDY_DIR/out"
+table "$STUDY_DIR/out" runs
 echo
-table "$STUDY_DIR/out" --transitions scene scene-to-object
+table "$STUDY_DIR/out" transitions
 echo
 awk -F'\t' 'BEGIN {print "| step | wall s |\n|---|---|"} {print "| " $1 " | " $2 " |"}' "$STUDY_DIR/times.tsv"

@@ -27,10 +27,10 @@ timed "rescore layer4 (no views)" \
   "$bin/nd-pipeline" rescore --no-report -c "$STUDY_DIR/plain.toml" >"$STUDY_DIR/plain.log" 2>&1
 timed "15 rotation views + layer4" \
   "$bin/nd-pipeline" rescore --no-report -c "$STUDY_DIR/sweep.toml" >"$STUDY_DIR/sweep.log" 2>&1
-"$bin/nd-report" -c "$STUDY_DIR/sweep.toml" --study >"$STUDY_DIR/report.log" 2>&1 ||
+"$bin/nd-report" -c "$STUDY_DIR/sweep.toml" --study-only >"$STUDY_DIR/report.log" 2>&1 ||
   echo "study report: see $STUDY_DIR/report.log" >&2
 echo "## Rotation sweep: demo model layer4, 2,000 images"
-table "$STUDY_DIR/sweep" --by-alpha
+table "$STUDY_DIR/sweep" rotation
 echo
 echo "| run | wall s |"
 echo "|---|---|"

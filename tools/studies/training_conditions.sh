@@ -20,7 +20,7 @@ done
 config "$STUDY_DIR/pipeline.toml" "$STUDY_DIR/out" "${tables[@]}"
 timed "dissect 12 models" "$bin/nd-pipeline" up -c "$STUDY_DIR/pipeline.toml" >"$STUDY_DIR/up.log" 2>&1
 echo "## Training conditions: ResNet (width $width, input $input_size), 3 seeds, $dissect_images images"
-table "$STUDY_DIR/out"
+table "$STUDY_DIR/out" runs
 echo
 echo "| step | wall s |"
 echo "|---|---|"

@@ -18,6 +18,8 @@ done
 config "$STUDY_DIR/pipeline.toml" "$STUDY_DIR/out" "${tables[@]}"
 timed "dissect 4 models" "$bin/nd-pipeline" up -c "$STUDY_DIR/pipeline.toml" >"$STUDY_DIR/up.log" 2>&1
 echo "## Two tasks: scene vs object, 2 seeds, $dissect_images images"
-table "$STUDY_DIR/out" --by-category
+table "$STUDY_DIR/out" runs
+echo
+table "$STUDY_DIR/out" categories
 echo
 awk -F'\t' 'BEGIN {print "| step | wall s |\n|---|---|"} {print "| " $1 " | " $2 " |"}' "$STUDY_DIR/times.tsv"
