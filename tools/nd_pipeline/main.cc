@@ -191,6 +191,10 @@ int Up(const CommonArgs& args, bool rescore) {
   }
   if (!report.ok()) return Fail(report.status());
   config->run.model_digest = report->model_digest;  // computed once by the supervisor
+  // Likewise every [[models]] digest: the cache bookkeeping, the report and the study below
+  // would otherwise hash every model file of a series again.
+  for (size_t m = 0; m < config->models.size() && m < report->model_digests.size(); ++m)
+    config->models[m].digest = report->model_digests[m];
   {
     // The layers' last use, for `cache gc --older-than`. The results stand either way.
     auto cache = nd::ActivationCache::Open(nd::CacheOptionsFor(*config));

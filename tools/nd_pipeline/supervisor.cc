@@ -457,6 +457,7 @@ StatusOr<RunReport> Supervisor::Run() {
 
   RunReport report;
   report.model_digest = config_.run.model_digest;
+  for (const ModelEntry& model : config_.models) report.model_digests.push_back(model.digest);
   Status failure;
   std::vector<Child> children;
   const bool tty = options_.progress_on_terminal && ::isatty(2);

@@ -59,9 +59,10 @@ struct SupervisorOptions {
 
 struct RunReport {
   double wall_s = 0;
-  std::vector<std::string> results;  // "result" events: per-layer output directories
-  int restarts = 0;                  // pipeline generations restarted after a stage crash
-  std::string model_digest;          // the model's identity the run used (run.model_digest)
+  std::vector<std::string> results;        // "result" events: per-layer output directories
+  int restarts = 0;                        // pipeline generations restarted after a stage crash
+  std::string model_digest;                // the model's identity the run used (run.model_digest)
+  std::vector<std::string> model_digests;  // with [[models]]: each model's, in table order
 };
 
 class Supervisor {
