@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -85,12 +86,20 @@ MetricsPublisher::MetricsPublisher(zmq::socket_t socket, const std::string& stag
       stage_(stage),
       counters_(counters),
       started_(started),
-      options_(options) {}
+      options_(options),
+      wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
 
-MetricsPublisher::~MetricsPublisher() { Stop(); }
+MetricsPublisher::~MetricsPublisher() {
+  Stop();
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
 
 void MetricsPublisher::Stop() {
   stop_ = true;
+  if (wake_fd_ >= 0) {
+    const uint64_t one = 1;
+    [[maybe_unused]] ssize_t w = ::write(wake_fd_, &one, sizeof one);
+  }
   if (thread_.joinable()) thread_.join();
 }
 
@@ -132,8 +141,13 @@ void MetricsPublisher::Loop() {
     while ((to_the_end || !stop_) && Clock::now() < until) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
       try {
-        zmq::pollitem_t item{static_cast<void*>(socket_), 0, ZMQ_POLLIN, 0};
-        if (zmq::poll(&item, 1, std::min<std::chrono::milliseconds>(left, kTick)) > 0) {
+        // The wake eventfd ends a wait as soon as Stop() is called (a stage's exit is not
+        // delayed by a tick); it stays readable afterwards, so the final wait leaves it out.
+        zmq::pollitem_t items[2] = {{static_cast<void*>(socket_), 0, ZMQ_POLLIN, 0},
+                                    {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
+        const size_t n = to_the_end || wake_fd_ < 0 ? 1 : 2;
+        if (zmq::poll(items, n, std::min<std::chrono::milliseconds>(left, kTick)) > 0 &&
+            (items[0].revents & ZMQ_POLLIN)) {
           zmq::message_t sub;
           while (socket_.recv(sub, zmq::recv_flags::dontwait)) {
             if (sub.size() > 0 && static_cast<const char*>(sub.data())[0] == 1) subscribed = true;

@@ -147,6 +147,7 @@ class MetricsPublisher {
   std::chrono::steady_clock::time_point started_;
   Options options_;
   std::atomic<bool> stop_{false};
+  int wake_fd_ = -1;  // eventfd that Stop() writes: the thread's poll returns at once
   std::thread thread_;
 };
 

@@ -17,7 +17,7 @@ namespace nd {
 inline void AwaitSupervisorRelease(int timeout_ms) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (!StageProcess::stop_requested() && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
 }
 
 }  // namespace nd

@@ -46,6 +46,9 @@ StatusOr<Channel> Channel::Open(zmq::context_t& context, zmq::socket_type type,
     socket.set(zmq::sockopt::linger, linger_ms);
     socket.set(zmq::sockopt::sndhwm, high_water_mark);
     socket.set(zmq::sockopt::rcvhwm, high_water_mark);
+    // A connect before the peer has bound (stages start side by side) is retried every
+    // reconnect interval: 10 ms instead of ZeroMQ's 100 ms, which every run paid at start.
+    socket.set(zmq::sockopt::reconnect_ivl, 10);
     if (bind) {
       socket.bind(endpoint);
     } else {

@@ -249,10 +249,13 @@ int RunRescores(const nd::PipelineConfig& config, const std::string& config_path
 int main(int argc, char** argv) {
   std::string config_path = "pipeline.toml", work = "bench-work";
   std::vector<std::string> sets;
-  bool skip_bare = false, rescore = false;
+  bool skip_bare = false, rescore = false, floor_only = false;
   nd::ArgParser parser;
   nd::AddConfigOptions(&parser, &config_path, &sets);
-  parser.String("--work", &work).Flag("--skip-bare", &skip_bare).Flag("--rescore", &rescore);
+  parser.String("--work", &work)
+      .Flag("--skip-bare", &skip_bare)
+      .Flag("--rescore", &rescore)
+      .Flag("--floor-only", &floor_only);
   const nd::Status parsed = parser.Parse(argc, argv);
   if (!parsed.ok() || parser.help()) {
     if (!parsed.ok()) std::fprintf(stderr, "nd-bench: %s\n", parsed.message().c_str());
@@ -292,6 +295,7 @@ int main(int argc, char** argv) {
     }
     bare_s = *floor;
   }
+  if (floor_only) return 0;
 
   RunResult cold = RunUp(config_path, sets);
   if (cold.code != 0) {

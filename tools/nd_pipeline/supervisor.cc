@@ -54,6 +54,7 @@ struct Child {
   double spawned_s = 0;
   double heard_s = -1;  // supervisor clock of the latest snapshot from this pid; -1 = none yet
   bool final_seen = false;
+  bool done_reported = false;  // its "done" event arrived: it exits within milliseconds
 };
 
 StatusOr<pid_t> Spawn(const std::string& exe, const std::string& config_path,
@@ -100,7 +101,7 @@ void StopAll(std::vector<Child>& children, int grace_ms) {
     }
     if (all) return;
     if (std::chrono::steady_clock::now() > deadline || g_interrupts >= 2) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   for (auto& c : children)
     if (!c.exited) {
@@ -183,6 +184,8 @@ void ReceiveEvent(Channel& events, int timeout_ms, std::vector<Child>& children,
     if (c.stage != ev.stage) continue;
     if (ev.kind == "error") {
       c.error = ev.text;
+    } else if (ev.kind == "done") {
+      c.done_reported = true;
     } else if (ev.kind == "result" && results != nullptr) {
       results->push_back(ev.text);
     }
@@ -480,7 +483,11 @@ StatusOr<RunReport> Supervisor::Run() {
         failure = Cancelled("interrupted");
         break;
       }
-      ReceiveEvent(events, 100, children, &report.results);
+      // Once a stage has said "done", its exit is reaped within milliseconds rather than at the
+      // next 100 ms tick (the last stage's exit ends the run).
+      const bool exiting = std::any_of(children.begin(), children.end(),
+                                       [](const Child& c) { return c.done_reported && !c.exited; });
+      ReceiveEvent(events, exiting ? 2 : 100, children, &report.results);
       ReapStages(events, children, board, &failure, &crash);
       if (!failure.ok() || !crash.empty()) break;
       // The run is complete when the last stage has finished: the producers before it wait for
