@@ -91,6 +91,10 @@ std::string ThresholdKey(const LayerId& id, double quantile) {
   return "t/" + LayerHash(id) + "/" + buf;
 }
 
+std::string TailsKey(const LayerId& id, std::string_view image_set_hex) {
+  return "q/" + LayerHash(id) + "/" + std::string(image_set_hex);
+}
+
 std::string ManifestKey(const LayerId& id) { return "m/" + LayerHash(id) + "/"; }
 
 std::string BlobKey(std::string_view ns, std::string_view name) {
@@ -112,7 +116,7 @@ std::string_view KeyGroup(std::string_view key) {
 std::string_view KeyLayerHash(std::string_view key) {
   if (key.size() < kLayerKeyPrefixLength || key[1] != '/' || key[kLayerKeyPrefixLength - 1] != '/')
     return {};
-  if (key[0] != 'a' && key[0] != 't' && key[0] != 'm') return {};
+  if (key[0] != 'a' && key[0] != 't' && key[0] != 'm' && key[0] != 'q') return {};
   return key.substr(2, kLayerHashHexLength);
 }
 

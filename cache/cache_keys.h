@@ -50,6 +50,10 @@ std::string ActivationKey(std::string_view layer_prefix, std::string_view image_
 // 0.0050000000000000001 (the same double) share a key and any other value does not.
 std::string ThresholdKey(const LayerId& id, double quantile);
 
+// "q/<layer-hash>/<image-set>": calibrate's exact top tails of the layer's units over one image
+// set (cache/FORMAT.md; image_set_hex from ImageSetDigest in pipeline_keys.h).
+std::string TailsKey(const LayerId& id, std::string_view image_set_hex);
+
 // "m/<layer-hash>/".
 std::string ManifestKey(const LayerId& id);
 

@@ -135,8 +135,7 @@ Status RecordLayerUse(const PipelineConfig& config, ActivationCache& cache, int6
 
 namespace nd {
 
-std::string ImageSetThresholdKey(const LayerId& id, double quantile,
-                                 std::vector<std::string> image_digests) {
+std::string ImageSetDigest(std::vector<std::string> image_digests) {
   std::sort(image_digests.begin(), image_digests.end());
   Sha256 h;
   for (const std::string& d : image_digests) {
@@ -144,7 +143,12 @@ std::string ImageSetThresholdKey(const LayerId& id, double quantile,
     h.Update("\n", 1);
   }
   auto digest = h.Finish();
-  return ThresholdKey(id, quantile) + ToHex(digest.data(), 8);
+  return ToHex(digest.data(), 8);
+}
+
+std::string ImageSetThresholdKey(const LayerId& id, double quantile,
+                                 std::vector<std::string> image_digests) {
+  return ThresholdKey(id, quantile) + ImageSetDigest(std::move(image_digests));
 }
 
 std::string EncodeThresholdValues(const std::vector<double>& values) {

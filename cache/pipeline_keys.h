@@ -65,8 +65,12 @@ CacheOptions CacheOptionsFor(const PipelineConfig& config, bool read_only = fals
 
 namespace nd {
 
+// The identity of a set of images: the first 16 hex digits of SHA-256 over their digests sorted
+// bytewise, each followed by "\n" (order and batching do not matter; duplicates do).
+std::string ImageSetDigest(std::vector<std::string> image_digests);
+
 // The key of a layer's thresholds at quantile q over one set of images: ThresholdKey(id, q)
-// followed by the first 16 hex digits of SHA-256 over the sorted image digests. Two runs over
+// followed by ImageSetDigest(image_digests). Two runs over
 // different datasets sharing one cache can therefore never read each other's thresholds.
 std::string ImageSetThresholdKey(const LayerId& id, double quantile,
                                  std::vector<std::string> image_digests);

@@ -84,6 +84,7 @@ TEST_F(ConfigTest, BadValuesNameTheKeyAndTheReason) {
   } cases[] = {
       {"[score]\nunion = \"both\"\n", "[score].union: \"both\" is not one of"},
       {"[threshold]\nquantile = 1.5\n", "[threshold].quantile: quantile 1.5 is not in (0, 0.5]"},
+      {"[threshold]\ntail_quantile = -0.01\n", "[threshold].tail_quantile: not in [0, 0.5]"},
       {"[model]\ninput_size = \"big\"\n", "[model].input_size: expected an integer"},
       {"[model]\ndevice = \"gpu\"\n", "[model].device: \"gpu\" is not"},
       {"[cache]\ndtype = \"float64\"\n", "[cache].dtype: \"float64\" is not one of"},

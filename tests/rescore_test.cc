@@ -201,6 +201,37 @@ TEST_F(RescoreTest, NewQuantileRescoresFromTheCacheLikeAColdRun) {
   ExpectSameResults(Out("q_rescore"), Out("q_cold"));
 }
 
+// Issue 17: calibrate stores every unit's exact top tail down to threshold.tail_quantile (0.01 by
+// default) under the image set; a rescore of the same images at a quantile within it takes the
+// thresholds from those tails without reading an activation, and equals a cold run. A quantile
+// beyond the tails reads the activations, as before.
+TEST_F(RescoreTest, NewQuantileWithinTheCachedTailsReadsNoActivations) {
+  const std::string cache = WarmCache("tails");
+  // Digests recorded within 2 s of a file's last change are not trusted (racy-clean rule): after
+  // the wait, one rescore records them, so that the next ones know every image in advance.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  Result first = Pipeline("rescore", "tails1", "broden", cache);
+  ASSERT_EQ(first.code, 0) << first.output;
+  const std::string from_tails =
+      "from " + std::to_string(kImages) + " images (from the cached tails)";
+  Result within = Pipeline("rescore", "tails2", "broden", cache, "--set threshold.quantile=0.0075");
+  ASSERT_EQ(within.code, 0) << within.output;
+  EXPECT_NE(within.output.find(from_tails), std::string::npos) << within.output;
+  EXPECT_EQ(JsonNumber(Summary("tails2"), "forward_images"), 0);
+  Result cold =
+      Pipeline("up", "tails_cold", "broden", "tails_cold", "--set threshold.quantile=0.0075");
+  ASSERT_EQ(cold.code, 0) << cold.output;
+  EXPECT_EQ(cold.output.find("(from the cached tails)"), std::string::npos) << cold.output;
+  ExpectSameResults(Out("tails2"), Out("tails_cold"));
+
+  Result beyond = Pipeline("rescore", "tails3", "broden", cache, "--set threshold.quantile=0.02");
+  ASSERT_EQ(beyond.code, 0) << beyond.output;
+  EXPECT_EQ(beyond.output.find("(from the cached tails)"), std::string::npos) << beyond.output;
+  EXPECT_NE(beyond.output.find("from " + std::to_string(kImages) + " images"), std::string::npos)
+      << beyond.output;
+  EXPECT_EQ(JsonNumber(Summary("tails3"), "quantile"), 0.02);
+}
+
 // Issue 17: a rescore does not read or hash an image file whose stat identity (device, inode,
 // size, mtime, ctime) is unchanged since it was hashed (git's index rule); a touched file is read
 // and hashed again, and decode.rehash = true hashes everything. Results never change.
@@ -454,8 +485,9 @@ TEST_F(RescoreTest, CacheGcOlderThanDropsLayersNotUsedSinceAndKeepsTheRest) {
 
   Result gc = Sh(bin + "gc --older-than 30d" + cfg);
   ASSERT_EQ(gc.code, 0) << gc.output;
-  // kImages activations + one threshold record (one quantile, one image set) + the manifest.
-  EXPECT_NE(gc.output.find("deleted " + std::to_string(kImages + 2) + " records of 1 layer(s)"),
+  // kImages activations + one threshold record (one quantile, one image set) + calibrate's tails
+  // of that image set (q/) + the manifest.
+  EXPECT_NE(gc.output.find("deleted " + std::to_string(kImages + 3) + " records of 1 layer(s)"),
             std::string::npos)
       << gc.output;
   EXPECT_NE(gc.output.find("deleted: detect of model " + digest_a.substr(0, 12)), std::string::npos)
@@ -510,7 +542,7 @@ TEST_F(RescoreTest, CacheVerifyAndGcAreSafeWhileAPipelineWritesTheSameCache) {
   ASSERT_EQ(gc.code, 0) << gc.output;
   EXPECT_TRUE(gc_during_run);
   EXPECT_GT(verifies_during_run, 0);
-  EXPECT_NE(gc.output.find("deleted " + std::to_string(kImages + 2) + " records of 1 layer(s)"),
+  EXPECT_NE(gc.output.find("deleted " + std::to_string(kImages + 3) + " records of 1 layer(s)"),
             std::string::npos)
       << gc.output;
   EXPECT_NE(gc.output.find("deleted: detect of model " + Sha256(model_a).substr(0, 12)),

@@ -22,6 +22,7 @@ RunPlan SamplePlan() {
   plan.images = 300;
   plan.index_digest = std::string(64, 'b');
   plan.curve_keys = "/run dir/curve.keys";
+  plan.image_set = "0123456789abcdef";
   plan.endpoints = {"ipc:///tmp/r/events.sock", "ipc:///tmp/r/images.sock",
                     "ipc:///tmp/r/ready.sock", "ipc:///tmp/r/scored.sock", "tcp://127.0.0.1:5555"};
   plan.layers = {{"layer3", std::string(32, 'c')}, {"layer \"4\"", std::string(32, 'd')}};
@@ -37,6 +38,7 @@ TEST(RunPlanTest, RoundTripsEveryField) {
   EXPECT_EQ(back.images, 300u);
   EXPECT_EQ(back.index_digest, plan.index_digest);
   EXPECT_EQ(back.curve_keys, "/run dir/curve.keys");
+  EXPECT_EQ(back.image_set, "0123456789abcdef");
   EXPECT_EQ(back.endpoints.events, "ipc:///tmp/r/events.sock");
   EXPECT_EQ(back.endpoints.images, "ipc:///tmp/r/images.sock");
   EXPECT_EQ(back.endpoints.ready, "ipc:///tmp/r/ready.sock");

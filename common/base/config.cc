@@ -250,6 +250,14 @@ std::vector<Key> MethodKeys() {
            s += (i ? ", " : "") + Number(c.threshold.quantiles[i]);
          return s + "]";
        }},
+      {"threshold", "tail_quantile",
+       [](const toml::node& n, const Origin&, PipelineConfig* c) {
+         ND_RETURN_IF_ERROR(ReadDouble(n, &c->threshold.tail_quantile));
+         if (!(c->threshold.tail_quantile >= 0 && c->threshold.tail_quantile <= 0.5))
+           return InvalidArgument("not in [0, 0.5]");
+         return Status::Ok();
+       },
+       [](const PipelineConfig& c) { return Number(c.threshold.tail_quantile); }},
       {"score", "iou_threshold",
        [](const toml::node& n, const Origin&, PipelineConfig* c) {
          ND_RETURN_IF_ERROR(ReadDouble(n, &c->score.iou_threshold));

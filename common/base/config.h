@@ -49,6 +49,11 @@ struct DecodeConfig {
 
 struct ThresholdConfig {
   std::vector<double> quantiles{0.005};  // each in (0, 0.5]; one result set per quantile
+  // Calibrate keeps every unit's exact top tail down to max(quantiles, tail_quantile) and stores
+  // it in the cache (key q/, cache/FORMAT.md): a later run over the same images at any quantile
+  // up to it takes its thresholds from the tails instead of reading the activations again.
+  // In [0, 0.5]; 0 = the tail the configured quantiles need. Not used by a sharded run.
+  double tail_quantile = 0.01;
 };
 
 struct ScoreConfig {

@@ -52,7 +52,8 @@ std::string FormatRunPlan(const RunPlan& plan) {
     << "model_digest = " << Quoted(plan.model_digest) << "\n"
     << "images = " << plan.images << "\n"
     << "index_digest = " << Quoted(plan.index_digest) << "\n"
-    << "curve_keys = " << Quoted(plan.curve_keys) << "\n\n"
+    << "curve_keys = " << Quoted(plan.curve_keys) << "\n"
+    << "image_set = " << Quoted(plan.image_set) << "\n\n"
     << "[endpoints]\n"
     << "events = " << Quoted(plan.endpoints.events) << "\n"
     << "images = " << Quoted(plan.endpoints.images) << "\n"
@@ -75,13 +76,14 @@ StatusOr<RunPlan> ReadRunPlan(const std::string& path) {
     return InvalidArgument(path + ":" + std::to_string(e.source().begin.line) + ": " +
                            std::string(e.description()));
   }
-  ND_RETURN_IF_ERROR(
-      CheckKeys(t, path, "",
-                {"model_digest", "images", "index_digest", "curve_keys", "endpoints", "layers"}));
+  ND_RETURN_IF_ERROR(CheckKeys(t, path, "",
+                               {"model_digest", "images", "index_digest", "curve_keys", "image_set",
+                                "endpoints", "layers"}));
   RunPlan plan;
   ND_RETURN_IF_ERROR(ReadStringKey(t, path, "model_digest", &plan.model_digest));
   ND_RETURN_IF_ERROR(ReadStringKey(t, path, "index_digest", &plan.index_digest));
   ND_RETURN_IF_ERROR(ReadStringKey(t, path, "curve_keys", &plan.curve_keys));
+  ND_RETURN_IF_ERROR(ReadStringKey(t, path, "image_set", &plan.image_set));
   const toml::node* images = t.get("images");
   if (images == nullptr) return KeyError(path, "images", "missing");
   const auto* n = images->as_integer();

@@ -10,6 +10,9 @@
 //   images = N                         usable rows of index.csv (after on_bad_row = "skip")
 //   index_digest = "<64 hex>"          SHA-256 of index.csv's bytes
 //   curve_keys = "<path>" | ""         the run's CURVE keys (curve.h), "" = no CURVE
+//   image_set = "<16 hex>" | ""         ImageSetDigest (cache/pipeline_keys.h) of every usable
+//                                      image, when the supervisor knew each one's digest and
+//                                      found all layers cached (the relay run); "" otherwise
 //   [endpoints] events/images/ready/scored/metrics = "ipc://…" | "tcp://…"
 //   [[layers]] name = "layer4", hash = "<32 hex>"   one per configured layer, in config order;
 //                                                    hash = the cache's layer hash
@@ -36,6 +39,7 @@ struct RunPlan {
   uint64_t images = 0;
   std::string index_digest;
   std::string curve_keys;  // path of curve.keys; "" = connections without CURVE
+  std::string image_set;   // ImageSetDigest of every usable image; "" = not known at plan time
   Endpoints endpoints;
   std::vector<PlannedLayer> layers;
 };

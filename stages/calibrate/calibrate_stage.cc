@@ -39,7 +39,9 @@ Status CalibrateStage::Consume(const ActivationMap& map) {
     units_ = map.units;
     h_ = map.h;
     w_ = map.w;
-    double qmax = *std::max_element(options_.quantiles.begin(), options_.quantiles.end());
+    const double qmax =
+        std::max(*std::max_element(options_.quantiles.begin(), options_.quantiles.end()),
+                 options_.tail_quantile);
     keep_ = std::max<int64_t>(1, TopValuesNeeded(options_.max_images * h_ * w_, qmax));
     tail_.assign(units_, {});
     cutoff_.assign(units_, -std::numeric_limits<float>::infinity());

@@ -8,10 +8,10 @@
 //
 // Memory is bounded by the tail, not the dataset: only values that can still be among the top
 // K = N_max − floor((1 − q_max)(N_max − 1)) of a unit are kept, where N_max = max_images·h·w is
-// an upper bound on the values that will be seen (q_max = the largest requested quantile). Each
-// unit keeps a buffer that is pruned to its top K with nth_element whenever it reaches 2K, and a
-// cut-off below which values are dropped on arrival; ties at the cut-off are safe to drop because
-// equal values are interchangeable in the top-K multiset.
+// an upper bound on the values that will be seen (q_max = the largest requested quantile, or
+// tail_quantile when larger). Each unit keeps a buffer that is pruned to its top K with
+// nth_element whenever it reaches 2K, and a cut-off below which values are dropped on arrival; ties
+// at the cut-off are safe to drop because equal values are interchangeable in the top-K multiset.
 //
 // Non-finite values (NaN, +Inf, -Inf) are counted (nan_values(), inf_values()) and excluded: the
 // quantile is taken over the finite values only. (The calibrate process skips a whole image whose
@@ -32,6 +32,9 @@ namespace nd {
 struct CalibrateOptions {
   std::vector<double> quantiles{0.005};  // each in (0, 0.5]
   int64_t max_images = 0;                // upper bound on images consumed (REQUIRES: > 0)
+  // Keep the tail (TakeTails) deep enough for this quantile too, without a threshold for it
+  // (config threshold.tail_quantile); 0 = as deep as `quantiles` need. In [0, 0.5].
+  double tail_quantile = 0;
 };
 
 struct UnitThresholds {

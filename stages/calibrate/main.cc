@@ -1,5 +1,7 @@
 // nd-stage-calibrate: folds every ready image's cached activations into exact per-unit quantiles,
-// stores the thresholds in the cache, and passes the READY notices on to score (binds `scored`).
+// stores the thresholds (and each unit's top tail, for later runs at other quantiles) in the cache,
+// and passes the READY notices on to score (binds `scored`). A run over the images of an earlier
+// one (the run plan's image_set) takes its thresholds from that run's tails without reading.
 #include "cache/activation_cache.h"
 #include "cache/pipeline_keys.h"
 #include "common/base/log.h"
@@ -39,6 +41,36 @@ Status FinishShard(const PipelineConfig& c, const std::vector<UnitSet>& sets,
   return Status::Ok();
 }
 
+// Thresholds (per set, per configured quantile) from the tails an earlier run stored for the
+// plan's image set, when the plan names one (every image was cached at plan time) and every set's
+// tails are there, decode, cover this image set and reach every quantile; nullopt otherwise (a
+// damaged record is logged and the activations are read as usual).
+std::optional<std::vector<std::vector<UnitThresholds>>> ThresholdsFromCachedTails(
+    const StageProcess& p, const ActivationCache& cache, const std::vector<UnitSet>& sets) {
+  const PipelineConfig& c = p.config();
+  if (!p.plan() || p.plan()->image_set.empty() || c.shard.count > 0) return std::nullopt;
+  std::vector<std::vector<UnitThresholds>> out;
+  for (const UnitSet& set : sets) {
+    const std::string key = TailsKey(set.id, p.plan()->image_set);
+    std::string bytes;
+    if (!cache.Get(key, &bytes).ok()) return std::nullopt;
+    auto tails = DecodeTails(bytes, "cache record " + key);
+    if (!tails.ok()) {
+      LogWarning(tails.status().message() + " (reading the activations instead)");
+      return std::nullopt;
+    }
+    if (tails->images != p.plan()->images) return std::nullopt;
+    std::vector<UnitThresholds> per_q;
+    for (double q : c.threshold.quantiles) {
+      auto values = ThresholdsFromTails(*tails, q);
+      if (!values.ok()) return std::nullopt;  // kept for a smaller quantile
+      per_q.push_back(UnitThresholds{q, *std::move(values)});
+    }
+    out.push_back(std::move(per_q));
+  }
+  return out;
+}
+
 Status Run(StageProcess& p) {
   const PipelineConfig& c = p.config();
   ND_ASSIGN_OR_RETURN(std::vector<LayerId> layers, ConfiguredLayers(c));
@@ -53,8 +85,11 @@ Status Run(StageProcess& p) {
   for (const LayerId& id : layers) prefixes.push_back(LayerKeyPrefix(id));
   std::vector<std::unique_ptr<LinearView>> views;  // per set; null for a layer
   for (const UnitSet& set : sets) {
-    stages.emplace_back(
-        CalibrateOptions{c.threshold.quantiles, static_cast<int64_t>(dataset.images().size())});
+    // The tails reach threshold.tail_quantile too, except in a sharded run (whose tails files
+    // are sized by its quantiles alone).
+    stages.emplace_back(CalibrateOptions{c.threshold.quantiles,
+                                         static_cast<int64_t>(dataset.images().size()),
+                                         c.shard.count == 0 ? c.threshold.tail_quantile : 0.0});
     views.push_back(set.is_view() ? std::make_unique<LinearView>(c.views[set.view], set.alpha)
                                   : nullptr);
   }
@@ -65,6 +100,10 @@ Status Run(StageProcess& p) {
                       p.OpenChannel(zmq::socket_type::push, p.endpoints().scored, /*bind=*/true,
                                     /*high_water_mark=*/4, p.timeout_ms()));
   const bool score_phase = c.shard.count > 0 && c.shard.phase == "score";
+  // A rescore over the images of an earlier run: thresholds from its stored tails, and the
+  // activations are not read at all (score reads them).
+  const std::optional<std::vector<std::vector<UnitThresholds>>> from_tails =
+      ThresholdsFromCachedTails(p, cache, sets);
   uint64_t seen = 0;
   std::vector<std::string> digests;                // of the images the thresholds are computed over
   std::vector<ActivationMap> maps(layers.size());  // one image's maps, every layer
@@ -89,21 +128,48 @@ Status Run(StageProcess& p) {
         AwaitSupervisorRelease(p.timeout_ms());
         return Status::Ok();
       }
+      if (from_tails && ImageSetDigest(digests) != p.plan()->image_set)
+        return FailedPrecondition(
+            "calibrate: the images received differ from the run plan's image set (" +
+            std::to_string(seen) + " received, " + std::to_string(p.plan()->images) +
+            " planned); `nd-pipeline up` again plans a new run");
+      const std::string image_set = ImageSetDigest(digests);
       for (size_t l = 0; l < sets.size(); ++l) {
-        if (stages[l].images() == 0) return FailedPrecondition("calibrate: no usable images");
-        auto thresholds = stages[l].Finish();
-        if (!thresholds.ok()) return thresholds.status().WithContext(sets[l].name);
-        if (stages[l].nan_values() + stages[l].inf_values())  // (only if a check above failed)
-          LogWarning(sets[l].name + ": " + std::to_string(stages[l].nan_values()) + " NaN and " +
-                     std::to_string(stages[l].inf_values()) +
-                     " infinite activation values excluded from the thresholds");
-        for (const UnitThresholds& t : *thresholds)
+        std::vector<UnitThresholds> thresholds;
+        if (from_tails) {
+          thresholds = (*from_tails)[l];
+        } else {
+          if (stages[l].images() == 0) return FailedPrecondition("calibrate: no usable images");
+          // The tails for later runs over these images: only when no image was skipped for
+          // non-finite values, so that a run from the tails skips nothing either.
+          if (non_finite_images == 0 && c.threshold.tail_quantile > 0) {
+            UnitTails tails;
+            tails.layer = sets[l].name;
+            tails.images = seen;
+            tails.max_images = static_cast<uint64_t>(stages[l].options().max_images);
+            ND_RETURN_IF_ERROR(
+                stages[l].TakeTails(&tails.counts, &tails.tops).WithContext(sets[l].name));
+            tails.units = stages[l].units();
+            tails.h = stages[l].h();
+            tails.w = stages[l].w();
+            tails.keep = static_cast<uint64_t>(stages[l].keep());
+            records.emplace_back(TailsKey(sets[l].id, image_set), EncodeTails(tails));
+          }
+          auto finished = stages[l].Finish();
+          if (!finished.ok()) return finished.status().WithContext(sets[l].name);
+          thresholds = *std::move(finished);
+          if (stages[l].nan_values() + stages[l].inf_values())  // (only if a check above failed)
+            LogWarning(sets[l].name + ": " + std::to_string(stages[l].nan_values()) + " NaN and " +
+                       std::to_string(stages[l].inf_values()) +
+                       " infinite activation values excluded from the thresholds");
+        }
+        for (const UnitThresholds& t : thresholds)
           records.emplace_back(ImageSetThresholdKey(sets[l].id, t.quantile, digests),
                                EncodeThresholdValues(t.values));
       }
       ND_RETURN_IF_ERROR(cache.PutBatch(records));
       LogInfo("thresholds for " + std::to_string(sets.size()) + " layer(s) and view(s) from " +
-              std::to_string(seen) + " images" +
+              std::to_string(seen) + " images" + (from_tails ? " (from the cached tails)" : "") +
               (non_finite_images
                    ? "; " + std::to_string(non_finite_images) + " skipped for NaN/Inf activations"
                    : std::string()));
@@ -122,6 +188,12 @@ Status Run(StageProcess& p) {
     // the thresholds nor in score.
     std::vector<ImageRef> usable;
     for (ImageRef& image : ready.images) {
+      if (from_tails) {  // the tails were stored only when no image had non-finite values
+        digests.push_back(image.digest);
+        ++seen;
+        usable.push_back(std::move(image));
+        continue;
+      }
       std::string bad;
       for (size_t l = 0; l < layers.size(); ++l) {
         Status got = cache.GetActivation(ActivationKey(prefixes[l], image.digest), &maps[l]);

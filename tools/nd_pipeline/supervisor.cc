@@ -316,8 +316,12 @@ void FinishBoard(Channel& metrics, MetricsBoard& board, std::vector<Child>& chil
 // activation record of every configured layer: then no image needs the network (a rescore), and
 // extract's LibTorch-free relay can stand in for it. Reads only stat identities and the cache,
 // as decode will; false on the first image that does not qualify, or with decode.rehash.
-StatusOr<bool> EveryImageCached(const PipelineConfig& config, const BrodenDataset& dataset) {
+// *image_set: when true, the ImageSetDigest of every image (the run plan's image_set), else "".
+StatusOr<bool> EveryImageCached(const PipelineConfig& config, const BrodenDataset& dataset,
+                                std::string* image_set) {
+  image_set->clear();
   if (config.decode.rehash || dataset.images().empty()) return false;
+  std::vector<std::string> digests;
   ND_ASSIGN_OR_RETURN(const std::vector<LayerId> layers, ConfiguredLayers(config));
   ND_ASSIGN_OR_RETURN(ActivationCache cache, ActivationCache::Open(CacheOptionsFor(config)));
   FileDigestMemo memo(&cache);
@@ -333,7 +337,9 @@ StatusOr<bool> EveryImageCached(const PipelineConfig& config, const BrodenDatase
       auto current = cache.ContainsCurrentActivation(ActivationKey(prefix, digest));
       if (!current.ok() || !*current) return false;
     }
+    digests.push_back(digest);
   }
+  *image_set = ImageSetDigest(std::move(digests));
   return true;
 }
 
@@ -344,7 +350,7 @@ StatusOr<RunPlan> MakeRunPlan(const PipelineConfig& config, bool* every_image_ca
   plan.model_digest = config.run.model_digest;
   ND_ASSIGN_OR_RETURN(const BrodenDataset dataset,
                       BrodenDataset::Open(config.dataset.path, BrodenOptionsFor(config.dataset)));
-  ND_ASSIGN_OR_RETURN(*every_image_cached, EveryImageCached(config, dataset));
+  ND_ASSIGN_OR_RETURN(*every_image_cached, EveryImageCached(config, dataset, &plan.image_set));
   plan.images = dataset.images().size();
   ND_ASSIGN_OR_RETURN(plan.index_digest,
                       Sha256File((fs::path(config.dataset.path) / "index.csv").string()));
