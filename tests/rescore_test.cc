@@ -259,8 +259,9 @@ TEST_F(RescoreTest, UnchangedImageFilesAreNotReadOrHashedAgain) {
             std::string::npos)
       << touched.output;
   EXPECT_EQ(JsonNumber(Summary("memo3"), "forward_images"), 0);
-  // One image not known unchanged: the supervisor cannot tell it is cached, so the real extract.
-  EXPECT_EQ(touched.output.find(relay), std::string::npos) << touched.output;
+  // The supervisor hashes the one image the memo does not know, finds its bytes cached, and the
+  // relay stands in for extract all the same (decode hashes it again: its memo entry is racy).
+  EXPECT_NE(touched.output.find(relay), std::string::npos) << touched.output;
   ExpectSameResults(Out("memo3"), Out("base"));
   Result forced = Pipeline("rescore", "memo4", "broden", cache, "--set decode.rehash=true");
   ASSERT_EQ(forced.code, 0) << forced.output;

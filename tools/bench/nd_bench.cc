@@ -1,6 +1,7 @@
 // nd-bench: measures a configured dissection the way a user runs it.
 //
-//   nd-bench -c pipeline.toml [--set k=v ...] [--work DIR] [--skip-bare] [--rescore]
+//   nd-bench -c pipeline.toml [--set k=v ...] [--work DIR] [--skip-bare] [--floor-only]
+//            [--rescore] [--case 'k=v;k=v' ...]
 //
 // 1. the floor: bare decode + forward (as far as the captured layers, one plain call, no cache)
 //    of every image of the dataset (batch by batch,
@@ -11,6 +12,8 @@
 //    while every nd-stage-* process's peak RSS (VmHWM) is sampled from /proc;
 // 3. with --rescore: `nd-pipeline up` again with a new quantile, then on an expanded concept set
 //    made by `nd-make-broden --expand-from` (phase 2 only: no forward pass either time).
+// Each --case repeats 1-3 with its overrides added (another dataset, model, layer), in a folder
+// of its own under --work, and a last table puts every case on one row.
 // It prints one table: per-stage images/s, bare forward time, end-to-end wall time and the ratio,
 // score CPU per image, peak RSS per stage.
 #include <dirent.h>
@@ -134,11 +137,20 @@ RunResult RunUp(const std::string& config, const std::vector<std::string>& sets)
 
 }  // namespace
 
+// What one case measured, for the summary table.
+struct CaseFigures {
+  std::string name;
+  size_t images = 0;
+  double floor_contiguous_s = 0, floor_channels_last_s = 0, cold_s = 0;
+  double rescore_quantile_s = 0, rescore_expanded_s = 0;
+  bool ok = false;
+};
+
 // The floor: the fastest bare decode + forward, in each memory format (weights and input), as a
 // plain program would do it: decode a batch on every core, run `forward`, repeat. Returns the
 // better of the two, in seconds.
 nd::StatusOr<double> BareFloorSeconds(const nd::PipelineConfig& config,
-                                      const nd::BrodenDataset& dataset) {
+                                      const nd::BrodenDataset& dataset, CaseFigures* figures) {
   const size_t images = dataset.images().size();
   double bare_s = 0;
   const int cores = static_cast<int>(std::thread::hardware_concurrency());
@@ -190,6 +202,7 @@ nd::StatusOr<double> BareFloorSeconds(const nd::PipelineConfig& config,
     std::printf("bare decode + forward, %-13s %8.2f s (%.1f images/s; forward alone %.2f s)\n",
                 channels_last ? "channels_last" : "contiguous", total_s, images / total_s,
                 forward_s);
+    (channels_last ? figures->floor_channels_last_s : figures->floor_contiguous_s) = total_s;
     if (bare_s == 0 || total_s < bare_s) bare_s = total_s;
   }
   return bare_s;
@@ -199,7 +212,7 @@ nd::StatusOr<double> BareFloorSeconds(const nd::PipelineConfig& config,
 // figures and returns the exit code.
 int RunRescores(const nd::PipelineConfig& config, const std::string& config_path,
                 const std::vector<std::string>& sets, const std::string& work,
-                const RunResult& cold) {
+                const RunResult& cold, CaseFigures* figures) {
   const std::string layer = config.model.layers.back();
   double q = config.threshold.quantiles.front() * 2;
   auto rescore_sets = sets;
@@ -209,6 +222,7 @@ int RunRescores(const nd::PipelineConfig& config, const std::string& config_path
   std::printf("\n%-34s %12.2f\n", "rescore (new quantile) wall, s", again.wall_s);
   std::printf("%-34s %12.0f\n", "rescore forward_images", static_cast<double>(s2.forward_images));
   std::printf("%-34s %12.3f\n", "rescore / cold", again.wall_s / cold.wall_s);
+  figures->rescore_quantile_s = again.wall_s;
 
   // An expanded concept set: the same images with more labels (nd-make-broden --expand-from),
   // scored from the cache at the cold run's quantile. Making the dataset is the user's step
@@ -239,6 +253,7 @@ int RunRescores(const nd::PipelineConfig& config, const std::string& config_path
               lines(Read(fs::path(config.dataset.path) / "label.csv")),
               lines(Read(fs::path(expanded) / "label.csv")));
   std::printf("%-34s %12.3f\n", "rescore / cold", wider.wall_s / cold.wall_s);
+  figures->rescore_expanded_s = wider.wall_s;
   if (again.code != 0 || wider.code != 0) {
     std::fprintf(stderr, "nd-bench: a rescore failed (exit %d, %d)\n", again.code, wider.code);
     return 1;
@@ -246,24 +261,10 @@ int RunRescores(const nd::PipelineConfig& config, const std::string& config_path
   return 0;
 }
 
-int main(int argc, char** argv) {
-  std::string config_path = "pipeline.toml", work = "bench-work";
-  std::vector<std::string> sets;
-  bool skip_bare = false, rescore = false, floor_only = false;
-  nd::ArgParser parser;
-  nd::AddConfigOptions(&parser, &config_path, &sets);
-  parser.String("--work", &work)
-      .Flag("--skip-bare", &skip_bare)
-      .Flag("--rescore", &rescore)
-      .Flag("--floor-only", &floor_only);
-  const nd::Status parsed = parser.Parse(argc, argv);
-  if (!parsed.ok() || parser.help()) {
-    if (!parsed.ok()) std::fprintf(stderr, "nd-bench: %s\n", parsed.message().c_str());
-    std::fprintf(parsed.ok() ? stdout : stderr,
-                 "usage: nd-bench -c pipeline.toml [--set k=v ...] [--work DIR] [--skip-bare] "
-                 "[--rescore]\n");
-    return parsed.ok() ? 0 : 2;
-  }
+// One case: the floor, a cold run in a fresh cache under `work`, the rescores. Returns the exit
+// code; *figures gets what was measured.
+int RunCase(const std::string& config_path, std::vector<std::string> sets, std::string work,
+            bool skip_bare, bool floor_only, bool rescore, CaseFigures* figures) {
   work = fs::absolute(work).string();
   sets.push_back("cache.dir=" + work + "/cache");
   sets.push_back("output.dir=" + work + "/out");
@@ -281,6 +282,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   const size_t images = dataset->images().size();
+  figures->images = images;
   std::printf("nd-bench: %s, layers %s, %zu images, batch %d, %u cores\n",
               config->model.path.c_str(), config->model.layers.front().c_str(), images,
               config->model.batch_size, std::thread::hardware_concurrency());
@@ -288,20 +290,24 @@ int main(int argc, char** argv) {
   // The floor (the end-to-end ratio is against it).
   double bare_s = 0;
   if (!skip_bare) {
-    auto floor = BareFloorSeconds(*config, *dataset);
+    auto floor = BareFloorSeconds(*config, *dataset, figures);
     if (!floor.ok()) {
       std::fprintf(stderr, "nd-bench: %s\n", floor.status().message().c_str());
       return 1;
     }
     bare_s = *floor;
   }
-  if (floor_only) return 0;
+  if (floor_only) {
+    figures->ok = true;
+    return 0;
+  }
 
   RunResult cold = RunUp(config_path, sets);
   if (cold.code != 0) {
     std::fprintf(stderr, "nd-bench: nd-pipeline up failed (exit %d)\n", cold.code);
     return 1;
   }
+  figures->cold_s = cold.wall_s;
   const std::string layer = config->model.layers.back();
   const nd::LayerSummary summary =
       Summary(nd::LayerResultDir(config->output.dir, layer, config->threshold.quantiles.front(),
@@ -322,6 +328,68 @@ int main(int argc, char** argv) {
   for (const auto& [stage, kb] : cold.peak_kb)
     std::printf("%-34s %12.1f\n", ("peak RSS " + stage + ", MB").c_str(), kb / 1024.0);
 
-  if (rescore) return RunRescores(*config, config_path, sets, work, cold);
-  return 0;
+  int code = rescore ? RunRescores(*config, config_path, sets, work, cold, figures) : 0;
+  figures->ok = code == 0;
+  return code;
+}
+
+// The summary of every case, one row each.
+void PrintSummary(const std::vector<CaseFigures>& cases) {
+  std::printf("\n%-28s %7s %9s %9s %8s %7s %9s %7s %9s %7s\n", "case", "images", "floor NCHW",
+              "floor NHWC", "cold", "ratio", "rescore q", "%cold", "expanded", "%cold");
+  for (const CaseFigures& c : cases) {
+    const double best = c.floor_channels_last_s > 0 && c.floor_contiguous_s > 0
+                            ? std::min(c.floor_channels_last_s, c.floor_contiguous_s)
+                            : std::max(c.floor_channels_last_s, c.floor_contiguous_s);
+    auto pct = [&](double s) { return c.cold_s > 0 ? 100.0 * s / c.cold_s : 0.0; };
+    std::printf("%-28s %7zu %9.2f %9.2f %8.2f %7.3f %9.2f %6.1f%% %9.2f %6.1f%%%s\n",
+                c.name.substr(0, 28).c_str(), c.images, c.floor_contiguous_s,
+                c.floor_channels_last_s, c.cold_s, best > 0 ? c.cold_s / best : 0.0,
+                c.rescore_quantile_s, pct(c.rescore_quantile_s), c.rescore_expanded_s,
+                pct(c.rescore_expanded_s), c.ok ? "" : "  (failed)");
+  }
+}
+
+int main(int argc, char** argv) {
+  std::string config_path = "pipeline.toml", work = "bench-work";
+  std::vector<std::string> sets, cases;
+  bool skip_bare = false, rescore = false, floor_only = false;
+  nd::ArgParser parser;
+  nd::AddConfigOptions(&parser, &config_path, &sets);
+  parser.String("--work", &work)
+      .Flag("--skip-bare", &skip_bare)
+      .Flag("--rescore", &rescore)
+      .Flag("--floor-only", &floor_only)
+      .Strings("--case", &cases);
+  const nd::Status parsed = parser.Parse(argc, argv);
+  if (!parsed.ok() || parser.help()) {
+    if (!parsed.ok()) std::fprintf(stderr, "nd-bench: %s\n", parsed.message().c_str());
+    std::fprintf(parsed.ok() ? stdout : stderr,
+                 "usage: nd-bench -c pipeline.toml [--set k=v ...] [--work DIR] [--skip-bare] "
+                 "[--floor-only] [--rescore] [--case 'k=v;k=v' ...]\n");
+    return parsed.ok() ? 0 : 2;
+  }
+  // The configuration as given is the first case; each --case adds its overrides to it.
+  std::vector<std::vector<std::string>> case_sets = {sets};
+  std::vector<std::string> names = {"base"};
+  for (const std::string& c : cases) {
+    std::vector<std::string> extra = sets;
+    std::stringstream in(c);
+    std::string item;
+    while (std::getline(in, item, ';'))
+      if (!item.empty()) extra.push_back(item);
+    case_sets.push_back(extra);
+    names.push_back(c);
+  }
+  std::vector<CaseFigures> figures(case_sets.size());
+  int code = 0;
+  for (size_t i = 0; i < case_sets.size(); ++i) {
+    figures[i].name = names[i];
+    if (i > 0) std::printf("\n==== case %zu: %s\n", i, names[i].c_str());
+    const std::string dir = case_sets.size() == 1 ? work : work + "/case" + std::to_string(i);
+    code = std::max(
+        code, RunCase(config_path, case_sets[i], dir, skip_bare, floor_only, rescore, &figures[i]));
+  }
+  if (case_sets.size() > 1) PrintSummary(figures);
+  return code;
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Writes TorchScript ResNet-18 and ResNet-50 (random weights) for timing nd-pipeline.
+"""Writes TorchScript ResNet-18, ResNet-50 and AlexNet (random weights) for timing nd-pipeline.
 
-Usage: python3 export_models.py OUT_DIR [--archs resnet18,resnet50] [--size 224]
+Usage: python3 export_models.py OUT_DIR [--archs resnet18,resnet50,alexnet] [--size 224]
 
 The architectures are written here in plain torch.nn (the GPU machine may have no torchvision),
 with torchvision's module names (conv1, bn1, layer1..layer4, avgpool, fc), so `model.layers =
@@ -101,9 +101,36 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
+class AlexNet(nn.Module):
+    """torchvision's AlexNet with its module names: features.0 .. features.12 (features.10 is the
+    last convolution), avgpool, classifier.1/.4/.6."""
+
+    def __init__(self, num_classes=1000):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2), nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.Conv2d(64, 192, kernel_size=5, padding=2), nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.Conv2d(192, 384, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(384, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2))
+        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+        self.classifier = nn.Sequential(
+            nn.Dropout(), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(inplace=True),
+            nn.Dropout(), nn.Linear(4096, 4096), nn.ReLU(inplace=True),
+            nn.Linear(4096, num_classes))
+
+    def forward(self, x):
+        x = self.avgpool(self.features(x))
+        return self.classifier(torch.flatten(x, 1))
+
+
 ARCHS = {
     "resnet18": lambda: ResNet(BasicBlock, [2, 2, 2, 2]),
     "resnet50": lambda: ResNet(Bottleneck, [3, 4, 6, 3]),
+    "alexnet": AlexNet,
 }
 
 

@@ -312,10 +312,12 @@ void FinishBoard(Channel& metrics, MetricsBoard& board, std::vector<Child>& chil
   }
 }
 
-// Whether every image of `dataset` is known to the digest memo as unchanged and has a current
-// activation record of every configured layer: then no image needs the network (a rescore), and
-// extract's LibTorch-free relay can stand in for it. Reads only stat identities and the cache,
-// as decode will; false on the first image that does not qualify, or with decode.rehash.
+// Whether every image of `dataset` has a current activation record of every configured layer:
+// then no image needs the network (a rescore), and extract's LibTorch-free relay can stand in for
+// it. An image the digest memo knows as unchanged costs a stat; one it does not know (new paths to
+// the same bytes, as an expanded dataset's hard links) is hashed here and recorded in the memo, as
+// decode would; false on the first image without activations (a cold run hashes one file), or
+// with decode.rehash.
 // *image_set: when true, the ImageSetDigest of every image (the run plan's image_set), else "".
 StatusOr<bool> EveryImageCached(const PipelineConfig& config, const BrodenDataset& dataset,
                                 std::string* image_set) {
@@ -327,17 +329,32 @@ StatusOr<bool> EveryImageCached(const PipelineConfig& config, const BrodenDatase
   FileDigestMemo memo(&cache);
   std::vector<std::string> prefixes;
   for (const LayerId& id : layers) prefixes.push_back(LayerKeyPrefix(id));
+  std::vector<FileDigestEntry> hashed;  // for the memo
   for (const BrodenImage& image : dataset.images()) {
     auto path = dataset.ResolveImagePath(image.image);
-    FileIdentity id;
-    if (!path.ok() || !ReadFileIdentity(*path, &id)) return false;
-    const std::string digest = memo.Lookup(*path, id);
-    if (digest.empty()) return false;
+    FileDigestEntry e;
+    // The identity is read before the bytes (as decode does): a file changed after this point
+    // gets a newer ctime, so a stale digest is never recorded under its new identity.
+    e.stat_time_ns = WallClockNs();
+    if (!path.ok() || !ReadFileIdentity(*path, &e.identity)) return false;
+    std::string digest = memo.Lookup(*path, e.identity);
+    if (digest.empty()) {
+      auto sha = Sha256File(*path);
+      if (!sha.ok()) return false;
+      digest = *sha;
+      e.path = *path;
+      e.digest = digest;
+      hashed.push_back(std::move(e));
+    }
     for (const std::string& prefix : prefixes) {
       auto current = cache.ContainsCurrentActivation(ActivationKey(prefix, digest));
       if (!current.ok() || !*current) return false;
     }
     digests.push_back(digest);
+  }
+  if (!hashed.empty()) {
+    const Status recorded = memo.Record(hashed);
+    if (!recorded.ok()) LogWarning("digest memo: " + recorded.message());
   }
   *image_set = ImageSetDigest(std::move(digests));
   return true;
