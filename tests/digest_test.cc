@@ -66,6 +66,37 @@ TEST(Sha256Test, FileDigestAndMissingFile) {
 }
 
 // Expected values: the standard CRC-32 check value and zlib's crc32() of the classic pangram.
+// Both implementations (SHA extensions when the CPU has them, and the portable code) agree with
+// the FIPS 180-4 example and with each other on every length around the block boundaries and on
+// input fed in odd pieces. (On a CPU without SHA-NI both runs take the portable code.)
+TEST(Sha256Test, ShaExtensionsAndPortableCodeAgree) {
+  std::string data;
+  uint32_t x = 12345;
+  for (int i = 0; i < 5000; ++i) {
+    x = x * 1103515245u + 12345u;
+    data.push_back(static_cast<char>(x >> 24));
+  }
+  std::vector<std::string> fast, portable;
+  for (const bool force : {false, true}) {
+    SetSha256PortableForTesting(force);
+    if (force) {
+      EXPECT_FALSE(Sha256UsesShaExtensions());
+    }
+    auto& out = force ? portable : fast;
+    EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    for (size_t n : {0, 1, 55, 56, 63, 64, 65, 119, 120, 127, 128, 129, 1000, 4096, 5000})
+      out.push_back(Sha256Hex(std::string_view(data).substr(0, n)));
+    Sha256 pieces;
+    for (size_t at = 0, step = 1; at < data.size(); at += step, step = step * 3 % 197 + 1)
+      pieces.Update(data.data() + at, std::min(step, data.size() - at));
+    auto d = pieces.Finish();
+    out.push_back(ToHex(d.data(), d.size()));
+    EXPECT_EQ(out.back(), out[out.size() - 2]) << "pieces vs one piece of all 5000 bytes";
+  }
+  SetSha256PortableForTesting(false);
+  EXPECT_EQ(fast, portable);
+}
+
 TEST(Crc32Test, KnownValues) {
   EXPECT_EQ(Crc32(""), 0u);
   EXPECT_EQ(Crc32("123456789"), 0xCBF43926u);

@@ -26,13 +26,19 @@ class Sha256 {
   std::array<uint8_t, 32> Finish();
 
  private:
-  void Compress(const uint8_t* block);
+  void Compress(const uint8_t* blocks, size_t count);  // `count` 64-byte blocks
 
   std::array<uint32_t, 8> state_;
   std::array<uint8_t, 64> buffer_;
   size_t buffered_ = 0;
   uint64_t total_bytes_ = 0;
 };
+
+// Whether Sha256 runs on the CPU's SHA extensions (x86 SHA-NI, found at run time) rather than the
+// portable code; both give the same digests. For tests: `portable` = true forces the portable
+// code in this process until set back.
+bool Sha256UsesShaExtensions();
+void SetSha256PortableForTesting(bool portable);
 
 // Lowercase hex of `size` bytes ("" for size 0).
 std::string ToHex(const uint8_t* bytes, size_t size);
