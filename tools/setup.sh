@@ -10,7 +10,8 @@ build="${ND_BUILD_DIR:-$repo/build}"
 # slurm-wlm, munge and iproute2 (ss): the one-node cluster of tools/slurm (ctest
 # slurm_local_cluster).
 packages=(g++ cmake ninja-build pkg-config libtorch-dev libzmq3-dev cppzmq-dev liblmdb-dev
-          libopencv-dev zlib1g-dev libboost-dev libtomlplusplus-dev libgtest-dev libdeflate-dev libeigen3-dev
+          libopencv-dev zlib1g-dev libpng-dev libboost-dev libtomlplusplus-dev libgtest-dev libdeflate-dev
+          libeigen3-dev
           python3-torch python3-torchvision chromium chromium-driver python3-selenium clang-format
           slurm-wlm munge iproute2 "$@")
 missing=()

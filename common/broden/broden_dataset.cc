@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -29,8 +30,7 @@
 #include <zlib.h>
 #endif
 
-#include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
+#include <png.h>
 
 #include "common/base/digest.h"
 #include "common/broden/csv.h"
@@ -141,7 +141,7 @@ Status ReadWholeFile(const std::string& path, std::vector<uint8_t>* data) {
 // Decoding a 112x112 layer through libpng + zlib costs ~200 us, mostly inflate; libdeflate inflates
 // the same stream in ~15 us. The fast path below handles the formats Broden uses (non-interlaced
 // 8-bit RGB/RGBA, 8/16-bit grayscale, no tRNS) and verifies every chunk CRC and the zlib checksum;
-// anything else, including any damage, is left to OpenCV.
+// anything else, including any damage, is left to libpng (DecodePngWithLibpng below).
 
 struct PngHeader {
   uint32_t width = 0, height = 0;
@@ -243,7 +243,7 @@ FastPngResult DecodePngFast(const uint8_t* const data, const size_t size, int ex
     } else if (std::memcmp(type, "IDAT", 4) == 0) {
       idat.emplace_back(pos + 8, length);
     } else if (std::memcmp(type, "tRNS", 4) == 0) {
-      return FastPngResult::kFallback;  // OpenCV turns it into an alpha channel
+      return FastPngResult::kFallback;  // the fallback turns it into an alpha channel
     } else if (std::memcmp(type, "IEND", 4) == 0) {
       have_end = true;
       break;
@@ -309,6 +309,157 @@ FastPngResult DecodePngFast(const uint8_t* const data, const size_t size, int ex
     prev = cur;
   }
   return FastPngResult::kDecoded;
+}
+
+// ---- The fallback: libpng ----------------------------------------------------------------------
+// Every PNG the fast path does not take. libpng is configured exactly as OpenCV 4.6's PNG decoder
+// configures it for cv::imdecode(..., IMREAD_UNCHANGED) (modules/imgcodecs/src/grfmt_png.cpp),
+// which this reader used until the stages stopped linking OpenCV, so the same files decode to the
+// same values: no gamma or colour management, 16 bits kept, palette expanded to RGB (RGBA with
+// tRNS), gray below 8 bits scaled to 8, tRNS of RGB turned into alpha, of gray ignored, gray+alpha
+// made RGBA. Only the channel order differs (R,G,B here, B,G,R in OpenCV), which the mapping
+// follows.
+
+// OpenCV refuses images above 2^30 pixels before it allocates (CV_IO_MAX_IMAGE_PIXELS's default).
+constexpr uint64_t kMaxFallbackPixels = uint64_t{1} << 30;
+
+// The state libpng's callbacks see (png_get_io_ptr / png_get_error_ptr).
+struct LibpngSource {
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  size_t pos = 0;
+  char error[160] = {};  // libpng's last error message, for the Status
+};
+
+void LibpngRead(png_structp png, png_bytep out, size_t n) {
+  auto* source = static_cast<LibpngSource*>(png_get_io_ptr(png));
+  if (n > source->size - source->pos) png_error(png, "PNG input buffer is incomplete");
+  std::memcpy(out, source->data + source->pos, n);
+  source->pos += n;
+}
+
+// Keeps the message and unwinds to the setjmp of LibpngReadInfo or LibpngReadRows. No C++ object
+// with a destructor lives in the frames it unwinds (libpng's C frames and these callbacks).
+[[noreturn]] void LibpngError(png_structp png, png_const_charp message) {
+  auto* source = static_cast<LibpngSource*>(png_get_error_ptr(png));
+  std::snprintf(source->error, sizeof(source->error), "%s", message != nullptr ? message : "");
+  png_longjmp(png, 1);
+}
+
+// OpenCV left libpng's default handler, which printed warnings (an ancillary chunk's bad CRC,
+// extra compressed data) to stderr and went on; they are dropped here.
+void LibpngWarning(png_structp, png_const_charp) {}
+
+// Reads the signature and the chunks up to the first IDAT. False after a libpng error.
+bool LibpngReadInfo(png_structp png, png_infop info) {
+  if (setjmp(png_jmpbuf(png))) return false;
+  png_read_info(png, info);
+  return true;
+}
+
+// Sets OpenCV's transformations for an image of `channels` channels and reads every row (and the
+// chunks after the image, up to IEND) into `rows`, each row_bytes long. False after a libpng
+// error.
+bool LibpngReadRows(png_structp png, png_infop info, int channels, size_t row_bytes,
+                    png_bytepp rows) {
+  if (setjmp(png_jmpbuf(png))) return false;
+  const int color_type = png_get_color_type(png, info);
+  const int bit_depth = png_get_bit_depth(png, info);
+  if (channels < 4) {
+    png_set_strip_alpha(png);
+  } else {
+    png_set_tRNS_to_alpha(png);
+  }
+  if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+  if ((color_type & PNG_COLOR_MASK_COLOR) == 0 && bit_depth < 8) {
+    png_set_expand_gray_1_2_4_to_8(png);
+  }
+  // OpenCV adds png_set_bgr for colour images; this reader takes R,G,B as they are.
+  if ((color_type & PNG_COLOR_MASK_COLOR) == 0 && channels > 1) png_set_gray_to_rgb(png);
+  if (channels == 1) png_set_rgb_to_gray(png, 1, 0.299, 0.587);  // a no-op on gray, as in OpenCV
+  png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+  if (png_get_rowbytes(png, info) != row_bytes) png_error(png, "unexpected row size");
+  png_read_image(png, rows);
+  png_read_end(png, nullptr);
+  return true;
+}
+
+Status DecodePngWithLibpng(const uint8_t* data, size_t size, const std::string& path,
+                           int expected_rows, int expected_cols, std::vector<uint16_t>* out) {
+  LibpngSource source;
+  source.data = data;
+  source.size = size;
+  png_structp png =
+      png_create_read_struct(PNG_LIBPNG_VER_STRING, &source, LibpngError, LibpngWarning);
+  png_infop info = png != nullptr ? png_create_info_struct(png) : nullptr;
+  struct Destroy {
+    png_structp* png;
+    png_infop* info;
+    ~Destroy() {
+      if (*png != nullptr) png_destroy_read_struct(png, info, nullptr);
+    }
+  } destroy{&png, &info};
+  if (png == nullptr || info == nullptr) {
+    return Internal(path + ": libpng: cannot allocate its read structures");
+  }
+  png_set_read_fn(png, &source, LibpngRead);
+  const auto failed = [&]() {
+    std::string why = source.error;
+    std::replace(why.begin(), why.end(), '\n', ' ');
+    std::replace(why.begin(), why.end(), '\r', ' ');
+    return DataLoss(path + ": cannot read or decode as an image (libpng: " + why + ")");
+  };
+  if (!LibpngReadInfo(png, info)) return failed();
+
+  const int64_t rows = png_get_image_height(png, info), cols = png_get_image_width(png, info);
+  if (rows != expected_rows || cols != expected_cols) {
+    return SizeError(path, rows, cols, expected_rows, expected_cols);
+  }
+  if (static_cast<uint64_t>(rows) * static_cast<uint64_t>(cols) > kMaxFallbackPixels) {
+    return DataLoss(path + ": cannot decode: " + std::to_string(rows) + "x" + std::to_string(cols) +
+                    " pixels are more than 2^30");
+  }
+  // The channels OpenCV gives the file with IMREAD_UNCHANGED (PngDecoder::readHeader).
+  const int color_type = png_get_color_type(png, info);
+  const int bit_depth = png_get_bit_depth(png, info);
+  int channels = 1;
+  if (color_type == PNG_COLOR_TYPE_RGB || color_type == PNG_COLOR_TYPE_PALETTE) {
+    channels = png_get_valid(png, info, PNG_INFO_tRNS) != 0 ? 4 : 3;
+  } else if (color_type == PNG_COLOR_TYPE_GRAY_ALPHA || color_type == PNG_COLOR_TYPE_RGB_ALPHA) {
+    channels = 4;
+  }
+  const size_t sample_bytes = bit_depth == 16 ? 2 : 1;
+  const size_t row_bytes = static_cast<size_t>(cols) * channels * sample_bytes;
+  // The whole image is read even in a format refused below, so that a damaged file is DataLoss
+  // whatever its format, as it was through OpenCV.
+  thread_local std::vector<uint8_t> pixels;
+  thread_local std::vector<png_bytep> row_pointers;
+  pixels.resize(static_cast<size_t>(rows) * row_bytes);
+  row_pointers.resize(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) row_pointers[r] = pixels.data() + r * row_bytes;
+  if (!LibpngReadRows(png, info, channels, row_bytes, row_pointers.data())) return failed();
+
+  out->resize(static_cast<size_t>(rows) * static_cast<size_t>(cols));
+  uint16_t* dst = out->data();
+  const uint8_t* src = pixels.data();
+  const size_t n = out->size();
+  if (sample_bytes == 1 && (channels == 3 || channels == 4)) {
+    for (size_t p = 0; p < n; ++p, src += channels) {
+      dst[p] = static_cast<uint16_t>(uint32_t{src[0]} + 256u * uint32_t{src[1]});  // R + 256*G
+    }
+  } else if (sample_bytes == 1 && channels == 1) {
+    std::copy(src, src + n, dst);
+  } else if (sample_bytes == 2 && channels == 1) {
+    for (size_t p = 0; p < n; ++p, src += 2) {
+      dst[p] = static_cast<uint16_t>((src[0] << 8) | src[1]);  // PNG samples are big-endian
+    }
+  } else {
+    return InvalidArgument(path + ": unsupported pixel format (" +
+                           std::to_string(8 * sample_bytes) + "-bit, " + std::to_string(channels) +
+                           " channels); expected 8-bit RGB/RGBA or 8/16-bit grayscale");
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -641,8 +792,8 @@ Status DecodeLabelPngBytes(const uint8_t* data, size_t size, const std::string& 
                      expected_rows, expected_cols);
   }
 
-  // A PNG whose header names another size is refused before OpenCV allocates for it (a damaged
-  // or hostile header could claim gigapixels).
+  // A PNG whose header names another size is refused before the fallback allocates for it (a
+  // damaged or hostile header could claim gigapixels).
   if (size >= 24 && std::memcmp(data, kPngSignature, 8) == 0 &&
       std::memcmp(data + 12, "IHDR", 4) == 0) {
     const uint32_t width = ReadBigEndian32(data + 16), height = ReadBigEndian32(data + 20);
@@ -651,52 +802,12 @@ Status DecodeLabelPngBytes(const uint8_t* data, size_t size, const std::string& 
       return SizeError(path, height, width, expected_rows, expected_cols);
     }
   }
+  // OpenCV's limit (an int size), kept so that the same files are refused.
   if (size > static_cast<size_t>(INT32_MAX)) return DataLoss(path + ": file too large");
 
-  // Everything else (palette, interlaced, tRNS, other depths, damaged files) goes through OpenCV,
-  // which decodes what it can, exactly as cv::imread(path, IMREAD_UNCHANGED) would.
-  cv::Mat mat;
-  try {
-    mat = cv::imdecode(cv::Mat(1, static_cast<int>(size), CV_8U, const_cast<uint8_t*>(data)),
-                       cv::IMREAD_UNCHANGED);
-  } catch (const cv::Exception& e) {
-    std::string what = e.err;
-    std::replace(what.begin(), what.end(), '\n', ' ');
-    return DataLoss(path + ": cannot decode: " + what);
-  }
-  if (mat.empty()) return DataLoss(path + ": cannot read or decode as an image");
-  if (mat.rows != expected_rows || mat.cols != expected_cols) {
-    return SizeError(path, mat.rows, mat.cols, expected_rows, expected_cols);
-  }
-  const int rows = mat.rows, cols = mat.cols;
-  out->resize(static_cast<size_t>(rows) * cols);
-  uint16_t* dst = out->data();
-  const int depth = mat.depth(), channels = mat.channels();
-  if (depth == CV_8U && (channels == 3 || channels == 4)) {
-    // OpenCV stores B,G,R(,A): red is channel 2, green channel 1.
-    for (int r = 0; r < rows; ++r) {
-      const uint8_t* src = mat.ptr<uint8_t>(r);
-      for (int x = 0; x < cols; ++x, src += channels) {
-        *dst++ = static_cast<uint16_t>(uint32_t{src[2]} + 256u * uint32_t{src[1]});
-      }
-    }
-  } else if (depth == CV_8U && channels == 1) {
-    for (int r = 0; r < rows; ++r) {
-      const uint8_t* src = mat.ptr<uint8_t>(r);
-      dst = std::copy(src, src + cols, dst);
-    }
-  } else if (depth == CV_16U && channels == 1) {
-    for (int r = 0; r < rows; ++r) {
-      const uint16_t* src = mat.ptr<uint16_t>(r);
-      dst = std::copy(src, src + cols, dst);
-    }
-  } else {
-    return InvalidArgument(path + ": unsupported pixel format (" +
-                           std::to_string(8 * static_cast<int>(mat.elemSize1())) + "-bit, " +
-                           std::to_string(channels) +
-                           " channels); expected 8-bit RGB/RGBA or 8/16-bit grayscale");
-  }
-  return Status::Ok();
+  // Everything else (palette, interlaced, tRNS, other depths, damaged files) goes through libpng,
+  // set up as OpenCV's PNG decoder with IMREAD_UNCHANGED (what this reader used before).
+  return DecodePngWithLibpng(data, size, path, expected_rows, expected_cols, out);
 }
 
 }  // namespace nd

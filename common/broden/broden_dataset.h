@@ -158,10 +158,14 @@ class BrodenDataset {
 // row-major; its capacity is reused). Grayscale 8/16-bit PNGs are read as the label number
 // directly. Non-interlaced PNGs of these formats without tRNS (every Broden layer) take a built-in
 // fast path (~4x faster than libpng: libdeflate, chunk CRCs and the zlib checksum verified); any
-// other file, damaged ones included, goes to OpenCV (cv::imdecode with IMREAD_UNCHANGED, i.e. what
-// cv::imread would return). Errors name `path`: NotFound (no file), DataLoss (not decodable),
-// InvalidArgument (size differs from expected_rows x expected_cols, unsupported pixel format),
-// IoError. Thread-safe. When `used_fast_path` is given, it tells which decoder produced `out`.
+// other file, damaged ones included, goes to libpng, set up as OpenCV's cv::imread(path,
+// IMREAD_UNCHANGED) sets it up (the decoder used before): palette PNGs give RGB (RGBA with tRNS),
+// gray below 8 bits is scaled to 8 bits (2-bit 1 -> 85), gray+alpha gives gray + 256*gray,
+// 16-bit colour is an unsupported pixel format, no gamma is applied. Files that are not PNGs are
+// not decodable. Errors name `path` on one line: NotFound (no file), DataLoss (not decodable,
+// with libpng's reason), InvalidArgument (size differs from expected_rows x expected_cols,
+// unsupported pixel format), IoError. Thread-safe. When `used_fast_path` is given, it tells which
+// decoder produced `out`.
 Status DecodeLabelPng(const std::string& path, int expected_rows, int expected_cols,
                       std::vector<uint16_t>* out, bool* used_fast_path = nullptr);
 

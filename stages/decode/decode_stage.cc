@@ -9,7 +9,7 @@
 
 #include "common/base/digest.h"
 #include "common/base/parallel.h"
-#include "common/maths/preprocess.h"
+#include "common/preprocess/preprocess.h"
 
 namespace nd {
 

@@ -1,12 +1,14 @@
 // libFuzzer target for the Broden label-PNG decoder (DecodeLabelPngBytes in
 // common/broden/broden_dataset.h): the built-in fast path (chunk walk, CRCs, libdeflate inflate,
-// unfiltering) and the OpenCV fallback, on arbitrary bytes. The expected size is taken from the
+// unfiltering) and the libpng fallback, on arbitrary bytes. The expected size is taken from the
 // input's IHDR when it names a small image (so that valid PNGs reach the pixel decoders), and a
 // second call uses a fixed 8x8 (the wrong-size path). Traps when:
 //   - a success leaves out->size() != rows*cols, or an error message spans lines or does not name
 //     the file;
-//   - the fast path decodes a file that OpenCV (libpng) also decodes, and the label values differ
-//     (differential check of the fast path against libpng).
+//   - either decoder decodes a file that OpenCV (cv::imdecode, IMREAD_UNCHANGED: the reader's
+//     decoder before the libpng fallback) also decodes to this size, and the label values differ;
+//   - the libpng fallback refuses a PNG that OpenCV decodes to this size and a supported format
+//     (differential checks of both decoders against OpenCV).
 // Built by -DND_FUZZ=ON (tools/fuzz.sh); replayed over the committed corpus by
 // tests/fuzz/replay_main.cc (ctest png_fuzz_replay).
 #include <cstdint>
@@ -93,11 +95,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   bool fast = false;
   nd::Status s = nd::DecodeLabelPngBytes(data, size, kName, rows, cols, &out, &fast);
   CheckResult(s, rows, cols, out);
-  if (s.ok() && fast) {
+  const bool is_png = size >= 8 && std::memcmp(data, "\x89PNG\r\n\x1a\n", 8) == 0;
+  if (is_png) {
     const std::vector<uint16_t> reference = OpenCvLabels(data, size);
+    const size_t pixels = static_cast<size_t>(rows) * static_cast<size_t>(cols);
     // libpng may refuse a file the fast path accepts (e.g. a chunk order it dislikes); where both
-    // decode, they must agree on every label.
-    if (reference.size() == out.size()) Check(reference == out);
+    // decode, they must agree on every label. The fallback is libpng set up as OpenCV set it up:
+    // it decodes exactly what OpenCV decodes.
+    if (s.ok() && reference.size() == out.size()) Check(reference == out);
+    if (!fast && reference.size() == pixels) Check(s.ok());
   }
   if (rows != 8 || cols != 8) {
     s = nd::DecodeLabelPngBytes(data, size, kName, 8, 8, &out, &fast);

@@ -39,7 +39,7 @@
 #include "common/base/descriptors.h"
 #include "common/base/parallel.h"
 #include "common/broden/broden_dataset.h"
-#include "common/maths/preprocess.h"
+#include "common/preprocess/preprocess.h"
 #include "common/results/result_files.h"
 #include "common/torch/model_runner.h"
 #include "common/torch/reusing_cpu_allocator.h"

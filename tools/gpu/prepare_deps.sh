@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Prepares gpu-deps/: static ZeroMQ, LMDB, OpenCV (core, imgproc, imgcodecs), libdeflate and the
-# toml++/cppzmq headers, for building nd-pipeline on the GPU machine, which has no network and none of
+# Prepares gpu-deps/: static ZeroMQ, LMDB, OpenCV (core, imgproc, imgcodecs), libdeflate, libpng and
+# the toml++/cppzmq headers, for building nd-pipeline on the GPU machine, which has no network and none of
 # these libraries. Runs on a Debian 12 (bookworm) CPU machine with network access to the Debian mirror;
 # everything comes from Debian packages or Debian source packages. See tools/gpu/README.md.
 #
@@ -8,7 +8,7 @@
 #
 # Environment: ND_GPU_WORK (scratch folder for sources and builds, default /tmp/nd-gpu-deps-work),
 #              ND_GPU_JOBS (parallel compile jobs, default 2), ND_GPU_STEPS (subset of
-#              "opencv zmq lmdb toml deflate", default all). Each step is skipped when its stamp file
+#              "opencv zmq lmdb toml deflate png", default all). Each step is skipped when its stamp file
 #              exists in DEST/.stamps; delete DEST to start over.
 #
 # Layout of DEST:    include/ lib/*.a lib/cmake/opencv4/ lib/cmake/tomlplusplus/ lib/pkgconfig/*.pc
@@ -22,7 +22,7 @@ mkdir -p "$dest"
 dest="$(cd "$dest" && pwd)"
 work="${ND_GPU_WORK:-/tmp/nd-gpu-deps-work}"
 jobs="${ND_GPU_JOBS:-2}"
-steps="${ND_GPU_STEPS:-opencv zmq lmdb toml deflate}"
+steps="${ND_GPU_STEPS:-opencv zmq lmdb toml deflate png}"
 multiarch="$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)"
 syslib="/usr/lib/$multiarch"
 mkdir -p "$work" "$dest/include" "$dest/lib/pkgconfig" "$dest/.stamps"
@@ -227,6 +227,18 @@ build_deflate() {
   r="$(fetch_deb libdeflate-dev)"
   cp "$r/usr/include/libdeflate.h" "$dest/include/"
   cp "$r/usr/lib/$multiarch/libdeflate.a" "$dest/lib/"
+}
+
+# --- libpng: Debian's static library and headers, for common/broden's label PNG fallback ----------
+# (OpenCV's step copies libpng16.a and libz.a for imgcodecs; the headers are needed by the project
+# itself since nd_broden reads PNGs through libpng without OpenCV.) A folder made before this step
+# existed gets it on the next run of this script: the other steps are stamped.
+build_png() {
+  local png zlib
+  png="$(fetch_deb libpng-dev)"; zlib="$(fetch_deb zlib1g-dev)"
+  cp "$png/usr/include/libpng16/png.h" "$png/usr/include/libpng16/pngconf.h" \
+     "$png/usr/include/libpng16/pnglibconf.h" "$dest/include/"
+  cp "$png/usr/lib/$multiarch/libpng16.a" "$zlib/usr/lib/$multiarch/libz.a" "$dest/lib/"
 }
 
 # --- main ------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@
 #include "common/base/parallel.h"
 #include "common/base/text_format.h"
 #include "common/broden/broden_dataset.h"
-#include "common/maths/preprocess.h"
+#include "common/preprocess/preprocess.h"
 #include "common/torch/torch_status.h"
 #include "tools/train/train_record.h"
 

@@ -1,4 +1,4 @@
-#include "common/maths/preprocess.h"
+#include "common/preprocess/preprocess.h"
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
