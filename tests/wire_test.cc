@@ -46,7 +46,7 @@ TEST(WireTest, WrongTensorSizeIsDataLoss) {
 }
 
 TEST(WireTest, UnknownVersionAndTypeAndTruncatedBodyAreRejected) {
-  auto frames = Encode(EndOfStream{10, 7, 1, {}}).frames;
+  auto frames = Encode(EndOfStream{10, 7, 1, {}, {}}).frames;
   auto bad_version = frames;
   bad_version[0][2] = 9;
   EXPECT_EQ(ParseHeader(bad_version).status().code(), StatusCode::kFailedPrecondition);

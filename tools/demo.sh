@@ -6,7 +6,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${ND_BUILD_DIR:-$repo/build}"
 # Only what the demo runs: the test suites are built by tools/test.sh.
-ND_BUILD_TARGETS="nd-pipeline nd-stage-decode nd-stage-extract nd-stage-extract-relay nd-stage-calibrate nd-stage-score \
+ND_BUILD_TARGETS="nd-pipeline nd-stage-decode nd-stage-extract nd-stage-extract-relay nd-stage-decode-relay nd-stage-calibrate nd-stage-score \
 nd-stage-score-tensor nd-make-broden nd-report" "$repo/tools/setup.sh"
 bin="$build/bin"
 dataset="$repo/demo/broden"

@@ -43,19 +43,6 @@ Status PreprocessRgb(const unsigned char* rgb, int rows, int cols, int size,
   return Status::Ok();
 }
 
-bool IsTruncatedJpeg(const std::string& bytes) {
-  if (bytes.size() < 4 || static_cast<unsigned char>(bytes[0]) != 0xFF ||
-      static_cast<unsigned char>(bytes[1]) != 0xD8)
-    return false;  // not a JPEG: OpenCV's decoder reports truncation of the other formats
-  // The end-of-image marker FF D9, allowing a little trailing padding after it.
-  size_t from = bytes.size() > 64 ? bytes.size() - 64 : 2;
-  for (size_t i = bytes.size() - 1; i > from; --i)
-    if (static_cast<unsigned char>(bytes[i]) == 0xD9 &&
-        static_cast<unsigned char>(bytes[i - 1]) == 0xFF)
-      return false;
-  return true;
-}
-
 Status DecodeAndPreprocess(const std::string& bytes, int size, const std::string& preset,
                            float* out) {
   if (IsTruncatedJpeg(bytes)) return DataLoss("truncated JPEG (no end-of-image marker)");

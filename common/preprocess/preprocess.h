@@ -14,8 +14,20 @@
 namespace nd {
 
 // True for a JPEG (starts with FF D8) without its end-of-image marker near the end. libjpeg
-// "decodes" such a file by filling the rest with grey and only warns.
-bool IsTruncatedJpeg(const std::string& bytes);
+// "decodes" such a file by filling the rest with grey and only warns. Inline: decode's relay
+// build checks it without linking the decoder (OpenCV).
+inline bool IsTruncatedJpeg(const std::string& bytes) {
+  if (bytes.size() < 4 || static_cast<unsigned char>(bytes[0]) != 0xFF ||
+      static_cast<unsigned char>(bytes[1]) != 0xD8)
+    return false;  // not a JPEG: OpenCV's decoder reports truncation of the other formats
+  // The end-of-image marker FF D9, allowing a little trailing padding after it.
+  size_t from = bytes.size() > 64 ? bytes.size() - 64 : 2;
+  for (size_t i = bytes.size() - 1; i > from; --i)
+    if (static_cast<unsigned char>(bytes[i]) == 0xD9 &&
+        static_cast<unsigned char>(bytes[i - 1]) == 0xFF)
+      return false;
+  return true;
+}
 
 // Normalises an 8-bit RGB (not BGR) image of any size into `out` (3×size×size floats, CHW).
 // InvalidArgument for an unknown preset.

@@ -85,6 +85,14 @@ void DecodeStage::DecodeOne(size_t row, Slot* slot) const {
     return;
   }
   const int s = options_.input_size;
+#ifdef ND_DECODE_RELAY
+  // nd-stage-decode-relay runs with extract's relay, when every image was cached at plan time: an
+  // image to decode means its file changed since. It goes on as one to forward (zero pixels), and
+  // the extract relay stops the run naming its row (stages/extract/relay_pool.h).
+  slot->pixels.assign(static_cast<size_t>(3) * s * s, 0.0f);
+  slot->state = Slot::kDecoded;
+  return;
+#else
   slot->pixels.resize(static_cast<size_t>(3) * s * s);
   Status st = DecodeAndPreprocess(bytes, s, options_.preprocess, slot->pixels.data());
   if (!st.ok()) {
@@ -92,6 +100,7 @@ void DecodeStage::DecodeOne(size_t row, Slot* slot) const {
     return;
   }
   slot->state = Slot::kDecoded;
+#endif
 }
 
 void DecodeStage::SetDigestMemo(

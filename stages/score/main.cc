@@ -36,6 +36,13 @@ Status Run(StageProcess& p) {
     const RowRange slice = ShardRows(dataset.images().size(), c.shard.index, c.shard.count);
     counters.items_total = slice.end - slice.begin;
   }
+  // Every image known and cached at plan time (a rescore, the run plan's image set): every row
+  // will come, so its labels are decoded now, while decode and calibrate pass the notices on.
+  if (p.plan() && !p.plan()->image_set.empty() && c.shard.count == 0) {
+    std::vector<size_t> rows(dataset.images().size());
+    for (size_t r = 0; r < rows.size(); ++r) rows[r] = r;
+    ND_RETURN_IF_ERROR(stage->PrepareAhead(rows));
+  }
   EndOfStream eos;
   for (;;) {
     ND_ASSIGN_OR_RETURN(const WireMessage msg, p.ReceiveFrom(in, "calibrate"));

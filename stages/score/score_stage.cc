@@ -86,6 +86,20 @@ StatusOr<size_t> ScoreStage::Add(const ReadyBatch& ready) {
   return fresh.size();
 }
 
+Status ScoreStage::PrepareAhead(const std::vector<size_t>& rows) {
+  const bool forward_phase = config_.shard.count > 0 && config_.shard.phase == "forward";
+  if (forward_phase) return Status::Ok();
+  // In budget-sized pieces, so that a large dataset stops at the budget as Add() does.
+  constexpr size_t kPiece = 256;
+  for (size_t at = 0; at < rows.size(); at += kPiece) {
+    if (dissector_->PreparedLabelBytes() >= kPreparedLabelBudgetBytes) break;
+    const size_t end = std::min(rows.size(), at + kPiece);
+    ND_RETURN_IF_ERROR(dissector_->PrepareLabels(std::vector<size_t>(
+        rows.begin() + static_cast<ptrdiff_t>(at), rows.begin() + static_cast<ptrdiff_t>(end))));
+  }
+  return Status::Ok();
+}
+
 StatusOr<ScoreStage::Totals> ScoreStage::Finish(
     const EndOfStream& eos, const std::function<void(const std::string& dir)>& on_result) {
   std::sort(rows_.begin(), rows_.end());

@@ -45,6 +45,12 @@ class ScoreStage {
   // the network still runs) up to a memory budget. Returns how many rows were new.
   // Errors: DataLoss for a row outside index.csv.
   StatusOr<size_t> Add(const ReadyBatch& ready);
+  // Decodes the label layers of `rows` now, before their READY notices (up to the same memory
+  // budget): for a run whose images are all known in advance (the run plan's image set), so that
+  // the labels are ready when the notices arrive. Errors: InvalidArgument for a row outside
+  // index.csv.
+  Status PrepareAhead(const std::vector<size_t>& rows);
+
   // Rows taken so far, usable and skipped.
   size_t rows_seen() const { return rows_.size() + skipped_.size(); }
 

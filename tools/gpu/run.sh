@@ -121,7 +121,7 @@ if [[ "${ND_GPU_SKIP_BUILD:-0}" != 1 ]]; then
   step configure 180 cmake -S . -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DND_BUILD_TESTS=OFF \
     -DND_DEPS_DIR="$deps" -DCMAKE_PREFIX_PATH="$torch_prefix" ${ND_GPU_CMAKE_ARGS:-} || exit 1
   step build 0 cmake --build "$build" -j "$jobs" --target nd-pipeline nd-stage-decode nd-stage-extract \
-    nd-stage-extract-relay \
+    nd-stage-extract-relay nd-stage-decode-relay \
     nd-stage-calibrate nd-stage-score nd-stage-score-tensor nd-make-broden nd-bench || exit 1
   if command -v ldd > /dev/null; then
     say "nd-stage-decode links: $(ldd "$bin/nd-stage-decode" | awk '{print $1}' | grep -E 'zmq|lmdb|opencv|deflate|jpeg|png' | tr '\n' ' ')(none of zmq/lmdb/opencv/deflate/jpeg/png expected: static)"

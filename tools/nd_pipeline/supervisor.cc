@@ -275,10 +275,13 @@ Status SpawnStages(const PipelineConfig& config, const SupervisorOptions& option
   for (const std::string& stage : options.stages) {
     // score.device other than "cpu" needs the tensor engine, in its own executable: the CPU
     // scorer never loads LibTorch. Neither does extract's relay, started when every image is
-    // cached already (stages/extract/relay_pool.h).
+    // cached already (stages/extract/relay_pool.h), nor decode's.
     std::string exe = "nd-stage-" + stage;
     if (stage == "score" && config.score.device != "cpu") exe = "nd-stage-score-tensor";
     if (stage == "extract" && relay_extract) exe = "nd-stage-extract-relay";
+    // With the relay, decode only stats files and reads the cache: its build without the image
+    // decoder starts without OpenCV's shared libraries.
+    if (stage == "decode" && relay_extract) exe = "nd-stage-decode-relay";
     auto pid = Spawn((fs::path(options.bin_dir) / exe).string(), config_path, RunPlanPath(config));
     if (!pid.ok()) {
       StopAll(*children, 2000);
