@@ -7,7 +7,9 @@
 // the three agree to the bit. Pure functions; thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/base/status.h"
 
@@ -33,6 +35,10 @@ inline bool IsTruncatedJpeg(const std::string& bytes) {
 // InvalidArgument for an unknown preset.
 Status PreprocessRgb(const unsigned char* rgb, int rows, int cols, int size,
                      const std::string& preset, float* out);
+
+// Decodes an image file's bytes into 8-bit RGB, interleaved (HWC), *rows × *cols. DataLoss
+// "truncated JPEG (no end-of-image marker)" or "not a decodable image (corrupt or truncated)".
+Status DecodeRgb(const std::string& bytes, std::vector<uint8_t>* rgb, int* rows, int* cols);
 
 // Decodes an image file's bytes and preprocesses it into `out` (3×size×size floats). DataLoss
 // "truncated JPEG (no end-of-image marker)" or "not a decodable image (corrupt or truncated)" for a

@@ -156,6 +156,7 @@ WireMessage Encode(const ImageBatch& m) {
   PutSkips(&w, m.skipped);
   w.U32(m.height);
   w.U32(m.width);
+  w.U32(m.pixel_format);
   return {MessageType::kImageBatch, {Header(MessageType::kImageBatch), w.Take(), m.tensor}};
 }
 
@@ -233,10 +234,15 @@ Status Decode(const WireMessage& m, ImageBatch* out) {
   ND_RETURN_IF_ERROR(CheckType(m, MessageType::kImageBatch, 3));
   Reader r(m.frames[1], "IMAGE_BATCH");
   if (!r.U64(&out->batch_id) || !GetRefs(&r, &out->images) || !GetRefs(&r, &out->cached) ||
-      !GetSkips(&r, &out->skipped) || !r.U32(&out->height) || !r.U32(&out->width))
+      !GetSkips(&r, &out->skipped) || !r.U32(&out->height) || !r.U32(&out->width) ||
+      !r.U32(&out->pixel_format))
     r.Fail();
   ND_RETURN_IF_ERROR(r.Done());
-  uint64_t expect = uint64_t{out->images.size()} * 3 * out->height * out->width * sizeof(float);
+  if (out->pixel_format != ImageBatch::kNormalizedFloat32 && out->pixel_format != ImageBatch::kRgb8)
+    return DataLoss("IMAGE_BATCH: unknown pixel format " + std::to_string(out->pixel_format));
+  const uint64_t value_bytes =
+      out->pixel_format == ImageBatch::kRgb8 ? sizeof(uint8_t) : sizeof(float);
+  uint64_t expect = uint64_t{out->images.size()} * 3 * out->height * out->width * value_bytes;
   if (m.frames[2].size() != expect)
     return DataLoss("IMAGE_BATCH tensor frame has " + std::to_string(m.frames[2].size()) +
                     " bytes, expected " + std::to_string(expect));

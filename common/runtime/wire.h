@@ -19,8 +19,9 @@
 
 namespace nd {
 
-// 2: typed stage timings in END_OF_STREAM; 3: per-model forward counts in END_OF_STREAM.
-inline constexpr uint16_t kProtocolVersion = 3;
+// 2: typed stage timings in END_OF_STREAM; 3: per-model forward counts in END_OF_STREAM;
+// 4: IMAGE_BATCH pixel format (8-bit RGB for images that needed no resize).
+inline constexpr uint16_t kProtocolVersion = 4;
 
 enum class MessageType : uint16_t {
   kImageBatch = 1,   // decode → extract
@@ -50,7 +51,12 @@ struct ImageBatch {
   std::vector<ImageRef> cached;
   std::vector<SkippedRow> skipped;
   uint32_t height = 0, width = 0;
-  std::string tensor;  // float32 [images.size(), 3, height, width]
+  // kNormalizedFloat32: float32 [images.size(), 3, height, width], normalised (preprocess.h).
+  // kRgb8: uint8 [images.size(), height, width, 3], RGB as decoded (every image of the batch was
+  // height × width already); the receiver normalises (common/preprocess/normalize.h).
+  enum PixelFormat : uint32_t { kNormalizedFloat32 = 0, kRgb8 = 1 };
+  uint32_t pixel_format = kNormalizedFloat32;
+  std::string tensor;
 };
 
 // extract → calibrate → score.

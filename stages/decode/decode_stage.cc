@@ -9,6 +9,7 @@
 
 #include "common/base/digest.h"
 #include "common/base/parallel.h"
+#include "common/preprocess/normalize.h"
 #include "common/preprocess/preprocess.h"
 
 namespace nd {
@@ -17,7 +18,8 @@ struct DecodeStage::Slot {
   enum State { kSkipped, kCached, kDecoded } state = kSkipped;
   std::string digest;
   std::string reason;
-  std::vector<float> pixels;  // 3*S*S when decoded
+  std::vector<float> pixels;  // 3*S*S normalised, when decoded and resized
+  std::vector<uint8_t> rgb;   // S*S*3 as decoded, when the image needed no resize
   bool from_memo = false;     // digest from the memo: the file was not hashed
   bool hashed = false;        // `entry` holds this file's identity and digest for the memo
   FileDigestEntry entry;
@@ -25,7 +27,10 @@ struct DecodeStage::Slot {
 
 DecodeStage::DecodeStage(const BrodenDataset& dataset, const DecodeOptions& options,
                          std::function<bool(const std::string&)> is_cached)
-    : dataset_(dataset), options_(options), is_cached_(std::move(is_cached)) {
+    : dataset_(dataset),
+      options_(options),
+      is_cached_(std::move(is_cached)),
+      normalization_(NormalizationFor(options.preprocess)) {
   options_.workers = WorkerCount(options_.workers);
   const size_t rows = dataset_.images().size();
   end_row_ = std::min(options_.end_row, rows);
@@ -93,8 +98,18 @@ void DecodeStage::DecodeOne(size_t row, Slot* slot) const {
   slot->state = Slot::kDecoded;
   return;
 #else
-  slot->pixels.resize(static_cast<size_t>(3) * s * s);
-  Status st = DecodeAndPreprocess(bytes, s, options_.preprocess, slot->pixels.data());
+  std::vector<uint8_t> rgb;
+  int rows = 0, cols = 0;
+  Status st = DecodeRgb(bytes, &rgb, &rows, &cols);
+  if (st.ok() && rows == s && cols == s && normalization_.ok()) {
+    slot->rgb = std::move(rgb);  // sent as it is; extract normalises (normalize.h)
+    slot->state = Slot::kDecoded;
+    return;
+  }
+  if (st.ok()) {
+    slot->pixels.resize(static_cast<size_t>(3) * s * s);
+    st = PreprocessRgb(rgb.data(), rows, cols, s, options_.preprocess, slot->pixels.data());
+  }
   if (!st.ok()) {
     slot->reason = image.image + ": " + st.message();
     return;
@@ -133,10 +148,18 @@ std::optional<ImageBatch> DecodeStage::Next() {
   ImageBatch batch;
   batch.batch_id = next_batch_++;
   batch.height = batch.width = options_.input_size;
-  size_t decoded = 0;
-  for (const Slot& s : slots) decoded += s.state == Slot::kDecoded;
-  const size_t per_image = static_cast<size_t>(3) * options_.input_size * options_.input_size;
-  batch.tensor.resize(decoded * per_image * sizeof(float));
+  size_t decoded = 0, raw = 0;
+  for (const Slot& s : slots) {
+    decoded += s.state == Slot::kDecoded;
+    raw += s.state == Slot::kDecoded && !s.rgb.empty();
+  }
+  // Every decoded image at the input size: the batch carries their 8-bit RGB (a quarter of the
+  // bytes through the sockets); otherwise all go normalised in float32.
+  const bool rgb8 = decoded > 0 && raw == decoded;
+  batch.pixel_format = rgb8 ? ImageBatch::kRgb8 : ImageBatch::kNormalizedFloat32;
+  const size_t plane = static_cast<size_t>(options_.input_size) * options_.input_size;
+  const size_t per_image = 3 * plane;
+  batch.tensor.resize(decoded * per_image * (rgb8 ? sizeof(uint8_t) : sizeof(float)));
   char* dst = batch.tensor.data();
   for (size_t i = 0; i < slots.size(); ++i) {
     const uint32_t row = static_cast<uint32_t>(dataset_.images()[begin + i].row);
@@ -152,8 +175,17 @@ std::optional<ImageBatch> DecodeStage::Next() {
         break;
       case Slot::kDecoded:
         batch.images.push_back({row, s.digest});
-        std::memcpy(dst, s.pixels.data(), per_image * sizeof(float));
-        dst += per_image * sizeof(float);
+        if (rgb8) {
+          std::memcpy(dst, s.rgb.data(), per_image);
+          dst += per_image;
+        } else {
+          if (!s.rgb.empty()) {
+            NormalizeRgb8(s.rgb.data(), plane, *normalization_, reinterpret_cast<float*>(dst));
+          } else {
+            std::memcpy(dst, s.pixels.data(), per_image * sizeof(float));
+          }
+          dst += per_image * sizeof(float);
+        }
         break;
     }
   }

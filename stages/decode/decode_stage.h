@@ -7,8 +7,11 @@
 // float values when the size differs, and normalise:
 //   torchvision: (RGB/255 − (0.485, 0.456, 0.406)) / (0.229, 0.224, 0.225)
 //   netdissect:  (RGB − (124.6901, 118.6897, 109.5388)) / 57.12
-// into a float32 [n, 3, S, S] tensor. A file that is missing, escapes the dataset root, or does
-// not decode is skipped with a one-line reason naming the file; the stream goes on.
+// into a float32 [n, 3, S, S] tensor. When every decoded image of a batch is S×S already (no
+// resize), the batch carries their 8-bit RGB instead (ImageBatch::kRgb8, a quarter of the bytes)
+// and extract normalises them with the same operations (common/preprocess/normalize.h). A file
+// that is missing, escapes the dataset root, or does not decode is skipped with a one-line reason
+// naming the file; the stream goes on.
 //
 // Decoding of one batch is spread over `workers` threads. Not thread-safe itself (one caller).
 #pragma once
@@ -22,6 +25,7 @@
 #include "common/base/file_identity.h"
 #include "common/base/status.h"
 #include "common/broden/broden_dataset.h"
+#include "common/preprocess/normalize.h"
 #include "common/runtime/wire.h"
 
 namespace nd {
@@ -71,6 +75,7 @@ class DecodeStage {
   const BrodenDataset& dataset_;
   DecodeOptions options_;
   std::function<bool(const std::string&)> is_cached_;
+  StatusOr<Normalization> normalization_;  // of options.preprocess
   std::function<std::string(const std::string&, const FileIdentity&)> memo_lookup_;
   std::vector<FileDigestEntry> hashed_;
   size_t rows_from_memo_ = 0;

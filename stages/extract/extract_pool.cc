@@ -25,6 +25,7 @@ StatusOr<std::unique_ptr<ExtractPool>> ExtractPool::Open(const PipelineConfig& c
   const std::vector<std::string>& devices = config.model.devices;
   if (devices.empty()) return InvalidArgument("extract: model.device lists no device");
   ND_ASSIGN_OR_RETURN(pool->writer_, ActivationWriter::Open(config));
+  ND_ASSIGN_OR_RETURN(pool->normalization_, NormalizationFor(config.model.preprocess));
   const std::vector<ModelEntry> models = ConfiguredModels(config);
   pool->model_forward_images_.assign(models.size(), 0);
   for (size_t k = 0; k < devices.size(); ++k) {
@@ -56,6 +57,7 @@ StatusOr<std::unique_ptr<ExtractPool>> ExtractPool::Open(const PipelineConfig& c
     }
   }
   const size_t n = pool->runners_.size();
+  pool->input_buffers_.resize(n);
   pool->capacity_ = 3 * n;
   pool->workers_running_ = n;
   // No thread may outlive the pool: the destructor joins them (also on this function's errors).
@@ -202,16 +204,29 @@ void ExtractPool::WorkerLoop(size_t k) {
     if (!batch.images.empty()) {
       const int64_t n = static_cast<int64_t>(batch.images.size());
       const int64_t h = batch.height, w = batch.width;
-      const size_t expected = static_cast<size_t>(n * 3 * h * w) * sizeof(float);
+      const bool rgb8 = batch.pixel_format == ImageBatch::kRgb8;
+      const size_t expected =
+          static_cast<size_t>(n * 3 * h * w) * (rgb8 ? sizeof(uint8_t) : sizeof(float));
       if (batch.tensor.size() != expected) {
         status = InvalidArgument("extract: batch " + std::to_string(batch.batch_id) + " carries " +
                                  std::to_string(batch.tensor.size()) + " tensor bytes for " +
                                  std::to_string(n) + " images of 3x" + std::to_string(h) + "x" +
-                                 std::to_string(w) + " float32");
+                                 std::to_string(w) + (rgb8 ? " uint8" : " float32"));
       } else {
-        // from_blob wraps the batch's bytes without a copy; they live until Run returns.
+        // 8-bit RGB is normalised here as decode would have (normalize.h), into this worker's
+        // buffer; float32 is wrapped by from_blob without a copy. Both live until Run returns.
+        const char* data = batch.tensor.data();
+        if (rgb8) {
+          std::vector<float>& input_buffer = input_buffers_[k];
+          const size_t plane = static_cast<size_t>(h * w);
+          input_buffer.resize(static_cast<size_t>(n) * 3 * plane);
+          for (int64_t i = 0; i < n; ++i)
+            NormalizeRgb8(reinterpret_cast<const uint8_t*>(data) + i * 3 * plane, plane,
+                          normalization_, input_buffer.data() + i * 3 * plane);
+          data = reinterpret_cast<const char*>(input_buffer.data());
+        }
         torch::Tensor input =
-            torch::from_blob(const_cast<char*>(batch.tensor.data()), {n, 3, h, w}, torch::kFloat32);
+            torch::from_blob(const_cast<char*>(data), {n, 3, h, w}, torch::kFloat32);
         status = RunModels(runners, input, batch.images, &f);
       }
       std::lock_guard<std::mutex> lock(mu_);

@@ -50,6 +50,7 @@
 
 #include "common/base/config.h"
 #include "common/base/status.h"
+#include "common/preprocess/normalize.h"
 #include "common/runtime/wire.h"
 #include "common/torch/model_runner.h"
 #include "stages/extract/activation_writer.h"
@@ -129,6 +130,8 @@ class ExtractPool {
 
   std::vector<std::vector<std::unique_ptr<ModelRunner>>> runners_;  // [worker][model]
   std::unique_ptr<ActivationWriter> writer_;
+  Normalization normalization_;                    // of model.preprocess, for kRgb8 batches
+  std::vector<std::vector<float>> input_buffers_;  // [worker]: a kRgb8 batch, normalised
   size_t capacity_ = 0;
 
   mutable std::mutex mu_;

@@ -76,10 +76,12 @@ Status ReceiveBatches(StageProcess& p, Channel& in, Pool& pool, const std::atomi
 }
 
 Status Run(StageProcess& p) {
-  // The models are loaded before any socket is opened: an unknown layer fails at startup.
-  ND_ASSIGN_OR_RETURN(std::unique_ptr<Pool> pool, Pool::Open(p.config()));
+  // The input is connected first: while the models load (LibTorch's first use, the weights),
+  // decode already fills the sockets' queues (high-water marks) instead of waiting for a peer.
+  // An unknown layer still fails here, at startup, before anything is received.
   ND_ASSIGN_OR_RETURN(Channel in,
                       p.OpenChannel(zmq::socket_type::pull, p.endpoints().images, /*bind=*/false));
+  ND_ASSIGN_OR_RETURN(std::unique_ptr<Pool> pool, Pool::Open(p.config()));
   ND_ASSIGN_OR_RETURN(Channel out,
                       p.OpenChannel(zmq::socket_type::push, p.endpoints().ready, /*bind=*/true,
                                     /*high_water_mark=*/4, p.timeout_ms()));
