@@ -25,7 +25,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing_score::MakeTempDir;
-using testing_score::TestBroden;
+using testing_score::SceneOnlyBroden;
 using testing_score::WriteTestBroden;
 
 std::string FileBytes(const std::string& path) {
@@ -40,15 +40,7 @@ class DecodeMemoTest : public ::testing::Test {
   void SetUp() override {
     dir_ = MakeTempDir("decode_memo");
     ASSERT_FALSE(dir_.empty());
-    TestBroden b;
-    b.categories = {"scene"};
-    b.label_names = {"", "beach-s"};
-    b.coverage = {{-1}, {1}};
-    TestBroden::Image im;
-    im.sh = im.sw = 4;
-    im.scalars = {{1}};
-    b.images = {im, im, im};
-    ASSERT_TRUE(WriteTestBroden(b, dir_));
+    ASSERT_TRUE(WriteTestBroden(SceneOnlyBroden(3), dir_));
     for (int i = 0; i < 3; ++i) {  // three different 8x8 photos
       cv::Mat photo(8, 8, CV_8UC3, cv::Scalar(40 * i, 100, 200 - 50 * i));
       ASSERT_TRUE(cv::imwrite(dir_ + "/images/img" + std::to_string(i) + ".jpg", photo));

@@ -7,7 +7,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <vector>
@@ -18,6 +17,7 @@
 #include "common/preprocess/preprocess.h"
 #include "common/runtime/wire.h"
 #include "stages/decode/decode_stage.h"
+#include "tests/testing/files.h"
 #include "tests/testing/score_testing.h"
 #include "tests/testing/status_assertions.h"
 
@@ -25,14 +25,10 @@ namespace nd {
 namespace {
 
 namespace fs = std::filesystem;
+using ::nd::testing::ReadAll;
 using testing_score::MakeTempDir;
-using testing_score::TestBroden;
+using testing_score::SceneOnlyBroden;
 using testing_score::WriteTestBroden;
-
-std::string FileBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
 
 // The SPEC's torchvision normalisation written out with OpenCV's float conversion, as
 // PreprocessRgb computed it before normalize.h existed: ((float)v − 255·m) · 1/(255·s).
@@ -54,15 +50,7 @@ class DecodePixelsTest : public ::testing::Test {
   void SetUp() override {
     dir_ = MakeTempDir("decode_pixels");
     ASSERT_FALSE(dir_.empty());
-    TestBroden b;
-    b.categories = {"scene"};
-    b.label_names = {"", "beach-s"};
-    b.coverage = {{-1}, {1}};
-    TestBroden::Image im;
-    im.sh = im.sw = 4;
-    im.scalars = {{1}};
-    b.images = {im, im, im};
-    ASSERT_TRUE(WriteTestBroden(b, dir_));
+    ASSERT_TRUE(WriteTestBroden(SceneOnlyBroden(3), dir_));
     // Lossless photos (PNG bytes; the decoder goes by content): two 8x8, one 6x6 to resize.
     for (int i = 0; i < 3; ++i) {
       const int side = i == 2 ? 6 : 8;
@@ -98,7 +86,7 @@ class DecodePixelsTest : public ::testing::Test {
   }
   std::vector<float> Preprocessed(int i) const {
     std::vector<float> out(3 * 8 * 8);
-    EXPECT_TRUE(DecodeAndPreprocess(FileBytes(Photo(i)), 8, "torchvision", out.data()).ok());
+    EXPECT_TRUE(DecodeAndPreprocess(ReadAll(Photo(i)), 8, "torchvision", out.data()).ok());
     return out;
   }
 

@@ -303,5 +303,19 @@ inline bool WriteTestBroden(const TestBroden& b, const std::string& dir) {
   return true;
 }
 
+// `n` images (img<i>.jpg; the caller writes the photos) with 4x4 segmentations, each with the
+// one scene label beach-s: the least a Broden dataset needs, for tests of decoding.
+inline TestBroden SceneOnlyBroden(int n) {
+  TestBroden b;
+  b.categories = {"scene"};
+  b.label_names = {"", "beach-s"};
+  b.coverage = {{-1}, {1}};
+  TestBroden::Image im;
+  im.sh = im.sw = 4;
+  im.scalars = {{1}};
+  b.images.assign(static_cast<size_t>(n), im);
+  return b;
+}
+
 }  // namespace testing_score
 }  // namespace nd

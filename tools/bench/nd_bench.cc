@@ -102,6 +102,22 @@ void SampleStageRss(std::map<std::string, long>* peak) {
   ::closedir(proc);
 }
 
+// Starts `args` (argv[0] a path) with its standard output on `stdout_fd` (-1: inherited) and no
+// other descriptor of ours; returns the pid.
+pid_t Start(std::vector<std::string> args, int stdout_fd) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    if (stdout_fd >= 0) ::dup2(stdout_fd, 1);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    nd::CloseDescriptorsFrom(3);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
 struct RunResult {
   int code = -1;
   double wall_s = 0;
@@ -117,15 +133,7 @@ RunResult RunUp(const std::string& config, const std::vector<std::string>& sets)
   }
   RunResult r;
   auto start = Clock::now();
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    nd::CloseDescriptorsFrom(3);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
+  const pid_t pid = Start(args, -1);
   int status = 0;
   while (::waitpid(pid, &status, WNOHANG) == 0) {
     SampleStageRss(&r.peak_kb);
@@ -227,18 +235,7 @@ nd::StatusOr<double> BareFloorSeconds(const std::string& config_path,
     int fds[2];
     if (::pipe(fds) != 0) return nd::Internal("nd-bench: pipe failed");
     const auto start = Clock::now();
-    pid_t pid = ::fork();
-    if (pid == 0) {
-      ::dup2(fds[1], 1);
-      ::close(fds[0]);
-      ::close(fds[1]);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      nd::CloseDescriptorsFrom(3);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
+    const pid_t pid = Start(args, fds[1]);
     ::close(fds[1]);
     std::string out;
     char buf[4096];
