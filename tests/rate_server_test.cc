@@ -548,4 +548,35 @@ TEST_F(RateKillTest, Kill9DuringAFloodOfAnswersKeepsEveryConfirmedOneAndTheFileW
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+// nd-pipeline links no OpenCV: it runs the report as nd-report and execs nd-rate for the server,
+// both from its own folder. A missing one is named in one line: the report's is a warning
+// (`rate --summary` exits 0, the statistics stand), the server's an error (exit 1).
+TEST(RateExecutables, MissingOnesAreNamed) {
+  const fs::path root =
+      fs::path(ND_BIN_DIR).parent_path() / ("rate_missing_exe_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  fs::create_directories(root / "bin");
+  const fs::path bin = root / "bin";
+  // A hard link (same file system as the build folder): /proc/self/exe then names this folder.
+  std::error_code ec;
+  fs::create_hard_link(fs::path(ND_BIN_DIR) / "nd-pipeline", bin / "nd-pipeline", ec);
+  if (ec) fs::copy_file(fs::path(ND_BIN_DIR) / "nd-pipeline", bin / "nd-pipeline");
+  std::ofstream(root / "pipeline.toml")
+      << "[dataset]\npath = \"broden\"\n[model]\npath = \"m.pt\"\nlayers = [\"detect\"]\n"
+      << "[cache]\ndir = \"cache\"\n[output]\ndir = \"out\"\n";
+  const std::string cfg = (root / "pipeline.toml").string();
+  auto summary = Sh((bin / "nd-pipeline").string() + " rate --summary -c " + cfg);
+  EXPECT_EQ(summary.code, 0) << summary.output;
+  EXPECT_NE(summary.output.find("nd-pipeline: warning: the HTML report was not written: " +
+                                (bin / "nd-report").string() + ": no such executable"),
+            std::string::npos)
+      << summary.output;
+  auto rate = Sh((bin / "nd-pipeline").string() + " rate -c " + cfg);
+  EXPECT_EQ(rate.code, 1) << rate.output;
+  EXPECT_NE(rate.output.find("nd-pipeline: " + (bin / "nd-rate").string() + ": no such executable"),
+            std::string::npos)
+      << rate.output;
+  fs::remove_all(root);
+}
+
 }  // namespace

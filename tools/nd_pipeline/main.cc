@@ -2,15 +2,15 @@
 //   up        launch and supervise the stages for a config (phase 1 and 2)
 //   rescore   phase 2 only, from the cache
 //   validate  print the effective configuration or the first error
-//   rate      the human-evaluation server of a layer; rate --summary, its statistics
+//   rate      the human-evaluation server of a layer (nd-rate, exec'd in this process's place);
+//             rate --summary, its statistics
 //   status, top, down, cache stats|verify|gc
 // Exit code 0 on success; non-zero with one line "nd-pipeline: <reason>" on failure.
-#include <pthread.h>
-#include <signal.h>
+// The HTML report is written by the nd-report executable (report_process.h) and the rating server
+// is nd-rate, both beside this one: nd-pipeline links no OpenCV.
 #include <unistd.h>
 
-#include <algorithm>
-#include <chrono>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -30,13 +30,12 @@
 #include "common/base/status.h"
 #include "tools/nd_pipeline/cache_command.h"
 #include "tools/nd_pipeline/monitor_commands.h"
+#include "tools/nd_pipeline/report_process.h"
 #include "tools/nd_pipeline/slurm_backend.h"
 #include "tools/nd_pipeline/supervisor.h"
 #include "tools/rate/answers_file.h"
-#include "tools/rate/rate_server.h"
+#include "tools/rate/rate_study.h"
 #include "tools/rate/rate_summary.h"
-#include "tools/report/report_builder.h"
-#include "tools/report/study_report.h"
 
 namespace {
 
@@ -140,32 +139,23 @@ std::string BinDir() {
   return ec ? std::string(".") : exe.parent_path().string();
 }
 
-// Renders the HTML report from the cache and the result files (no forward pass), in this process
-// (no shell: any path is safe), and prints where it is, followed by `what`. The results are
-// complete already: a report failure is a warning, not a failed command.
-void WriteReport(const nd::PipelineConfig& config, const std::string& what,
-                 const nd::ReportOptions& options = nd::ReportOptions{}, bool study = false) {
-  nd::SetLogComponent("report");
-  auto built = nd::BuildReport(config, options);
-  if (built.ok()) {
-    std::printf("report: %s%s\n", built->index_path.c_str(), what.c_str());
-  } else {
+// Renders the HTML report from the cache and the result files (no forward pass) with nd-report
+// as a child process (report_process.h; no shell: any path is safe), which prints where it is,
+// followed by `note`; up/rescore of several models or views (`study`) also write the study page.
+// `config` is the command's (args.config and args.overrides) with the digests `up` computed. The
+// results are complete already: a report failure is a warning, not a failed command.
+void WriteReport(const CommonArgs& args, const nd::PipelineConfig& config, const std::string& note,
+                 bool study = false, std::vector<std::string> cache_dirs = {}) {
+  nd::RunReportRequest request;
+  request.config_path = args.config;
+  request.overrides = args.overrides;
+  request.note = note;
+  request.study = study;
+  request.cache_dirs = std::move(cache_dirs);
+  nd::Status written = nd::RunReportProcess(BinDir(), config, request);
+  if (!written.ok())
     std::fprintf(stderr, "nd-pipeline: warning: the HTML report was not written: %s\n",
-                 built.status().message().c_str());
-  }
-  // up/rescore of several models or views also write the study page (study_report.h), linking
-  // the strips just written.
-  if (!study || !nd::WantsStudyReport(config)) return;
-  nd::StudyOptions study_options;
-  study_options.out_dir = options.out_dir;
-  study_options.link_strips = built.ok();
-  auto written = nd::BuildStudyReport(config, study_options);
-  if (written.ok()) {
-    std::printf("study: %s\n", written->study_path.c_str());
-  } else {
-    std::fprintf(stderr, "nd-pipeline: warning: the study report was not written: %s\n",
-                 written.status().message().c_str());
-  }
+                 written.message().c_str());
 }
 
 int Up(const CommonArgs& args, bool rescore) {
@@ -209,7 +199,7 @@ int Up(const CommonArgs& args, bool rescore) {
   std::printf("\n");
   for (const std::string& r : report->results) std::printf("results: %s\n", r.c_str());
   if (!args.no_report) {
-    WriteReport(*config, "", nd::ReportOptions{}, /*study=*/true);
+    WriteReport(args, *config, "", /*study=*/true);
   }
   return 0;
 }
@@ -240,52 +230,27 @@ int RateSummary(const CommonArgs& args) {
   if (!written.ok()) return Fail(written);
   std::printf("written: %s, %s\n", (dir / "summary.csv").c_str(), (dir / "raters.csv").c_str());
   if (!args.no_report) {
-    WriteReport(*config, " (section \"Human evaluation\")");
+    WriteReport(args, *config, " (section \"Human evaluation\")");
   }
   return 0;
 }
 
-// `rate`: the rating server, until SIGINT or SIGTERM.
+// `rate`: the rating server, nd-rate (tools/rate/rate_main.cc), exec'd in this process's place
+// with the parsed configuration, layer and port: signals, output and exit code are the server's.
 int Rate(const CommonArgs& args) {
   if (args.summary) return RateSummary(args);
-  auto config = nd::LoadConfig(args.config, args.overrides);
-  if (!config.ok()) return Fail(config.status());
-  nd::SetLogComponent("rate");
-  const std::string layer = args.layer.empty() ? config->model.layers.front() : args.layer;
-  // Block the stop signals before any thread starts, so that only sigwait below receives them.
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGINT);
-  sigaddset(&stop, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-  const auto started = std::chrono::steady_clock::now();
-  auto answers = nd::AnswersFile::Open(nd::RateAnswersPath(*config));
-  if (!answers.ok()) return Fail(answers.status());
-  auto data = nd::LoadRateData(*config, layer);
-  if (!data.ok()) return Fail(data.status());
-  const size_t units = data->units.size();
-  const size_t recorded = answers->records().size();
-  const std::string answers_path = answers->path();
-  auto server =
-      nd::RateServer::Start(config->rate, std::move(*data), std::move(*answers), args.port);
-  if (!server.ok()) return Fail(server.status());
-  const double ready_s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  std::string host = config->rate.host;
-  if (host.find(':') != std::string::npos) host = "[" + host + "]";
-  std::printf(
-      "rate: layer %s, %zu units in the study (%d per rater at most), %zu answers on record in "
-      "%s; ready in %.1f s\n",
-      layer.c_str(), units, static_cast<int>((*server)->study().order().size()), recorded,
-      answers_path.c_str(), ready_s);
-  std::printf("rate: serving http://%s:%d/%s (Ctrl-C to stop)\n", host.c_str(), (*server)->port(),
-              config->rate.token.empty() ? "" : ("?token=" + config->rate.token).c_str());
-  std::fflush(stdout);
-  int signal = 0;
-  sigwait(&stop, &signal);
-  (*server).reset();
-  std::printf("rate: stopped (%s)\n", signal == SIGINT ? "SIGINT" : "SIGTERM");
-  return 0;
+  const std::string exe = BinDir() + "/nd-rate";
+  std::vector<std::string> rate_args = {exe, "--config", args.config};
+  for (const std::string& o : args.overrides) rate_args.insert(rate_args.end(), {"--set", o});
+  if (!args.layer.empty()) rate_args.insert(rate_args.end(), {"--layer", args.layer});
+  if (args.port >= 0) rate_args.insert(rate_args.end(), {"--port", std::to_string(args.port)});
+  std::vector<char*> argv;
+  for (std::string& a : rate_args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  ::execv(exe.c_str(), argv.data());
+  if (errno == ENOENT)
+    return Fail(nd::NotFound(exe + ": no such executable (build the nd-rate target)"));
+  return Fail(nd::IoError("exec " + exe + ": " + std::strerror(errno)));
 }
 
 }  // namespace
@@ -326,11 +291,8 @@ int main(int argc, char** argv) {
                             ? nd::MergeShardThresholds(*config)
                             : nd::MergeShardResults(*config, args->with_forward);
     if (!merged.ok()) return Fail(merged);
-    if (args->merge == "results" && !args->no_report) {
-      nd::ReportOptions from_shards;
-      from_shards.cache_dirs = nd::ShardCacheDirs(*config);
-      WriteReport(*config, "", from_shards);
-    }
+    if (args->merge == "results" && !args->no_report)
+      WriteReport(*args, *config, "", /*study=*/false, nd::ShardCacheDirs(*config));
     return 0;
   }
   if (command == "cache") {

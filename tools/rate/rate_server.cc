@@ -71,11 +71,6 @@ bool IsLoopback(const std::string& host) { return host == "127.0.0.1" || host ==
 
 }  // namespace
 
-std::string RatedResultDir(const PipelineConfig& config, const std::string& layer) {
-  const auto& q = config.threshold.quantiles;
-  return LayerResultDir(config.output.dir, layer, q.front(), q.size() > 1);
-}
-
 StatusOr<RateData> LoadRateData(const PipelineConfig& config, const std::string& layer) {
   ND_ASSIGN_OR_RETURN(std::vector<LayerId> layers, ConfiguredLayers(config));
   const LayerId* id = nullptr;

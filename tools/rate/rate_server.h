@@ -50,9 +50,6 @@ struct RateData {
   int64_t images_missing = 0;                     // rows without cached activations (left out)
 };
 
-// The layer's result folder that the rating uses (the first quantile's).
-std::string RatedResultDir(const PipelineConfig& config, const std::string& layer);
-
 // Reads the results and the cache and renders the tiles (see the header comment). `layer` must be
 // one of model.layers. Errors name the file or key.
 [[nodiscard]] StatusOr<RateData> LoadRateData(const PipelineConfig& config,

@@ -117,6 +117,11 @@ int64_t StudySize(const TallyFile& tally, const RateConfig& rate, double cutoff)
   return rate.max_units > 0 ? std::min<int64_t>(n, rate.max_units) : n;
 }
 
+std::string RatedResultDir(const PipelineConfig& config, const std::string& layer) {
+  const auto& q = config.threshold.quantiles;
+  return LayerResultDir(config.output.dir, layer, q.front(), q.size() > 1);
+}
+
 RateStudy::RateStudy(RateStudyOptions options, std::vector<StudyUnit> units,
                      std::vector<CatchLabel> catch_pool)
     : options_(std::move(options)), catch_pool_(std::move(catch_pool)) {

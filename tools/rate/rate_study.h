@@ -100,6 +100,8 @@ std::vector<StudyUnit> SelectStudyUnits(const TallyFile& tally, const RateConfig
                                         double cutoff);
 // How many units the study has: SelectStudyUnits' count, at most rate.max_units when set.
 int64_t StudySize(const TallyFile& tally, const RateConfig& rate, double cutoff);
+// The layer's result folder that the rating uses (the first quantile's).
+std::string RatedResultDir(const PipelineConfig& config, const std::string& layer);
 
 class RateStudy {
  public:
