@@ -10,7 +10,8 @@
 //    pipeline; the best of the two is the floor the end-to-end ratio is computed against (the
 //    loop inside the program is printed too, with the ratio against it);
 // 2. cold run: `nd-pipeline up` with a fresh cache and output under --work, timed end to end,
-//    while every nd-stage-* process's peak RSS (VmHWM) is sampled from /proc;
+//    while every nd-stage-* process's peak RSS (VmHWM, and RssAnon without the mapped cache) is
+//    sampled from /proc;
 // 3. with --rescore: `nd-pipeline up` again with a new quantile, then on an expanded concept set
 //    made by `nd-make-broden --expand-from` (phase 2 only: no forward pass either time).
 // Each --case repeats 1-3 with its overrides added (another dataset, model, layer), in a folder
@@ -79,7 +80,9 @@ double StageSecondsOf(const nd::LayerSummary& s, const std::string& stage) {
   return 0;
 }
 
-// Peak RSS (kB) of every running nd-stage-* process, merged into `peak` by stage name.
+// Peak RSS (kB) of every running nd-stage-* process, merged into `peak` by stage name: VmHWM (all
+// resident pages, the activation cache's mapped file pages included), and under "<stage> anon"
+// the largest RssAnon sampled (the process's own memory, without the page cache it maps).
 void SampleStageRss(std::map<std::string, long>* peak) {
   DIR* proc = ::opendir("/proc");
   if (!proc) return;
@@ -93,11 +96,13 @@ void SampleStageRss(std::map<std::string, long>* peak) {
     if (exe.rfind("nd-stage-", 0) != 0) continue;
     std::string comm = exe.substr(9);
     std::string status = Read(base + "/status");
-    size_t at = status.find("VmHWM:");
-    if (at == std::string::npos) continue;
-    long kb = std::atol(status.c_str() + at + 6);
-    long& slot = (*peak)[comm];
-    slot = std::max(slot, kb);
+    for (const auto& [field, name] :
+         {std::pair<std::string, std::string>{"VmHWM:", comm}, {"RssAnon:", comm + " anon"}}) {
+      const size_t at = status.find(field);
+      if (at == std::string::npos) continue;
+      long& slot = (*peak)[name];
+      slot = std::max(slot, std::atol(status.c_str() + at + field.size()));
+    }
   }
   ::closedir(proc);
 }
