@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -23,6 +24,7 @@
 #include "common/base/digest.h"
 #include "common/base/file_identity.h"
 #include "common/base/log.h"
+#include "common/base/parallel.h"
 #include "common/broden/broden_dataset.h"
 #include "common/runtime/http_server.h"
 #include "common/runtime/run_plan.h"
@@ -332,29 +334,54 @@ StatusOr<bool> EveryImageCached(const PipelineConfig& config, const BrodenDatase
   FileDigestMemo memo(&cache);
   std::vector<std::string> prefixes;
   for (const LayerId& id : layers) prefixes.push_back(LayerKeyPrefix(id));
-  std::vector<FileDigestEntry> hashed;  // for the memo
-  for (const BrodenImage& image : dataset.images()) {
-    auto path = dataset.ResolveImagePath(image.image);
-    FileDigestEntry e;
-    // The identity is read before the bytes (as decode does): a file changed after this point
-    // gets a newer ctime, so a stale digest is never recorded under its new identity.
-    e.stat_time_ns = WallClockNs();
-    if (!path.ok() || !ReadFileIdentity(*path, &e.identity)) return false;
-    std::string digest = memo.Lookup(*path, e.identity);
-    if (digest.empty()) {
-      auto sha = Sha256File(*path);
-      if (!sha.ok()) return false;
-      digest = *sha;
-      e.path = *path;
-      e.digest = digest;
-      hashed.push_back(std::move(e));
-    }
-    for (const std::string& prefix : prefixes) {
-      auto current = cache.ContainsCurrentActivation(ActivationKey(prefix, digest));
-      if (!current.ok() || !*current) return false;
-    }
-    digests.push_back(digest);
+  // On every core, a chunk at a time: the first image without activations ends the check (a
+  // cold run looks at one chunk), and files the memo does not know are hashed side by side.
+  const size_t n = dataset.images().size();
+  digests.resize(n);
+  std::vector<FileDigestEntry> entries(n);
+  const int threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  constexpr size_t kChunk = 64;
+  for (size_t begin = 0; begin < n; begin += kChunk) {
+    const size_t end = std::min(n, begin + kChunk);
+    std::atomic<bool> all_cached{true};
+    const Status checked = ParallelFor(
+        end - begin, threads,
+        [&](size_t k) -> Status {
+          if (!all_cached) return Status::Ok();
+          const size_t i = begin + k;
+          auto path = dataset.ResolveImagePath(dataset.images()[i].image);
+          FileDigestEntry& e = entries[i];
+          // The identity is read before the bytes (as decode does): a file changed after this
+          // point gets a newer ctime, so a stale digest is never recorded under its new identity.
+          e.stat_time_ns = WallClockNs();
+          if (!path.ok() || !ReadFileIdentity(*path, &e.identity)) {
+            all_cached = false;
+            return Status::Ok();
+          }
+          std::string digest = memo.Lookup(*path, e.identity);
+          if (digest.empty()) {
+            auto sha = Sha256File(*path);
+            if (!sha.ok()) {
+              all_cached = false;
+              return Status::Ok();
+            }
+            digest = *sha;
+            e.path = *path;  // hashed here: recorded in the memo below
+            e.digest = digest;
+          }
+          for (const std::string& prefix : prefixes) {
+            auto current = cache.ContainsCurrentActivation(ActivationKey(prefix, digest));
+            if (!current.ok() || !*current) all_cached = false;
+          }
+          digests[i] = std::move(digest);
+          return Status::Ok();
+        },
+        "plan");
+    if (!checked.ok() || !all_cached) return false;
   }
+  std::vector<FileDigestEntry> hashed;  // for the memo
+  for (FileDigestEntry& e : entries)
+    if (!e.path.empty()) hashed.push_back(std::move(e));
   if (!hashed.empty()) {
     const Status recorded = memo.Record(hashed);
     if (!recorded.ok()) LogWarning("digest memo: " + recorded.message());
