@@ -18,15 +18,6 @@ std::string Real(double v) { return FormatG(v, 6); }
 
 std::string Int(int64_t v) { return std::to_string(v); }
 
-// Number formatted for SVG coordinates.
-std::string N(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.1f", v);
-  std::string s = buf;
-  if (s.size() > 2 && s.compare(s.size() - 2, 2, ".0") == 0) s.resize(s.size() - 2);
-  return s;
-}
-
 std::string BaseName(const std::string& path) {
   const size_t slash = path.find_last_of('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
@@ -68,24 +59,26 @@ std::string UniquePerCategorySvg(const ReportPage& page, const ReportSection& s)
   const double left = 84, bar_w = 260, row = 26, width = left + bar_w + 48;
   const double height = 10 + row * nc + 10;
   std::ostringstream o;
-  o << "<svg class=\"chart\" viewBox=\"0 0 " << N(width) << " " << N(height) << "\" width=\""
-    << N(width) << "\" height=\"" << N(height) << "\" role=\"img\" aria-label=\"unique detectors "
+  o << "<svg class=\"chart\" viewBox=\"0 0 " << SvgNumber(width) << " " << SvgNumber(height)
+    << "\" width=\"" << SvgNumber(width) << "\" height=\"" << SvgNumber(height)
+    << "\" role=\"img\" aria-label=\"unique detectors "
     << "per category\" " << kFont << " font-size=\"12\">";
   for (size_t c = 0; c < nc; ++c) {
     const double y = 10 + row * c;
     const int v = s.unique_per_category[c];
     const double w = bar_w * v / top;
     const std::string& name = page.categories[c];
-    o << "<text x=\"" << N(left - 8) << "\" y=\"" << N(y + row / 2 + 4)
+    o << "<text x=\"" << SvgNumber(left - 8) << "\" y=\"" << SvgNumber(y + row / 2 + 4)
       << "\" text-anchor=\"end\" fill=\"#334155\">" << HtmlEscape(name) << "</text>";
-    o << "<rect x=\"" << N(left) << "\" y=\"" << N(y + 4) << "\" width=\"" << N(bar_w)
-      << "\" height=\"" << N(row - 8) << "\" rx=\"3\" fill=\"#eef1f5\"/>";
+    o << "<rect x=\"" << SvgNumber(left) << "\" y=\"" << SvgNumber(y + 4) << "\" width=\""
+      << SvgNumber(bar_w) << "\" height=\"" << SvgNumber(row - 8)
+      << "\" rx=\"3\" fill=\"#eef1f5\"/>";
     if (v > 0)
-      o << "<rect x=\"" << N(left) << "\" y=\"" << N(y + 4) << "\" width=\"" << N(std::max(w, 2.0))
-        << "\" height=\"" << N(row - 8) << "\" rx=\"3\" fill=\""
-        << CategoryColour(name, static_cast<int>(c)) << "\"><title>" << HtmlEscape(name) << ": "
-        << v << " unique detectors</title></rect>";
-    o << "<text x=\"" << N(left + bar_w + 8) << "\" y=\"" << N(y + row / 2 + 4)
+      o << "<rect x=\"" << SvgNumber(left) << "\" y=\"" << SvgNumber(y + 4) << "\" width=\""
+        << SvgNumber(std::max(w, 2.0)) << "\" height=\"" << SvgNumber(row - 8)
+        << "\" rx=\"3\" fill=\"" << CategoryColour(name, static_cast<int>(c)) << "\"><title>"
+        << HtmlEscape(name) << ": " << v << " unique detectors</title></rect>";
+    o << "<text x=\"" << SvgNumber(left + bar_w + 8) << "\" y=\"" << SvgNumber(y + row / 2 + 4)
       << "\" fill=\"#0f172a\" font-weight=\"600\">" << v << "</text>";
   }
   o << "</svg>";
@@ -110,17 +103,19 @@ std::string DetectorsPerLabelSvg(const ReportPage& page, const ReportSection& s)
   const double height = pad_top + plot_h + label_h + cat_h;
   const double base = pad_top + plot_h;
   std::ostringstream o;
-  o << "<svg class=\"chart\" viewBox=\"0 0 " << N(width) << " " << N(height) << "\" width=\""
-    << N(width) << "\" height=\"" << N(height) << "\" role=\"img\" aria-label=\"detectors per "
+  o << "<svg class=\"chart\" viewBox=\"0 0 " << SvgNumber(width) << " " << SvgNumber(height)
+    << "\" width=\"" << SvgNumber(width) << "\" height=\"" << SvgNumber(height)
+    << "\" role=\"img\" aria-label=\"detectors per "
     << "label\" " << kFont << " font-size=\"11\">";
   // Grid lines and axis labels at 0, half, full.
   for (int k = 0; k <= 2; ++k) {
     const double v = axis_top * k / 2.0;
     const double y = base - plot_h * k / 2.0;
-    o << "<line x1=\"" << N(left) << "\" x2=\"" << N(width - 8) << "\" y1=\"" << N(y) << "\" y2=\""
-      << N(y) << "\" stroke=\"" << (k == 0 ? "#94a3b8" : "#e2e8f0") << "\"/>";
+    o << "<line x1=\"" << SvgNumber(left) << "\" x2=\"" << SvgNumber(width - 8) << "\" y1=\""
+      << SvgNumber(y) << "\" y2=\"" << SvgNumber(y) << "\" stroke=\""
+      << (k == 0 ? "#94a3b8" : "#e2e8f0") << "\"/>";
     if (v == std::floor(v))
-      o << "<text x=\"" << N(left - 6) << "\" y=\"" << N(y + 4)
+      o << "<text x=\"" << SvgNumber(left - 6) << "\" y=\"" << SvgNumber(y + 4)
         << "\" text-anchor=\"end\" fill=\"#64748b\">" << static_cast<int>(v) << "</text>";
   }
   double x = left + gap;
@@ -131,24 +126,24 @@ std::string DetectorsPerLabelSvg(const ReportPage& page, const ReportSection& s)
     const double group_start = x;
     for (const auto& [label, n] : g) {
       const double h = plot_h * n / axis_top;
-      o << "<rect x=\"" << N(x) << "\" y=\"" << N(base - h) << "\" width=\"" << N(bar)
-        << "\" height=\"" << N(h) << "\" rx=\"2\" fill=\"" << colour << "\"><title>"
-        << HtmlEscape(label) << " (" << HtmlEscape(page.categories[c]) << "): " << n
+      o << "<rect x=\"" << SvgNumber(x) << "\" y=\"" << SvgNumber(base - h) << "\" width=\""
+        << SvgNumber(bar) << "\" height=\"" << SvgNumber(h) << "\" rx=\"2\" fill=\"" << colour
+        << "\"><title>" << HtmlEscape(label) << " (" << HtmlEscape(page.categories[c]) << "): " << n
         << (n == 1 ? " detector" : " detectors") << "</title></rect>";
-      o << "<text x=\"" << N(x + bar / 2) << "\" y=\"" << N(base - h - 4)
+      o << "<text x=\"" << SvgNumber(x + bar / 2) << "\" y=\"" << SvgNumber(base - h - 4)
         << "\" text-anchor=\"middle\" fill=\"#334155\" font-size=\"10\">" << n << "</text>";
-      o << "<text transform=\"translate(" << N(x + bar / 2 + 4) << "," << N(base + 8)
-        << ") rotate(-60)\" text-anchor=\"end\" fill=\"#334155\">" << HtmlEscape(label)
-        << "</text>";
+      o << "<text transform=\"translate(" << SvgNumber(x + bar / 2 + 4) << ","
+        << SvgNumber(base + 8) << ") rotate(-60)\" text-anchor=\"end\" fill=\"#334155\">"
+        << HtmlEscape(label) << "</text>";
       x += bar + gap;
     }
     const double group_end = x - gap;
-    o << "<line x1=\"" << N(group_start) << "\" x2=\"" << N(group_end) << "\" y1=\""
-      << N(base + label_h) << "\" y2=\"" << N(base + label_h) << "\" stroke=\"" << colour
-      << "\" stroke-width=\"3\"/>";
-    o << "<text x=\"" << N((group_start + group_end) / 2) << "\" y=\"" << N(base + label_h + 16)
-      << "\" text-anchor=\"middle\" fill=\"" << colour << "\" font-weight=\"600\">"
-      << HtmlEscape(page.categories[c]) << "</text>";
+    o << "<line x1=\"" << SvgNumber(group_start) << "\" x2=\"" << SvgNumber(group_end) << "\" y1=\""
+      << SvgNumber(base + label_h) << "\" y2=\"" << SvgNumber(base + label_h) << "\" stroke=\""
+      << colour << "\" stroke-width=\"3\"/>";
+    o << "<text x=\"" << SvgNumber((group_start + group_end) / 2) << "\" y=\""
+      << SvgNumber(base + label_h + 16) << "\" text-anchor=\"middle\" fill=\"" << colour
+      << "\" font-weight=\"600\">" << HtmlEscape(page.categories[c]) << "</text>";
     x += group_gap;
   }
   o << "</svg>";
@@ -172,16 +167,18 @@ std::string ByLayerSvg(const ReportPage& page) {
   const double height = pad_top + plot_h + label_h;
   const double base = pad_top + plot_h;
   std::ostringstream o;
-  o << "<svg class=\"chart\" viewBox=\"0 0 " << N(width) << " " << N(height) << "\" width=\""
-    << N(width) << "\" height=\"" << N(height) << "\" role=\"img\" aria-label=\"unique detectors "
+  o << "<svg class=\"chart\" viewBox=\"0 0 " << SvgNumber(width) << " " << SvgNumber(height)
+    << "\" width=\"" << SvgNumber(width) << "\" height=\"" << SvgNumber(height)
+    << "\" role=\"img\" aria-label=\"unique detectors "
     << "per category by layer\" " << kFont << " font-size=\"12\">";
   for (int k = 0; k <= 4; ++k) {
     const double v = axis_top * k / 4.0;
     const double y = base - plot_h * k / 4.0;
-    o << "<line x1=\"" << N(left) << "\" x2=\"" << N(width - 10) << "\" y1=\"" << N(y) << "\" y2=\""
-      << N(y) << "\" stroke=\"" << (k == 0 ? "#94a3b8" : "#e2e8f0") << "\"/>";
+    o << "<line x1=\"" << SvgNumber(left) << "\" x2=\"" << SvgNumber(width - 10) << "\" y1=\""
+      << SvgNumber(y) << "\" y2=\"" << SvgNumber(y) << "\" stroke=\""
+      << (k == 0 ? "#94a3b8" : "#e2e8f0") << "\"/>";
     if (v == std::floor(v))
-      o << "<text x=\"" << N(left - 6) << "\" y=\"" << N(y + 4)
+      o << "<text x=\"" << SvgNumber(left - 6) << "\" y=\"" << SvgNumber(y + 4)
         << "\" text-anchor=\"end\" fill=\"#64748b\" font-size=\"11\">" << static_cast<int>(v)
         << "</text>";
   }
@@ -193,19 +190,20 @@ std::string ByLayerSvg(const ReportPage& page) {
       if (v == 0) continue;
       const double h = plot_h * v / axis_top;
       y -= h;
-      o << "<rect x=\"" << N(x) << "\" y=\"" << N(y) << "\" width=\"" << N(bar) << "\" height=\""
-        << N(h) << "\" fill=\"" << CategoryColour(page.categories[c], static_cast<int>(c))
+      o << "<rect x=\"" << SvgNumber(x) << "\" y=\"" << SvgNumber(y) << "\" width=\""
+        << SvgNumber(bar) << "\" height=\"" << SvgNumber(h) << "\" fill=\""
+        << CategoryColour(page.categories[c], static_cast<int>(c))
         << "\" stroke=\"#fff\" stroke-width=\"1\"><title>" << HtmlEscape(s.title) << ", "
         << HtmlEscape(page.categories[c]) << ": " << v << " unique detectors</title></rect>";
     }
-    o << "<text x=\"" << N(x + bar / 2) << "\" y=\"" << N(y - 6)
+    o << "<text x=\"" << SvgNumber(x + bar / 2) << "\" y=\"" << SvgNumber(y - 6)
       << "\" text-anchor=\"middle\" fill=\"#0f172a\" font-weight=\"600\">" << s.unique_paper
       << "</text>";
     if (rotate)
-      o << "<text transform=\"translate(" << N(x + bar / 2 + 4) << "," << N(base + 12)
-        << ") rotate(-40)\" text-anchor=\"end\" fill=\"#334155\">";
+      o << "<text transform=\"translate(" << SvgNumber(x + bar / 2 + 4) << ","
+        << SvgNumber(base + 12) << ") rotate(-40)\" text-anchor=\"end\" fill=\"#334155\">";
     else
-      o << "<text x=\"" << N(x + bar / 2) << "\" y=\"" << N(base + 18)
+      o << "<text x=\"" << SvgNumber(x + bar / 2) << "\" y=\"" << SvgNumber(base + 18)
         << "\" text-anchor=\"middle\" fill=\"#334155\">";
     o << "<a href=\"#" << HtmlEscape(s.id) << "\">" << HtmlEscape(s.title) << "</a></text>";
     x += bar + gap;
@@ -511,6 +509,14 @@ void WriteSection(const ReportPage& page, const ReportSection& s, std::ostringst
 }
 
 }  // namespace
+
+std::string SvgNumber(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f", v);
+  std::string s = buf;
+  if (s.size() > 2 && s.compare(s.size() - 2, 2, ".0") == 0) s.resize(s.size() - 2);
+  return s;
+}
 
 std::string CategoryColour(const std::string& category, int index) {
   static const std::pair<const char*, const char*> kFixed[] = {

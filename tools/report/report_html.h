@@ -88,6 +88,9 @@ struct ReportPage {
   std::vector<ReportSection> sections;
 };
 
+// A number for SVG coordinates: one decimal, without a trailing ".0" ("12", "12.5").
+std::string SvgNumber(double v);
+
 // A colour per category: fixed for the six Broden categories, from a palette otherwise.
 std::string CategoryColour(const std::string& category, int index);
 

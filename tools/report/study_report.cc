@@ -55,15 +55,6 @@ std::string OptInt(int64_t v) { return v < 0 ? "" : std::to_string(v); }
 std::string Real(double v) { return PythonFloatRepr(v); }
 std::string OptReal(double v) { return v < 0 ? "" : PythonFloatRepr(v); }
 
-// Number formatted for SVG coordinates.
-std::string N(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.1f", v);
-  std::string s = buf;
-  if (s.size() > 2 && s.compare(s.size() - 2, 2, ".0") == 0) s.resize(s.size() - 2);
-  return s;
-}
-
 // A "nice" axis maximum >= v (1, 2, 5 x 10^k), at least 1.
 double NiceCeiling(double v) {
   if (v <= 1) return 1;
@@ -130,16 +121,17 @@ std::string CategoriesSvg(const std::vector<const Run*>& bars,
   const double width = std::max(360.0, left + bars.size() * (bw + gap) + gap + 10);
   const double height = top_pad + plot_h + bottom;
   std::ostringstream o;
-  o << "<svg class=\"chart\" width=\"" << N(width) << "\" height=\"" << N(height)
-    << "\" viewBox=\"0 0 " << N(width) << " " << N(height) << "\" " << kFont
+  o << "<svg class=\"chart\" width=\"" << SvgNumber(width) << "\" height=\"" << SvgNumber(height)
+    << "\" viewBox=\"0 0 " << SvgNumber(width) << " " << SvgNumber(height) << "\" " << kFont
     << " font-size=\"11\" role=\"img\">";
   for (int t = 0; t <= 4; ++t) {
     const double v = top * t / 4, y = top_pad + plot_h - plot_h * t / 4;
-    o << "<line x1=\"" << N(left) << "\" x2=\"" << N(width - 10) << "\" y1=\"" << N(y) << "\" y2=\""
-      << N(y) << "\" stroke=\"#e2e8f0\"/><text x=\"" << N(left - 6) << "\" y=\"" << N(y + 4)
+    o << "<line x1=\"" << SvgNumber(left) << "\" x2=\"" << SvgNumber(width - 10) << "\" y1=\""
+      << SvgNumber(y) << "\" y2=\"" << SvgNumber(y) << "\" stroke=\"#e2e8f0\"/><text x=\""
+      << SvgNumber(left - 6) << "\" y=\"" << SvgNumber(y + 4)
       << "\" text-anchor=\"end\" fill=\"#64748b\">" << FormatG(v, 6) << "</text>";
   }
-  o << "<text transform=\"translate(12 " << N(top_pad + plot_h / 2)
+  o << "<text transform=\"translate(12 " << SvgNumber(top_pad + plot_h / 2)
     << ") rotate(-90)\" text-anchor=\"middle\" fill=\"#334155\">unique detectors</text>";
   for (size_t b = 0; b < bars.size(); ++b) {
     const Run& r = *bars[b];
@@ -155,16 +147,17 @@ std::string CategoriesSvg(const std::vector<const Run*>& bars,
       const double h = plot_h * values[b][c] / top;
       y -= h;
       o << "<rect class=\"seg\" data-category=\"" << HtmlEscape(categories[c]) << "\" data-value=\""
-        << values[b][c] << "\" x=\"" << N(x) << "\" y=\"" << N(y) << "\" width=\"" << N(bw)
-        << "\" height=\"" << N(h) << "\" fill=\""
+        << values[b][c] << "\" x=\"" << SvgNumber(x) << "\" y=\"" << SvgNumber(y) << "\" width=\""
+        << SvgNumber(bw) << "\" height=\"" << SvgNumber(h) << "\" fill=\""
         << CategoryColour(categories[c], static_cast<int>(c))
         << "\" stroke=\"#fff\" stroke-width=\"0.5\"><title>" << HtmlEscape(name) << ", "
         << HtmlEscape(categories[c]) << ": " << values[b][c] << " unique detectors</title></rect>";
     }
-    o << "<text x=\"" << N(x + bw / 2) << "\" y=\"" << N(y - 4)
+    o << "<text x=\"" << SvgNumber(x + bw / 2) << "\" y=\"" << SvgNumber(y - 4)
       << "\" text-anchor=\"middle\" fill=\"#334155\">" << total << "</text>";
-    o << "<text transform=\"translate(" << N(x + bw / 2 + 4) << " " << N(top_pad + plot_h + 8)
-      << ") rotate(-60)\" text-anchor=\"end\" fill=\"#334155\">" << HtmlEscape(name) << "</text>";
+    o << "<text transform=\"translate(" << SvgNumber(x + bw / 2 + 4) << " "
+      << SvgNumber(top_pad + plot_h + 8) << ") rotate(-60)\" text-anchor=\"end\" fill=\"#334155\">"
+      << HtmlEscape(name) << "</text>";
     o << "</g>";
   }
   o << "</svg>";
@@ -219,33 +212,37 @@ std::string IterationPanel(const std::vector<IterSeries>& series, bool unique, c
   auto YA = [&](double a) { return top_pad + plot_h - plot_h * a; };
   std::ostringstream o;
   o << "<svg class=\"chart panel\" data-measure=\"" << (unique ? "unique" : "detectors")
-    << "\" width=\"" << N(width) << "\" height=\"" << N(height) << "\" viewBox=\"0 0 " << N(width)
-    << " " << N(height) << "\" " << kFont << " font-size=\"11\" role=\"img\">";
-  o << "<text x=\"" << N(ax.x0) << "\" y=\"14\" fill=\"#334155\" font-weight=\"600\">"
+    << "\" width=\"" << SvgNumber(width) << "\" height=\"" << SvgNumber(height)
+    << "\" viewBox=\"0 0 " << SvgNumber(width) << " " << SvgNumber(height) << "\" " << kFont
+    << " font-size=\"11\" role=\"img\">";
+  o << "<text x=\"" << SvgNumber(ax.x0) << "\" y=\"14\" fill=\"#334155\" font-weight=\"600\">"
     << HtmlEscape(title) << "</text>";
   for (int t = 0; t <= 4; ++t) {
     const double y = top_pad + plot_h - plot_h * t / 4;
-    o << "<line x1=\"" << N(ax.x0) << "\" x2=\"" << N(ax.x1) << "\" y1=\"" << N(y) << "\" y2=\""
-      << N(y) << "\" stroke=\"#e2e8f0\"/><text x=\"" << N(ax.x0 - 6) << "\" y=\"" << N(y + 4)
+    o << "<line x1=\"" << SvgNumber(ax.x0) << "\" x2=\"" << SvgNumber(ax.x1) << "\" y1=\""
+      << SvgNumber(y) << "\" y2=\"" << SvgNumber(y) << "\" stroke=\"#e2e8f0\"/><text x=\""
+      << SvgNumber(ax.x0 - 6) << "\" y=\"" << SvgNumber(y + 4)
       << "\" text-anchor=\"end\" fill=\"#64748b\">" << FormatG(top * t / 4, 6)
-      << "</text><text x=\"" << N(ax.x1 + 6) << "\" y=\"" << N(y + 4) << "\" fill=\"#64748b\">"
-      << FormatG(0.25 * t, 3) << "</text>";
+      << "</text><text x=\"" << SvgNumber(ax.x1 + 6) << "\" y=\"" << SvgNumber(y + 4)
+      << "\" fill=\"#64748b\">" << FormatG(0.25 * t, 3) << "</text>";
   }
   const double base = top_pad + plot_h;
   if (ax.has_zero)
-    o << "<text x=\"" << N(ax.x0) << "\" y=\"" << N(base + 16)
+    o << "<text x=\"" << SvgNumber(ax.x0) << "\" y=\"" << SvgNumber(base + 16)
       << "\" text-anchor=\"middle\" fill=\"#64748b\">0</text>";
   for (int e = static_cast<int>(ax.lo_exp); e <= static_cast<int>(ax.hi_exp); ++e) {
     const int64_t it = static_cast<int64_t>(std::llround(std::pow(10.0, e)));
     const double x = ax.X(it);
-    o << "<line x1=\"" << N(x) << "\" x2=\"" << N(x) << "\" y1=\"" << N(top_pad) << "\" y2=\""
-      << N(base) << "\" stroke=\"#e2e8f0\"/><text x=\"" << N(x) << "\" y=\"" << N(base + 16)
+    o << "<line x1=\"" << SvgNumber(x) << "\" x2=\"" << SvgNumber(x) << "\" y1=\""
+      << SvgNumber(top_pad) << "\" y2=\"" << SvgNumber(base) << "\" stroke=\"#e2e8f0\"/><text x=\""
+      << SvgNumber(x) << "\" y=\"" << SvgNumber(base + 16)
       << "\" text-anchor=\"middle\" fill=\"#64748b\">" << (e <= 5 ? Int(it) : "1e" + Int(e))
       << "</text>";
   }
-  o << "<text x=\"" << N((ax.x0 + ax.x1) / 2) << "\" y=\"" << N(base + 34)
+  o << "<text x=\"" << SvgNumber((ax.x0 + ax.x1) / 2) << "\" y=\"" << SvgNumber(base + 34)
     << "\" text-anchor=\"middle\" fill=\"#334155\">training iteration (log)</text>";
-  o << "<text transform=\"translate(" << N(width - 6) << " " << N(top_pad + plot_h / 2)
+  o << "<text transform=\"translate(" << SvgNumber(width - 6) << " "
+    << SvgNumber(top_pad + plot_h / 2)
     << ") rotate(90)\" text-anchor=\"middle\" fill=\"#334155\">validation accuracy</text>";
   // The accuracy of each group (one line per group, whatever the layer): dashed.
   std::map<std::string, std::map<int64_t, double>> accuracy;
@@ -259,12 +256,12 @@ std::string IterationPanel(const std::vector<IterSeries>& series, bool unique, c
     o << "<polyline class=\"accuracy\" data-group=\"" << HtmlEscape(group)
       << "\" fill=\"none\" stroke-dasharray=\"4 3\" stroke=\"" << SeriesColour(group_colour[group])
       << "\" stroke-opacity=\"0.6\" points=\"";
-    for (const auto& [it, a] : points) o << N(ax.X(it)) << "," << N(YA(a)) << " ";
+    for (const auto& [it, a] : points) o << SvgNumber(ax.X(it)) << "," << SvgNumber(YA(a)) << " ";
     o << "\"/>";
     // Markers too: a group with one accuracy has no line to see.
     for (const auto& [it, a] : points)
-      o << "<rect class=\"acc\" x=\"" << N(ax.X(it) - 3) << "\" y=\"" << N(YA(a) - 3)
-        << "\" width=\"6\" height=\"6\" fill=\"#fff\" stroke=\""
+      o << "<rect class=\"acc\" x=\"" << SvgNumber(ax.X(it) - 3) << "\" y=\""
+        << SvgNumber(YA(a) - 3) << "\" width=\"6\" height=\"6\" fill=\"#fff\" stroke=\""
         << SeriesColour(group_colour[group]) << "\"><title>"
         << HtmlEscape(group.empty() ? "(no group)" : group) << ", iteration " << it
         << ": validation accuracy " << FormatG(a, 4) << "</title></rect>";
@@ -277,15 +274,16 @@ std::string IterationPanel(const std::vector<IterSeries>& series, bool unique, c
     o << "<polyline fill=\"none\" stroke-width=\"2\" stroke=\"" << SeriesColour(k)
       << "\" points=\"";
     for (const IterPoint& p : s.points)
-      o << N(ax.X(p.iteration)) << "," << N(Y(unique ? p.unique : p.detectors)) << " ";
+      o << SvgNumber(ax.X(p.iteration)) << "," << SvgNumber(Y(unique ? p.unique : p.detectors))
+        << " ";
     o << "\"/>";
     for (const IterPoint& p : s.points) {
       const int64_t v = unique ? p.unique : p.detectors;
       o << "<circle class=\"pt\" data-model=\"" << HtmlEscape(p.model) << "\" data-iteration=\""
-        << p.iteration << "\" data-value=\"" << v << "\" cx=\"" << N(ax.X(p.iteration))
-        << "\" cy=\"" << N(Y(v)) << "\" r=\"3.5\" fill=\"" << SeriesColour(k) << "\"><title>"
-        << HtmlEscape(name) << ", " << HtmlEscape(p.model) << " (iteration " << p.iteration
-        << "): " << v << (unique ? " unique detectors" : " detectors");
+        << p.iteration << "\" data-value=\"" << v << "\" cx=\"" << SvgNumber(ax.X(p.iteration))
+        << "\" cy=\"" << SvgNumber(Y(v)) << "\" r=\"3.5\" fill=\"" << SeriesColour(k)
+        << "\"><title>" << HtmlEscape(name) << ", " << HtmlEscape(p.model) << " (iteration "
+        << p.iteration << "): " << v << (unique ? " unique detectors" : " detectors");
       if (p.val_accuracy >= 0) o << ", val. accuracy " << FormatG(p.val_accuracy, 4);
       o << "</title></circle>";
     }
@@ -317,22 +315,24 @@ std::string RotationSvg(const std::vector<RotationSeries>& series) {
   auto X = [&](double a) { return left + (right - left) * a; };
   auto Y = [&](double v) { return top_pad + plot_h - plot_h * v / top; };
   std::ostringstream o;
-  o << "<svg class=\"chart\" width=\"" << N(width) << "\" height=\"" << N(height)
-    << "\" viewBox=\"0 0 " << N(width) << " " << N(height) << "\" " << kFont
+  o << "<svg class=\"chart\" width=\"" << SvgNumber(width) << "\" height=\"" << SvgNumber(height)
+    << "\" viewBox=\"0 0 " << SvgNumber(width) << " " << SvgNumber(height) << "\" " << kFont
     << " font-size=\"11\" role=\"img\">";
   for (int t = 0; t <= 4; ++t) {
     const double y = Y(top * t / 4);
-    o << "<line x1=\"" << N(left) << "\" x2=\"" << N(right) << "\" y1=\"" << N(y) << "\" y2=\""
-      << N(y) << "\" stroke=\"#e2e8f0\"/><text x=\"" << N(left - 6) << "\" y=\"" << N(y + 4)
+    o << "<line x1=\"" << SvgNumber(left) << "\" x2=\"" << SvgNumber(right) << "\" y1=\""
+      << SvgNumber(y) << "\" y2=\"" << SvgNumber(y) << "\" stroke=\"#e2e8f0\"/><text x=\""
+      << SvgNumber(left - 6) << "\" y=\"" << SvgNumber(y + 4)
       << "\" text-anchor=\"end\" fill=\"#64748b\">" << FormatG(top * t / 4, 6) << "</text>";
     const double x = X(0.25 * t);
-    o << "<text x=\"" << N(x) << "\" y=\"" << N(top_pad + plot_h + 16)
+    o << "<text x=\"" << SvgNumber(x) << "\" y=\"" << SvgNumber(top_pad + plot_h + 16)
       << "\" text-anchor=\"middle\" fill=\"#64748b\">" << FormatG(0.25 * t, 3) << "</text>";
   }
-  o << "<text x=\"" << N((left + right) / 2) << "\" y=\"" << N(top_pad + plot_h + 34)
+  o << "<text x=\"" << SvgNumber((left + right) / 2) << "\" y=\""
+    << SvgNumber(top_pad + plot_h + 34)
     << "\" text-anchor=\"middle\" fill=\"#334155\">alpha (0 = the layer's own basis, 1 = a full "
        "random rotation)</text>";
-  o << "<text transform=\"translate(12 " << N(top_pad + plot_h / 2)
+  o << "<text transform=\"translate(12 " << SvgNumber(top_pad + plot_h / 2)
     << ") rotate(-90)\" text-anchor=\"middle\" fill=\"#334155\">unique detectors</text>";
   for (size_t k = 0; k < series.size(); ++k) {
     const RotationSeries& s = series[k];
@@ -340,18 +340,20 @@ std::string RotationSvg(const std::vector<RotationSeries>& series) {
     o << "<g class=\"series\" data-model=\"" << HtmlEscape(s.model_name) << "\" data-layer=\""
       << HtmlEscape(s.layer) << "\" data-points=\"" << s.points.size() << "\">";
     o << "<polyline fill=\"none\" stroke-width=\"2\" stroke=\"" << c << "\" points=\"";
-    for (const RotationPoint& p : s.points) o << N(X(p.alpha)) << "," << N(Y(p.mean)) << " ";
+    for (const RotationPoint& p : s.points)
+      o << SvgNumber(X(p.alpha)) << "," << SvgNumber(Y(p.mean)) << " ";
     o << "\"/>";
     for (const RotationPoint& p : s.points) {
       const double x = X(p.alpha);
-      o << "<line class=\"spread\" x1=\"" << N(x) << "\" x2=\"" << N(x) << "\" y1=\"" << N(Y(p.min))
-        << "\" y2=\"" << N(Y(p.max)) << "\" stroke=\"" << c << "\"/>";
+      o << "<line class=\"spread\" x1=\"" << SvgNumber(x) << "\" x2=\"" << SvgNumber(x)
+        << "\" y1=\"" << SvgNumber(Y(p.min)) << "\" y2=\"" << SvgNumber(Y(p.max)) << "\" stroke=\""
+        << c << "\"/>";
       for (int64_t v : {p.min, p.max})
-        o << "<line x1=\"" << N(x - 4) << "\" x2=\"" << N(x + 4) << "\" y1=\"" << N(Y(v))
-          << "\" y2=\"" << N(Y(v)) << "\" stroke=\"" << c << "\"/>";
+        o << "<line x1=\"" << SvgNumber(x - 4) << "\" x2=\"" << SvgNumber(x + 4) << "\" y1=\""
+          << SvgNumber(Y(v)) << "\" y2=\"" << SvgNumber(Y(v)) << "\" stroke=\"" << c << "\"/>";
       o << "<circle class=\"pt\" data-alpha=\"" << Real(p.alpha) << "\" data-mean=\""
-        << Real(p.mean) << "\" data-seeds=\"" << p.unique.size() << "\" cx=\"" << N(x) << "\" cy=\""
-        << N(Y(p.mean)) << "\" r=\"3.5\" fill=\"" << c << "\"><title>"
+        << Real(p.mean) << "\" data-seeds=\"" << p.unique.size() << "\" cx=\"" << SvgNumber(x)
+        << "\" cy=\"" << SvgNumber(Y(p.mean)) << "\" r=\"3.5\" fill=\"" << c << "\"><title>"
         << HtmlEscape(s.model_name + " / " + s.layer) << ", alpha " << FormatG(p.alpha, 6)
         << ": mean " << FormatG(p.mean, 4) << " unique detectors over " << p.unique.size()
         << " seed(s), min " << p.min << ", max " << p.max << "</title></circle>";
