@@ -35,18 +35,11 @@ import subprocess
 import sys
 import time
 
-SKIP = 77
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "testing"))
+from browser import SKIP, check, fail, missing_browser, start_chromium  # noqa: E402
+from browser import run as run_checked  # noqa: E402
+
 CHILDREN = []  # processes this script started
-
-
-def fail(msg):
-    print("FAIL: " + msg)
-    sys.exit(1)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
 
 
 def wilson(k, n, z=1.959963984540054):
@@ -58,11 +51,7 @@ def wilson(k, n, z=1.959963984540054):
 
 
 def run(cmd, **kw):
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                       timeout=kw.pop("timeout", 300), **kw)
-    if r.returncode != 0:
-        fail("%s -> %d\n%s" % (" ".join(cmd), r.returncode, r.stdout))
-    return r.stdout
+    return run_checked(cmd, timeout=kw.pop("timeout", 300), **kw)
 
 
 def main():
@@ -71,19 +60,13 @@ def main():
         return 2
     bin_dir, src, work = sys.argv[1:4]
     shot = sys.argv[4] if len(sys.argv) > 4 else os.path.join(work, "rate_screenshot.jpg")
-    chromium, driver_bin = "/usr/bin/chromium", "/usr/bin/chromedriver"
-    if not (os.path.exists(chromium) and os.path.exists(driver_bin)):
-        print("SKIP: needs /usr/bin/chromium and /usr/bin/chromedriver (chromium-driver)")
+    skip = missing_browser()
+    if skip:
+        print(skip)
         return SKIP
-    try:
-        from selenium import webdriver
-        from selenium.common.exceptions import NoAlertPresentException
-        from selenium.webdriver.chrome.service import Service
-        from selenium.webdriver.common.by import By
-        from selenium.webdriver.support.ui import WebDriverWait
-    except ImportError:
-        print("SKIP: needs python3-selenium")
-        return SKIP
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
@@ -121,13 +104,7 @@ def main():
     ready_s = time.monotonic() - started
     print("server ready in %.2f s: %s" % (ready_s, url))
 
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for a in ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-              "--window-size=1280,1000", "--user-data-dir=" + work + "/profile",
-              "--disable-background-networking", "--disable-component-update", "--no-first-run"]:
-        opts.add_argument(a)
-    driver = webdriver.Chrome(service=Service(driver_bin), options=opts)
+    driver = start_chromium(work + "/profile")
     wait = WebDriverWait(driver, 20, poll_frequency=0.01)
     answered = []  # what the raters did: (rater, unit, mode, phrase, answer, catch)
     try:

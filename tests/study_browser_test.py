@@ -26,29 +26,11 @@ import csv
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 
-SKIP = 77
-
-
-def fail(msg):
-    print("FAIL: " + msg)
-    sys.exit(1)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
-
-
-def run(cmd, **kw):
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                       timeout=kw.pop("timeout", 120), **kw)
-    if r.returncode != 0:
-        fail("%s -> %d\n%s" % (" ".join(cmd), r.returncode, r.stdout))
-    return r.stdout
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "testing"))
+from browser import SKIP, check, fail, missing_browser, run, start_chromium  # noqa: E402
 
 
 def train_record(model, iteration, val, init_from):
@@ -72,18 +54,12 @@ def main():
         print(__doc__)
         return 2
     bin_dir, src, work = sys.argv[1:4]
-    chromium, driver_bin = "/usr/bin/chromium", "/usr/bin/chromedriver"
-    if not (os.path.exists(chromium) and os.path.exists(driver_bin)):
-        print("SKIP: needs /usr/bin/chromium and /usr/bin/chromedriver (chromium-driver)")
+    skip = missing_browser()
+    if skip:
+        print(skip)
         return SKIP
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-        from selenium.webdriver.common.by import By
-        from selenium.webdriver.support.ui import WebDriverWait
-    except ImportError:
-        print("SKIP: needs python3-selenium")
-        return SKIP
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     started = time.monotonic()
     shutil.rmtree(work, ignore_errors=True)
@@ -124,15 +100,8 @@ def main():
     check(len(rot) == 9 and all(r["seeds"] == "2" for r in rot), "rotation rows %s" % rot)
     print("pipeline and report in %.1f s" % (time.monotonic() - started))
 
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for a in ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-              "--window-size=1280,1000", "--user-data-dir=" + work + "/profile",
-              "--disable-background-networking", "--disable-component-update", "--no-first-run",
-              "--allow-file-access-from-files"]:
-        opts.add_argument(a)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(driver_bin), options=opts)
+    driver = start_chromium(work + "/profile", ["--allow-file-access-from-files"],
+                            browser_log=True)
     try:
         driver.get("file://" + os.path.abspath(study))
         WebDriverWait(driver, 20).until(
