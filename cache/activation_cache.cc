@@ -1,6 +1,7 @@
 #include "cache/activation_cache.h"
 
 #include <lmdb.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -437,11 +438,28 @@ Status ActivationCache::Get(std::string_view key, std::string* value) const {
   });
 }
 
+namespace {
+
+// Unmaps the whole pages inside `value` (a view into LMDB's read-only shared map) from this
+// process. The pages stay in the page cache (a later read maps them again, a minor fault); what
+// goes is their share of this process's resident set: a stage that reads every record of a layer
+// (score, calibrate) otherwise ends with the whole layer's records counted in its RSS.
+void UnmapValuePages(std::string_view value) {
+  static const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(value.data()) + page - 1) & ~(page - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(value.data()) + value.size()) & ~(page - 1);
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+}  // namespace
+
 Status ActivationCache::GetActivation(std::string_view key, ActivationMap* out) const {
   Env* e = env_.get();
   return ReadValue(e, key, [&](std::string_view v) {
-    return DecodeActivation(v, out).WithContext("cache '" + e->dir + "': key '" + Printable(key) +
-                                                "'");
+    Status decoded = DecodeActivation(v, out).WithContext("cache '" + e->dir + "': key '" +
+                                                          Printable(key) + "'");
+    UnmapValuePages(v);
+    return decoded;
   });
 }
 

@@ -120,7 +120,9 @@ class ActivationCache {
   [[nodiscard]] Status Get(std::string_view key, std::string* value) const;
 
   // Reads and decodes one activation record inside a short read transaction (the float32 map is
-  // written straight from the mapped page into *out). Errors: NotFound, DataLoss naming the key.
+  // written straight from the mapped page into *out), then unmaps the record's whole pages from
+  // this process (madvise MADV_DONTNEED on the read-only shared map: they stay in the page cache,
+  // and out of this process's RSS). Errors: NotFound, DataLoss naming the key.
   [[nodiscard]] Status GetActivation(std::string_view key, ActivationMap* out) const;
 
   // Calls fn(key, value) for every key starting with `prefix`, in ascending byte order, until fn

@@ -1,7 +1,7 @@
 // nd-bench: measures a configured dissection the way a user runs it.
 //
 //   nd-bench -c pipeline.toml [--set k=v ...] [--work DIR] [--skip-bare] [--floor-only]
-//            [--rescore] [--case 'k=v;k=v' ...]
+//            [--rescore] [--case 'k=v;k=v' ...] [--settle-ms MS]
 //
 // 1. the floor: a bare program (a fresh process: LibTorch, model load, then decode + forward as far
 //    as the captured layers, one plain call, no cache) over every image of the dataset (batch by
@@ -18,7 +18,17 @@
 // of its own under --work, and a last table puts every case on one row.
 // It prints one table: per-stage images/s, bare forward time, end-to-end wall time and the ratio,
 // score CPU per image, peak RSS per stage.
+//
+// Every timed program (each floor program, the cold run, each rescore) starts after a pause of
+// --settle-ms milliseconds (default 3000) with nothing running, so that each starts in the same
+// state of the machine's memory. On a virtual machine that hands freed memory back to its host
+// (virtio-balloon free page reporting, 2 s after it is freed; the development VM does), memory a
+// process touches for the first time costs up to ~10 ms per MB when the host has taken it back
+// and next to nothing when another process freed it a moment before: without the pause, each
+// program ran in the memory the one before had just freed, and how much of it was left decided
+// part of its time. --settle-ms 0 runs them back to back.
 #include <dirent.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <torch/script.h>
 #include <torch/torch.h>
@@ -49,6 +59,10 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
+
+int g_settle_ms = 3000;  // --settle-ms: the pause before each timed program (see the top)
+
+void Settle() { std::this_thread::sleep_for(std::chrono::milliseconds(g_settle_ms)); }
 
 std::string BinDir() {
   std::error_code ec;
@@ -137,6 +151,7 @@ RunResult RunUp(const std::string& config, const std::vector<std::string>& sets)
     args.push_back(s);
   }
   RunResult r;
+  Settle();
   auto start = Clock::now();
   const pid_t pid = Start(args, -1);
   int status = 0;
@@ -245,6 +260,7 @@ nd::StatusOr<double> BareFloorSeconds(const std::string& config_path,
     }
     int fds[2];
     if (::pipe(fds) != 0) return nd::Internal("nd-bench: pipe failed");
+    Settle();
     const auto start = Clock::now();
     const pid_t pid = Start(args, fds[1]);
     ::close(fds[1]);
@@ -253,7 +269,8 @@ nd::StatusOr<double> BareFloorSeconds(const std::string& config_path,
     for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, n);
     ::close(fds[0]);
     int status = 0;
-    ::waitpid(pid, &status, 0);
+    struct rusage usage {};
+    ::wait4(pid, &status, 0, &usage);
     const double wall_s = std::chrono::duration<double>(Clock::now() - start).count();
     FloorLoop loop;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
@@ -262,8 +279,9 @@ nd::StatusOr<double> BareFloorSeconds(const std::string& config_path,
       return nd::Internal(std::string("nd-bench: the ") + format + " floor program failed: " + out);
     std::printf(
         "bare program, %-13s %8.2f s wall (%.1f images/s; model load %.2f s, decode + forward "
-        "loop %.2f s, forward alone %.2f s)\n",
-        format, wall_s, images / wall_s, loop.load_s, loop.loop_s, loop.forward_s);
+        "loop %.2f s, forward alone %.2f s; peak RSS %.0f MB)\n",
+        format, wall_s, images / wall_s, loop.load_s, loop.loop_s, loop.forward_s,
+        usage.ru_maxrss / 1024.0);
     const bool channels_last = std::string(format) == "channels_last";
     (channels_last ? figures->floor_channels_last_s : figures->floor_contiguous_s) = wall_s;
     (channels_last ? figures->loop_channels_last_s : figures->loop_contiguous_s) = loop.loop_s;
@@ -431,13 +449,14 @@ int main(int argc, char** argv) {
       .Flag("--rescore", &rescore)
       .Flag("--floor-only", &floor_only)
       .Strings("--case", &cases)
+      .Int("--settle-ms", &g_settle_ms, 0, 60000)
       .String("--floor-program", &floor_program);
   const nd::Status parsed = parser.Parse(argc, argv);
   if (!parsed.ok() || parser.help()) {
     if (!parsed.ok()) std::fprintf(stderr, "nd-bench: %s\n", parsed.message().c_str());
     std::fprintf(parsed.ok() ? stdout : stderr,
                  "usage: nd-bench -c pipeline.toml [--set k=v ...] [--work DIR] [--skip-bare] "
-                 "[--floor-only] [--rescore] [--case 'k=v;k=v' ...]\n");
+                 "[--floor-only] [--rescore] [--case 'k=v;k=v' ...] [--settle-ms MS]\n");
     return parsed.ok() ? 0 : 2;
   }
   if (!floor_program.empty()) {  // the child of BareFloorSeconds: one bare program, its figures
