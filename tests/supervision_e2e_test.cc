@@ -217,8 +217,9 @@ class SupervisionTest : public ::testing::Test {
   // status.json names it, then let go for 100 ms at a time, each time followed by 2.5 s for the
   // stages to drain what is queued (every hop has a high-water mark of 4) and for status.json
   // to show it, until extract has committed some batches. Returns decode's pid, stopped (SIGCONT
-  // it to go on), or -1 when that did not happen within two minutes.
-  static pid_t HoldMidRun(const std::string& name, pid_t up) {
+  // it to go on), or -1 when that did not happen within two minutes. *last_status: the last
+  // status.json it read (for the failure message).
+  static pid_t HoldMidRun(const std::string& name, pid_t up, std::string* last_status = nullptr) {
     StageBoardRow row;
     if (!WaitForStage(
             name, "decode", up, [](const StageBoardRow&) { return true; }, &row))
@@ -232,6 +233,7 @@ class SupervisionTest : public ::testing::Test {
       ::kill(decode, SIGSTOP);
       std::this_thread::sleep_for(std::chrono::milliseconds(2500));
       if (::kill(up, 0) != 0 || Zombie(up)) return -1;
+      if (last_status) *last_status = Read(RunDir(name) / "status.json");
       auto board = Board(name);
       if (!board) continue;
       uint64_t committed = board->Find("extract")->metrics.items_out;
@@ -248,8 +250,11 @@ class SupervisionTest : public ::testing::Test {
     WriteConfig(name, "heartbeat_timeout_s = 30\n");
     pid_t up = StartUp(name);
     UpGuard guard{up};
-    pid_t decode = HoldMidRun(name, up);
-    ASSERT_GT(decode, 0) << "extract never seen mid-run\n" << Read(root_ / name / "up.log");
+    std::string last_status;
+    pid_t decode = HoldMidRun(name, up, &last_status);
+    ASSERT_GT(decode, 0) << "extract never seen mid-run\n"
+                         << Read(root_ / name / "up.log") << "\nlast status.json read:\n"
+                         << last_status;
     // The stage has work in progress and the input is held short of the end.
     // (Decode is mid-run by construction: extract has some of its images, not all; its own
     // counters may not have reached status.json, as it runs only in short bursts.)

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "cache/activation_cache.h"
@@ -161,11 +162,20 @@ void DrainMetrics(Channel& metrics, MetricsBoard& board, std::vector<Child>& chi
     StageMetrics m;
     Status decoded = Decode(**msg, &m);
     if (decoded.ok()) {
+      bool ours = false;
       for (Child& c : children) {
         if (c.stage != m.stage || static_cast<uint64_t>(c.pid) != m.pid) continue;
+        ours = true;
         c.heard_s = now_s;
         c.final_seen = c.final_seen || m.final;
         board.Update(m, now_s);
+      }
+      // Said once per process: a killed generation's late snapshots, or a process that is not a
+      // stage of this run publishing to its endpoint.
+      static std::set<uint64_t> told;
+      if (!ours && told.insert(m.pid).second) {
+        LogInfo("metrics: snapshots of " + m.stage + " pid " + std::to_string(m.pid) +
+                " are not from a stage of this run; dropped");
       }
     } else {
       LogWarning("metrics: " + decoded.message());
