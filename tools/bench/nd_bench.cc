@@ -1,7 +1,7 @@
 // nd-bench: measures a configured dissection the way a user runs it.
 //
 //   nd-bench -c pipeline.toml [--set k=v ...] [--work DIR] [--skip-bare] [--floor-only]
-//            [--rescore] [--case 'k=v;k=v' ...] [--settle-ms MS]
+//            [--rescore] [--case 'k=v;k=v' ...] [--settle-ms MS] [--repeat N]
 //
 // 1. the floor: a bare program (a fresh process: LibTorch, model load, then decode + forward as far
 //    as the captured layers, one plain call, no cache) over every image of the dataset (batch by
@@ -27,6 +27,11 @@
 // and next to nothing when another process freed it a moment before: without the pause, each
 // program ran in the memory the one before had just freed, and how much of it was left decided
 // part of its time. --settle-ms 0 runs them back to back.
+//
+// --repeat N runs the floor programs and the cold run N times, interleaved (floors, cold, floors,
+// cold, ...: a drift of the machine's speed reaches both sides), then the rescores N times (a
+// quantile not scored before each time, the expanded dataset made afresh each time), and reports
+// medians; each repetition's own cold / floor ratio is printed too.
 #include <dirent.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -63,6 +68,16 @@ using Clock = std::chrono::steady_clock;
 int g_settle_ms = 3000;  // --settle-ms: the pause before each timed program (see the top)
 
 void Settle() { std::this_thread::sleep_for(std::chrono::milliseconds(g_settle_ms)); }
+
+int g_repeat = 1;  // --repeat: how many times each timed program runs (medians are reported)
+
+// The median of `v` (the mean of the two middle values for an even count); 0 when empty.
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t m = v.size() / 2;
+  return v.size() % 2 == 1 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
 
 std::string BinDir() {
   std::error_code ec;
@@ -294,9 +309,10 @@ nd::StatusOr<double> BareFloorSeconds(const std::string& config_path,
 // figures and returns the exit code.
 int RunRescores(const nd::PipelineConfig& config, const std::string& config_path,
                 const std::vector<std::string>& sets, const std::string& work,
-                const RunResult& cold, CaseFigures* figures) {
+                const RunResult& cold, int repetition, CaseFigures* figures) {
   const std::string layer = config.model.layers.back();
-  double q = config.threshold.quantiles.front() * 2;
+  // A quantile no run has scored yet: 2 q, then 1.9 q, 1.8 q, ... for later repetitions.
+  double q = config.threshold.quantiles.front() * (2.0 - 0.1 * repetition);
   auto rescore_sets = sets;
   rescore_sets.push_back("threshold.quantile=" + std::to_string(q));
   RunResult again = RunUp(config_path, rescore_sets);
@@ -304,12 +320,13 @@ int RunRescores(const nd::PipelineConfig& config, const std::string& config_path
   std::printf("\n%-34s %12.2f\n", "rescore (new quantile) wall, s", again.wall_s);
   std::printf("%-34s %12.0f\n", "rescore forward_images", static_cast<double>(s2.forward_images));
   std::printf("%-34s %12.3f\n", "rescore / cold", again.wall_s / cold.wall_s);
-  figures->rescore_quantile_s = again.wall_s;
+  figures->rescore_quantile_s = again.wall_s;  // this repetition's
 
   // An expanded concept set: the same images with more labels (nd-make-broden --expand-from),
   // scored from the cache at the cold run's quantile. Making the dataset is the user's step
   // and timed apart.
   const std::string expanded = work + "/expanded";
+  fs::remove_all(expanded);  // made afresh each repetition: its files are new to the cache
   const std::string make = "'" + BinDir() + "/nd-make-broden' --expand-from '" +
                            config.dataset.path + "' --out '" + expanded + "' > '" + work +
                            "/expand.log' 2>&1";
@@ -369,32 +386,59 @@ int RunCase(const std::string& config_path, std::vector<std::string> sets, std::
               config->model.path.c_str(), config->model.layers.front().c_str(), images,
               config->model.batch_size, std::thread::hardware_concurrency());
 
-  // The floor (the end-to-end ratio is against it).
-  double bare_s = 0;
-  if (!skip_bare) {
-    auto floor = BareFloorSeconds(config_path, sets, images, figures);
-    if (!floor.ok()) {
-      std::fprintf(stderr, "nd-bench: %s\n", floor.status().message().c_str());
+  // Each repetition: the floor programs, then a cold run in a fresh cache (interleaved, so that a
+  // drift of the machine's speed reaches both); the medians go into the figures.
+  std::vector<double> contiguous, channels_last, loop_contiguous, loop_channels_last, colds;
+  RunResult cold;
+  nd::LayerSummary summary;
+  const std::string layer = config->model.layers.back();
+  for (int r = 0; r < g_repeat; ++r) {
+    if (g_repeat > 1) std::printf("\n-- repetition %d of %d\n", r + 1, g_repeat);
+    CaseFigures rep;
+    if (!skip_bare) {
+      auto floor = BareFloorSeconds(config_path, sets, images, &rep);
+      if (!floor.ok()) {
+        std::fprintf(stderr, "nd-bench: %s\n", floor.status().message().c_str());
+        return 1;
+      }
+      contiguous.push_back(rep.floor_contiguous_s);
+      channels_last.push_back(rep.floor_channels_last_s);
+      loop_contiguous.push_back(rep.loop_contiguous_s);
+      loop_channels_last.push_back(rep.loop_channels_last_s);
+    }
+    if (floor_only) continue;
+    fs::remove_all(work + "/cache");
+    fs::remove_all(work + "/out");
+    cold = RunUp(config_path, sets);
+    if (cold.code != 0) {
+      std::fprintf(stderr, "nd-bench: nd-pipeline up failed (exit %d)\n", cold.code);
       return 1;
     }
-    bare_s = *floor;
+    colds.push_back(cold.wall_s);
+    if (g_repeat > 1) {
+      std::printf("%-34s %12.2f", "end-to-end nd-pipeline up, s", cold.wall_s);
+      if (!skip_bare)
+        std::printf("  (%.3f x this repetition's best program)",
+                    cold.wall_s / std::min(rep.floor_contiguous_s, rep.floor_channels_last_s));
+      std::printf("\n");
+    }
   }
+  figures->floor_contiguous_s = Median(contiguous);
+  figures->floor_channels_last_s = Median(channels_last);
+  figures->loop_contiguous_s = Median(loop_contiguous);
+  figures->loop_channels_last_s = Median(loop_channels_last);
+  const double bare_s =
+      skip_bare ? 0.0 : std::min(figures->floor_contiguous_s, figures->floor_channels_last_s);
   if (floor_only) {
     figures->ok = true;
     return 0;
   }
-
-  RunResult cold = RunUp(config_path, sets);
-  if (cold.code != 0) {
-    std::fprintf(stderr, "nd-bench: nd-pipeline up failed (exit %d)\n", cold.code);
-    return 1;
-  }
-  figures->cold_s = cold.wall_s;
-  const std::string layer = config->model.layers.back();
-  const nd::LayerSummary summary =
+  figures->cold_s = Median(colds);
+  summary =
       Summary(nd::LayerResultDir(config->output.dir, layer, config->threshold.quantiles.front(),
                                  config->threshold.quantiles.size() > 1));
-  std::printf("\n%-34s %12s\n", "measure (cold run)", "value");
+  std::printf("\n%-34s %12s\n",
+              g_repeat > 1 ? "measure (last cold run; medians)" : "measure (cold run)", "value");
   for (const char* stage : {"decode", "extract", "calibrate", "score"}) {
     double s = StageSecondsOf(summary, stage);
     std::printf("%-34s %12.1f\n", (std::string(stage) + " images/s (stage wall)").c_str(),
@@ -403,20 +447,34 @@ int RunCase(const std::string& config_path, std::vector<std::string> sets, std::
   double forward_in_pipeline = StageSecondsOf(summary, "forward");
   std::printf("%-34s %12.2f\n", "forward inside extract, s", forward_in_pipeline);
   if (!skip_bare) std::printf("%-34s %12.2f\n", "best bare program, s", bare_s);
-  std::printf("%-34s %12.2f\n", "end-to-end nd-pipeline up, s", cold.wall_s);
+  std::printf("%-34s %12.2f\n", "end-to-end nd-pipeline up, s", figures->cold_s);
   if (!skip_bare) {
-    std::printf("%-34s %12.3f\n", "end-to-end / best bare program", cold.wall_s / bare_s);
+    std::printf("%-34s %12.3f\n", "end-to-end / best bare program", figures->cold_s / bare_s);
     const double loop = std::min(figures->loop_contiguous_s, figures->loop_channels_last_s);
-    std::printf("%-34s %12.3f\n", "end-to-end / best bare loop", cold.wall_s / loop);
+    std::printf("%-34s %12.3f\n", "end-to-end / best bare loop", figures->cold_s / loop);
   }
   std::printf("%-34s %12.3f\n", "score CPU ms / image (last layer)",
               summary.score_cpu_ms_per_image);
   for (const auto& [stage, kb] : cold.peak_kb)
     std::printf("%-34s %12.1f\n", ("peak RSS " + stage + ", MB").c_str(), kb / 1024.0);
-
-  int code = rescore ? RunRescores(*config, config_path, sets, work, cold, figures) : 0;
-  figures->ok = code == 0;
-  return code;
+  if (!rescore) {
+    figures->ok = true;
+    return 0;
+  }
+  // The rescores, from the last cold run's cache, as many times.
+  RunResult median_cold;
+  median_cold.wall_s = figures->cold_s;
+  std::vector<double> quantile_s, expanded_s;
+  for (int r = 0; r < g_repeat; ++r) {
+    CaseFigures rep;
+    if (RunRescores(*config, config_path, sets, work, median_cold, r, &rep) != 0) return 1;
+    quantile_s.push_back(rep.rescore_quantile_s);
+    expanded_s.push_back(rep.rescore_expanded_s);
+  }
+  figures->rescore_quantile_s = Median(quantile_s);
+  figures->rescore_expanded_s = Median(expanded_s);
+  figures->ok = true;
+  return 0;
 }
 
 // The summary of every case, one row each.
@@ -450,13 +508,15 @@ int main(int argc, char** argv) {
       .Flag("--floor-only", &floor_only)
       .Strings("--case", &cases)
       .Int("--settle-ms", &g_settle_ms, 0, 60000)
+      .Int("--repeat", &g_repeat, 1, 100)
       .String("--floor-program", &floor_program);
   const nd::Status parsed = parser.Parse(argc, argv);
   if (!parsed.ok() || parser.help()) {
     if (!parsed.ok()) std::fprintf(stderr, "nd-bench: %s\n", parsed.message().c_str());
-    std::fprintf(parsed.ok() ? stdout : stderr,
-                 "usage: nd-bench -c pipeline.toml [--set k=v ...] [--work DIR] [--skip-bare] "
-                 "[--floor-only] [--rescore] [--case 'k=v;k=v' ...] [--settle-ms MS]\n");
+    std::fprintf(
+        parsed.ok() ? stdout : stderr,
+        "usage: nd-bench -c pipeline.toml [--set k=v ...] [--work DIR] [--skip-bare] "
+        "[--floor-only] [--rescore] [--case 'k=v;k=v' ...] [--settle-ms MS] [--repeat N]\n");
     return parsed.ok() ? 0 : 2;
   }
   if (!floor_program.empty()) {  // the child of BareFloorSeconds: one bare program, its figures
