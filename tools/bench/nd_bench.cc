@@ -33,7 +33,9 @@
 // quantile not scored before each time, the expanded dataset made afresh each time), and reports
 // medians; each repetition's own cold / floor ratio is printed too.
 #include <dirent.h>
+#include <poll.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <torch/script.h>
 #include <torch/torch.h>
@@ -45,6 +47,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -109,35 +112,61 @@ double StageSecondsOf(const nd::LayerSummary& s, const std::string& stage) {
   return 0;
 }
 
-// Peak RSS (kB) of every running nd-stage-* process, merged into `peak` by stage name: VmHWM (all
+// Peak RSS (kB) of every nd-stage-* process of a run, merged into `peak` by stage name: VmHWM (all
 // resident pages, the activation cache's mapped file pages included), and under "<stage> anon"
-// the largest RssAnon sampled (the process's own memory, without the page cache it maps).
-void SampleStageRss(std::map<std::string, long>* peak) {
-  DIR* proc = ::opendir("/proc");
-  if (!proc) return;
-  while (dirent* e = ::readdir(proc)) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    std::string base = std::string("/proc/") + e->d_name;
-    // The executable's name from argv[0] (/proc/<pid>/comm is cut to 15 characters).
-    std::string cmdline = Read(base + "/cmdline");
-    std::string exe = cmdline.substr(0, cmdline.find('\0'));
-    exe = exe.substr(exe.rfind('/') == std::string::npos ? 0 : exe.rfind('/') + 1);
-    if (exe.rfind("nd-stage-", 0) != 0) continue;
-    std::string comm = exe.substr(9);
-    std::string status = Read(base + "/status");
-    for (const auto& [field, name] :
-         {std::pair<std::string, std::string>{"VmHWM:", comm}, {"RssAnon:", comm + " anon"}}) {
-      const size_t at = status.find(field);
-      if (at == std::string::npos) continue;
-      long& slot = (*peak)[name];
-      slot = std::max(slot, std::atol(status.c_str() + at + field.size()));
-    }
+// the largest RssAnon sampled (the process's own memory, without the page cache it maps). Light on
+// purpose, as it runs beside the timed run: processes that were there before the run are never
+// looked at again, a stage's executable name is read once per process.
+class StageRssSampler {
+ public:
+  explicit StageRssSampler(std::map<std::string, long>* peak) : peak_(peak) {
+    ForEachPid([&](int pid) { foreign_.insert(pid); });
   }
-  ::closedir(proc);
-}
 
-// Starts `args` (argv[0] a path) with its standard output on `stdout_fd` (-1: inherited) and no
-// other descriptor of ours; returns the pid.
+  void Sample() {
+    ForEachPid([&](int pid) {
+      if (foreign_.count(pid)) return;
+      const std::string base = "/proc/" + std::to_string(pid);
+      auto known = stages_.find(pid);
+      if (known == stages_.end()) {
+        // The executable's name from argv[0] (/proc/<pid>/comm is cut to 15 characters). Not
+        // remembered when it is not a stage: a forked supervisor child shows nd-pipeline until
+        // its exec.
+        const std::string cmdline = Read(base + "/cmdline");
+        std::string exe = cmdline.substr(0, cmdline.find('\0'));
+        exe = exe.substr(exe.rfind('/') == std::string::npos ? 0 : exe.rfind('/') + 1);
+        if (exe.rfind("nd-stage-", 0) != 0) return;
+        known = stages_.emplace(pid, exe.substr(9)).first;
+      }
+      const std::string status = Read(base + "/status");
+      for (const auto& [field, name] :
+           {std::pair<std::string, std::string>{"VmHWM:", known->second},
+            {"RssAnon:", known->second + " anon"}}) {
+        const size_t at = status.find(field);
+        if (at == std::string::npos) continue;
+        long& slot = (*peak_)[name];
+        slot = std::max(slot, std::atol(status.c_str() + at + field.size()));
+      }
+    });
+  }
+
+ private:
+  template <typename Fn>
+  static void ForEachPid(Fn&& fn) {
+    DIR* proc = ::opendir("/proc");
+    if (!proc) return;
+    while (dirent* e = ::readdir(proc)) {
+      if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+      fn(std::atoi(e->d_name));
+    }
+    ::closedir(proc);
+  }
+
+  std::map<std::string, long>* peak_;
+  std::set<int> foreign_;
+  std::map<int, std::string> stages_;
+};
+
 pid_t Start(std::vector<std::string> args, int stdout_fd) {
   const pid_t pid = ::fork();
   if (pid == 0) {
@@ -166,21 +195,32 @@ RunResult RunUp(const std::string& config, const std::vector<std::string>& sets)
     args.push_back(s);
   }
   RunResult r;
+  StageRssSampler sampler(&r.peak_kb);
   Settle();
   auto start = Clock::now();
   const pid_t pid = Start(args, -1);
   int status = 0;
-  // The exit is noticed within 2 ms (a 100 ms poll added up to 0.1 s to a 0.3 s rescore); /proc is
-  // sampled every 100 ms (VmHWM is the kernel's own high-water mark; RssAnon is instantaneous).
-  auto sampled = Clock::now() - std::chrono::seconds(1);
-  while (::waitpid(pid, &status, WNOHANG) == 0) {
-    if (Clock::now() - sampled >= std::chrono::milliseconds(100)) {
-      SampleStageRss(&r.peak_kb);
-      sampled = Clock::now();
+  // /proc is sampled every 100 ms (VmHWM is the kernel's own high-water mark; RssAnon is
+  // instantaneous); in between, the run's exit wakes nd-bench at once through a pidfd (where the
+  // kernel has none, a 2 ms poll: a 100 ms one added up to 0.1 s to a 0.3 s rescore).
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  for (;;) {
+    sampler.Sample();
+    if (pidfd >= 0) {
+      pollfd item{pidfd, POLLIN, 0};
+      if (::poll(&item, 1, 100) > 0) break;  // exited
+    } else {
+      const auto until = Clock::now() + std::chrono::milliseconds(100);
+      while (Clock::now() < until && ::waitpid(pid, &status, WNOHANG) == 0)
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      if (Clock::now() < until) break;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   r.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
+  if (pidfd >= 0) {
+    ::waitpid(pid, &status, 0);
+    ::close(pidfd);
+  }
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
 }
