@@ -10,13 +10,13 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <optional>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include "cache/activation_cache.h"
 #include "cache/file_digest_memo.h"
@@ -64,6 +64,26 @@ struct Child {
 StatusOr<pid_t> Spawn(const std::string& exe, const std::string& config_path,
                       const std::string& plan_path) {
   if (::access(exe.c_str(), X_OK) != 0) return NotFound(exe + ": stage executable not found");
+  // The stage's environment is the supervisor's, with OMP_WAIT_POLICY=PASSIVE unless the user set
+  // it: LibTorch's OpenMP threads (extract's forward pass) then wait for work sleeping rather than
+  // spinning. The stages share the cores, and a thread that spins at a barrier while its partner
+  // waits for a core that decode holds only delays both (ResNet-18 cold runs on 2 cores:
+  // 12.0-14.3 s spinning, 12.1-12.2 s sleeping, up to 1.9 CPU-s less user time). libgomp reads it
+  // when it is loaded, so it goes into the environment the stage is started with.
+  std::vector<std::string> env;
+  bool wait_policy_set = false;
+  for (char** e = environ; *e != nullptr; ++e) {
+    env.emplace_back(*e);
+    wait_policy_set = wait_policy_set || env.back().rfind("OMP_WAIT_POLICY=", 0) == 0;
+  }
+  if (!wait_policy_set) env.emplace_back("OMP_WAIT_POLICY=PASSIVE");
+  std::vector<char*> envp;
+  for (std::string& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::string arg_config = "--config", arg_plan = "--plan", config = config_path, plan = plan_path,
+              program = exe;
+  char* argv[] = {program.data(),  arg_config.data(), config.data(),
+                  arg_plan.data(), plan.data(),       nullptr};
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) return IoError(std::string("fork: ") + std::strerror(errno));
@@ -73,14 +93,7 @@ StatusOr<pid_t> Spawn(const std::string& exe, const std::string& config_path,
     if (::getppid() != parent) ::_exit(1);
     ::signal(SIGINT, SIG_IGN);  // Ctrl-C reaches the supervisor, which stops stages in order
     CloseDescriptorsFrom(3);    // the stage holds only what it opens itself (descriptors.h)
-    // LibTorch's OpenMP threads (extract's forward pass) wait for work sleeping rather than
-    // spinning, unless the user chose otherwise: the stages share the cores, and a thread that
-    // spins at a barrier while its partner waits for a core that decode holds only delays both
-    // (ResNet-18 cold runs on 2 cores: 12.0-14.3 s spinning, 12.1-12.2 s sleeping, 1 s less CPU).
-    // libgomp reads the variable when it is loaded, so it is set here, before exec.
-    ::setenv("OMP_WAIT_POLICY", "PASSIVE", /*overwrite=*/0);
-    ::execl(exe.c_str(), exe.c_str(), "--config", config_path.c_str(), "--plan", plan_path.c_str(),
-            static_cast<char*>(nullptr));
+    ::execve(exe.c_str(), argv, envp.data());
     std::fprintf(stderr, "nd-pipeline: exec %s: %s\n", exe.c_str(), std::strerror(errno));
     ::_exit(127);
   }
