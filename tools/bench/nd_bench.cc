@@ -348,8 +348,8 @@ nd::StatusOr<double> BareFloorSeconds(const std::string& config_path,
 // With --rescore: a new quantile, then an expanded concept set, both from the cache; prints the
 // figures and returns the exit code.
 int RunRescores(const nd::PipelineConfig& config, const std::string& config_path,
-                const std::vector<std::string>& sets, const std::string& work,
-                const RunResult& cold, int repetition, CaseFigures* figures) {
+                const std::vector<std::string>& sets, const std::string& work, double cold_s,
+                int repetition, CaseFigures* figures) {
   const std::string layer = config.model.layers.back();
   // A quantile no run has scored yet: 2 q, then 1.9 q, 1.8 q, ... for later repetitions.
   double q = config.threshold.quantiles.front() * (2.0 - 0.1 * repetition);
@@ -359,7 +359,7 @@ int RunRescores(const nd::PipelineConfig& config, const std::string& config_path
   const nd::LayerSummary s2 = Summary(nd::LayerResultDir(config.output.dir, layer, q, false));
   std::printf("\n%-34s %12.2f\n", "rescore (new quantile) wall, s", again.wall_s);
   std::printf("%-34s %12.0f\n", "rescore forward_images", static_cast<double>(s2.forward_images));
-  std::printf("%-34s %12.3f\n", "rescore / cold", again.wall_s / cold.wall_s);
+  std::printf("%-34s %12.3f\n", "rescore / cold", again.wall_s / cold_s);
   figures->rescore_quantile_s = again.wall_s;  // this repetition's
 
   // An expanded concept set: the same images with more labels (nd-make-broden --expand-from),
@@ -391,7 +391,7 @@ int RunRescores(const nd::PipelineConfig& config, const std::string& config_path
   std::printf("%-34s %5ld -> %4ld\n", "labels in label.csv",
               lines(Read(fs::path(config.dataset.path) / "label.csv")),
               lines(Read(fs::path(expanded) / "label.csv")));
-  std::printf("%-34s %12.3f\n", "rescore / cold", wider.wall_s / cold.wall_s);
+  std::printf("%-34s %12.3f\n", "rescore / cold", wider.wall_s / cold_s);
   figures->rescore_expanded_s = wider.wall_s;
   if (again.code != 0 || wider.code != 0) {
     std::fprintf(stderr, "nd-bench: a rescore failed (exit %d, %d)\n", again.code, wider.code);
@@ -502,12 +502,10 @@ int RunCase(const std::string& config_path, std::vector<std::string> sets, std::
     return 0;
   }
   // The rescores, from the last cold run's cache, as many times.
-  RunResult median_cold;
-  median_cold.wall_s = figures->cold_s;
   std::vector<double> quantile_s, expanded_s;
   for (int r = 0; r < g_repeat; ++r) {
     CaseFigures rep;
-    if (RunRescores(*config, config_path, sets, work, median_cold, r, &rep) != 0) return 1;
+    if (RunRescores(*config, config_path, sets, work, figures->cold_s, r, &rep) != 0) return 1;
     quantile_s.push_back(rep.rescore_quantile_s);
     expanded_s.push_back(rep.rescore_expanded_s);
   }
